@@ -102,7 +102,8 @@ class ChargingBackend {
   virtual void Status(const std::string& idempotency_key, ChargeCallback done) = 0;
 
   virtual bool SupportsRefund() const = 0;
-  // Reverses (part of) a charged key. Backends without refunds answer kRejected.
+  // Reverses (part of) a charged key, at most once per key: repeating the same refund answers
+  // kRefunded again without paying twice. Backends without refunds answer kRejected.
   virtual void Refund(const std::string& idempotency_key, int64_t amount_vnd, RefundCallback done) = 0;
 };
 
