@@ -801,7 +801,7 @@ std::string DefaultHostname(const LoadOptions& options) {
   return h.substr(0, 64);
 }
 
-void CrossChecks(Context& ctx, const toml::table& root, Config& cfg) {
+void CrossChecks(Context& ctx, const toml::table& root, Config& cfg, bool charging_readable) {
   auto where = [&](std::string_view array, size_t i, std::string_view key) -> toml::source_region {
     const toml::node* n = root[array][i][key].node();
     if (!n) n = root[array][i].node();
@@ -848,7 +848,7 @@ void CrossChecks(Context& ctx, const toml::table& root, Config& cfg) {
   }
   for (size_t i = 0; i < cfg.links.size(); ++i) {
     const std::string& op = cfg.links[i].operator_name;
-    if (op.empty()) continue;
+    if (op.empty() || !charging_readable) continue;  // a malformed [charging] was reported already
     if (FindCharging(cfg, op) == nullptr) {
       ctx.Error(where("smsc", i, "operator"), at("smsc", i, "operator"),
                 "operator " + Quote(op) + " has no [[charging]] entry: nobody would debit its subscribers");
@@ -904,7 +904,8 @@ void ReadRoot(Context& ctx, const toml::table& root, Config& cfg) {
     ctx.Error(root.source(), "admin.listen", "must differ from http.listen (" + cfg.http.listen + ")");
   }
 
-  CrossChecks(ctx, root, cfg);
+  const toml::node* charging_node = root.get("charging");
+  CrossChecks(ctx, root, cfg, !charging_node || charging_node->is_array_of_tables());
 }
 
 void SortByPosition(std::vector<Diagnostic>& d) {

@@ -194,13 +194,13 @@ TEST(LoaderTest, UnknownKeyWithHint) {
 }
 
 TEST(LoaderTest, UnknownKeyWithoutPlausibleHint) {
-  LoadResult r = Load(std::string(kBase) + "colour = \"blue\"\n");
-  EXPECT_EQ(Only(r), "t.toml:15:1: colour: unknown key");
+  LoadResult r = Load("colour = \"blue\"\n" + std::string(kBase));
+  EXPECT_EQ(Only(r), "t.toml:1:1: colour: unknown key");
 }
 
 TEST(LoaderTest, UnknownSectionWithHint) {
   LoadResult r = Load(std::string(kBase) + "[databse]\npool_size = 2\n");
-  EXPECT_EQ(Only(r), "t.toml:15:1: databse: unknown key (did you mean 'database'?)");
+  EXPECT_EQ(Only(r), "t.toml:15:2: databse: unknown key (did you mean 'database'?)");
 }
 
 TEST(LoaderTest, TypoOfRequiredKeyIsReportedOnceNotAlsoAsMissing) {
@@ -218,8 +218,8 @@ TEST(LoaderTest, WrongTypeIsAnError) {
 }
 
 TEST(LoaderTest, SectionOfWrongShapeIsAnError) {
-  LoadResult r = Load(std::string(kBase) + "log = 3\n");
-  EXPECT_EQ(Only(r), "t.toml:15:7: log: expected a table, got an integer");
+  LoadResult r = Load("log = 3\n" + std::string(kBase));
+  EXPECT_EQ(Only(r), "t.toml:1:7: log: expected a table, got an integer");
   r = Load(Replace(kBase, "[[charging]]", "[charging]"));
   EXPECT_THAT(Only(r), HasSubstr("charging: expected an array of tables (write each entry as [[charging]])"));
 }
@@ -467,10 +467,10 @@ TEST(LoaderTest, ServerModeChecksAllowedIpsAndDefaultsHost) {
   text = Replace(text, "port = 2775\n", "port = 2775\nallowed_ips = [\"10.0.0.0/8\", \"::1\", \"10.0.0.300\", 5]\n");
   LoadResult r = Load(text);
   auto lines = Lines(r);
-  ASSERT_EQ(lines.size(), 2u) << ::testing::PrintToString(lines);
-  EXPECT_EQ(lines[0], "t.toml:6:45: smsc[0].allowed_ips[3]: expected a string, got an integer");
+  ASSERT_EQ(lines.size(), 1u) << ::testing::PrintToString(lines);
+  EXPECT_EQ(lines[0], "t.toml:6:51: smsc[0].allowed_ips[3]: expected a string, got an integer");
   r = Load(Replace(text, ", 5]", "]"));
-  EXPECT_EQ(Only(r), "t.toml:6:31: smsc[0].allowed_ips[2]: '10.0.0.300' is not an IP address or CIDR block");
+  EXPECT_EQ(Only(r), "t.toml:6:37: smsc[0].allowed_ips[2]: '10.0.0.300' is not an IP address or CIDR block");
   r = Load(Replace(text, ", \"10.0.0.300\", 5]", "]"));
   ASSERT_TRUE(r.ok()) << ::testing::PrintToString(Lines(r));
   EXPECT_EQ(r.config.links[0].host, "0.0.0.0");
