@@ -1,0 +1,239 @@
+// The Prometheus series donagated exports besides the per-link ones (daemon/link_metrics.h).
+//
+// Metric names and labels are a contract with deploy/grafana and deploy/prometheus/alerts.yml
+// (tests/deploy checks it); do not rename. Labels stay bounded: link, campaign, operator and
+// backend names come from the configuration; every other label value comes from a closed enum
+// below. Never an MSISDN, a message id or free text.
+//
+//   donagate_mo_received_total{link}                         MO PDUs (deliver_sm/data_sm) received
+//   donagate_mo_accepted_total{link}                         MOs committed and acknowledged ESME_ROK
+//   donagate_mo_rejected_total{reason}                       committed but not a donation
+//                                                            (billing::MessageOutcome names)
+//   donagate_mo_temp_errors_total{reason}                    answered with a temporary error status
+//   donagate_concat_parts_pending                            gauge: parts waiting for siblings
+//   donagate_donations_total{campaign,operator,state}        transitions into a final state
+//                                                            (and into "unknown")
+//   donagate_donations_units_charged_total{campaign,operator}
+//   donagate_donations_vnd_charged_total{campaign,operator}  VND, what finance cross-checks
+//   donagate_charges_unknown_outstanding                     gauge: keys with an unknown outcome
+//   donagate_charging_requests_total{backend,outcome}        billing::ChargeOutcome names
+//   donagate_charging_request_duration_seconds{backend}      histogram
+//   donagate_charging_breaker_state{backend}                 0 closed, 1 half-open, 2 open
+//   donagate_store_batch_size                                histogram: items per ingest commit
+//   donagate_store_commit_duration_seconds                   histogram
+//   donagate_store_errors_total{kind}                        "transient" | "permanent"
+//   donagate_store_pool_in_use                               gauge: DB connections busy
+//   donagate_replies_total{operator,result}                  "sent" | "throttled" | "failed"
+//   donagate_receipts_total{stat}                            receipt stat (DELIVRD, ...; "other")
+//   donagate_outbox_backlog                                  gauge: replies not yet submitted
+//   donagate_ack_latency_seconds                             histogram: deliver_sm received →
+//                                                            deliver_sm_resp sent
+//   donagate_reply_latency_seconds                           histogram: deliver_sm received →
+//                                                            reply submit_sm sent
+//   donagate_admin_actions_total{action}                     AdminAction names
+//   donagate_charging_paused                                 gauge: 1 while the kill switch is on
+//   donagate_build_info{version}                             gauge, always 1
+//   donagate_process_start_time_seconds                      gauge: Unix time of start
+//
+// Cost model: everything with a closed label set is created in the constructor, so the hot
+// path is one atomic add. Series keyed by configured names (link, campaign+operator, backend,
+// operator) are created on first use and cached; callers on the hot path resolve the handle
+// once (e.g. per link at start) and keep the reference — handles stay valid for the lifetime
+// of the Metrics object.
+//
+// Thread safety: every method may be called from any thread.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "billing/charging.h"
+#include "billing/circuit_breaker.h"
+#include "billing/store.h"
+
+namespace donagate::daemon {
+
+// Why an MO was answered with a temporary error (the SMSC will redeliver it).
+enum class TempErrorReason {
+  kStoreUnavailable,  // the ingest commit failed transiently (database down, read-only, ...)
+  kStoreError,        // the ingest commit failed permanently (alert: schema, bug)
+  kBackpressure,      // the ingest queue is full
+  kShuttingDown,      // the daemon is stopping and will not commit new work
+  kConcatUnavailable, // a concatenated part could not be stored
+};
+// "store_unavailable" "store_error" "backpressure" "shutting_down" "concat_unavailable".
+std::string_view ToString(TempErrorReason reason);
+
+enum class ReplyResult { kSent, kThrottled, kFailed };  // "sent" "throttled" "failed"
+std::string_view ToString(ReplyResult result);
+
+enum class AdminAction {
+  kPauseCharging, kResumeCharging, kStopLink, kStartLink, kReloadTemplates, kListLinks,
+};
+// "pause_charging" "resume_charging" "stop_link" "start_link" "reload_templates" "list_links".
+std::string_view ToString(AdminAction action);
+
+// Histogram bucket boundaries, in the metric's unit. Latency buckets span 0.5 ms .. 10 s
+// (acks are expected in single-digit ms, a stalled commit in seconds).
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets();
+const prometheus::Histogram::BucketBoundaries& ChargingLatencyBuckets();  // 1 ms .. 30 s
+const prometheus::Histogram::BucketBoundaries& BatchSizeBuckets();        // 1 .. 4096
+
+namespace metrics_internal {
+// The pre-created series for an enum label value.
+template <size_t N, typename Enum>
+prometheus::Counter& At(const std::array<prometheus::Counter*, N>& series, Enum e) {
+  return *series[static_cast<size_t>(e)];
+}
+}  // namespace metrics_internal
+
+class Metrics {
+ public:
+  // Registers every family in `registry` (which must outlive this object) and records the
+  // build version and the process start time (now).
+  Metrics(prometheus::Registry& registry, std::string_view version);
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // ---- messages
+  struct LinkCounters {
+    prometheus::Counter& mo_received;
+    prometheus::Counter& mo_accepted;
+  };
+  // The MO counters of a link (created on first call; the reference stays valid).
+  LinkCounters& ForLink(std::string_view link);
+  void MoRejected(billing::MessageOutcome reason) { metrics_internal::At(mo_rejected_, reason).Increment(); }
+  void MoTempError(TempErrorReason reason) { metrics_internal::At(mo_temp_errors_, reason).Increment(); }
+  prometheus::Gauge& concat_parts_pending() { return concat_parts_pending_; }
+
+  // ---- donations
+  class DonationCounters {
+   public:
+    // A donation moved into `state` (charged, partially_charged, failed, reversed, unknown).
+    void Entered(billing::DonationState state) { metrics_internal::At(by_state_, state).Increment(); }
+    // Units and VND actually debited (per charge or per donation, as long as each is counted
+    // once).
+    void Charged(int64_t units, int64_t vnd) {
+      units_.Increment(static_cast<double>(units));
+      vnd_.Increment(static_cast<double>(vnd));
+    }
+    prometheus::Counter& units() { return units_; }
+    prometheus::Counter& vnd() { return vnd_; }
+
+   private:
+    friend class Metrics;
+    DonationCounters(std::array<prometheus::Counter*, 7> by_state, prometheus::Counter& units,
+                     prometheus::Counter& vnd)
+        : by_state_(by_state), units_(units), vnd_(vnd) {}
+    std::array<prometheus::Counter*, 7> by_state_;
+    prometheus::Counter& units_;
+    prometheus::Counter& vnd_;
+  };
+  DonationCounters& ForCampaign(std::string_view campaign, std::string_view operator_name);
+  prometheus::Gauge& charges_unknown_outstanding() { return charges_unknown_outstanding_; }
+
+  // ---- charging
+  class ChargingCounters {
+   public:
+    // One backend call (Charge or Status) and how long it took.
+    void Request(billing::ChargeOutcome outcome, double seconds) {
+      metrics_internal::At(by_outcome_, outcome).Increment();
+      duration_.Observe(seconds);
+    }
+    void SetBreaker(billing::CircuitBreaker::State state);
+    prometheus::Histogram& duration() { return duration_; }
+
+   private:
+    friend class Metrics;
+    ChargingCounters(std::array<prometheus::Counter*, 7> by_outcome,
+                     prometheus::Histogram& duration, prometheus::Gauge& breaker)
+        : by_outcome_(by_outcome), duration_(duration), breaker_(breaker) {}
+    std::array<prometheus::Counter*, 7> by_outcome_;
+    prometheus::Histogram& duration_;
+    prometheus::Gauge& breaker_;
+  };
+  // `backend` is the charging backend's configured name (usually the operator's).
+  ChargingCounters& ForBackend(std::string_view backend);
+  prometheus::Gauge& charging_paused() { return charging_paused_; }
+
+  // ---- store
+  prometheus::Histogram& store_batch_size() { return store_batch_size_; }
+  prometheus::Histogram& store_commit_duration() { return store_commit_duration_; }
+  // Counts a failed store call; ok statuses are ignored.
+  void StoreError(const billing::StoreStatus& status);
+  prometheus::Gauge& store_pool_in_use() { return store_pool_in_use_; }
+
+  // ---- replies and receipts
+  class ReplyCounters {
+   public:
+    void Add(ReplyResult result) { metrics_internal::At(by_result_, result).Increment(); }
+
+   private:
+    friend class Metrics;
+    explicit ReplyCounters(std::array<prometheus::Counter*, 3> by_result) : by_result_(by_result) {}
+    std::array<prometheus::Counter*, 3> by_result_;
+  };
+  ReplyCounters& ForOperator(std::string_view operator_name);
+  // `stat` is the receipt's stat field (SMPP 3.4 Appendix B: DELIVRD EXPIRED DELETED UNDELIV
+  // ACCEPTD UNKNOWN REJECTD ENROUTE); anything else is counted as "other".
+  void Receipt(std::string_view stat);
+  prometheus::Gauge& outbox_backlog() { return outbox_backlog_; }
+
+  // ---- latency
+  prometheus::Histogram& ack_latency() { return ack_latency_; }
+  prometheus::Histogram& reply_latency() { return reply_latency_; }
+
+  // ---- admin
+  void Admin(AdminAction action) { metrics_internal::At(admin_actions_, action).Increment(); }
+
+  // Every donagate_* metric name this object registers (without _bucket/_sum/_count).
+  static const std::vector<std::string>& Names();
+
+ private:
+  prometheus::Family<prometheus::Counter>& mo_received_family_;
+  prometheus::Family<prometheus::Counter>& mo_accepted_family_;
+  prometheus::Family<prometheus::Counter>& donations_family_;
+  prometheus::Family<prometheus::Counter>& units_family_;
+  prometheus::Family<prometheus::Counter>& vnd_family_;
+  prometheus::Family<prometheus::Counter>& charging_requests_family_;
+  prometheus::Family<prometheus::Histogram>& charging_duration_family_;
+  prometheus::Family<prometheus::Gauge>& breaker_family_;
+  prometheus::Family<prometheus::Counter>& replies_family_;
+
+  std::array<prometheus::Counter*, 12> mo_rejected_{};
+  std::array<prometheus::Counter*, 5> mo_temp_errors_{};
+  std::array<prometheus::Counter*, 6> admin_actions_{};
+  std::array<prometheus::Counter*, 9> receipts_{};  // 8 standard stats + "other"
+  std::array<prometheus::Counter*, 2> store_errors_{};
+
+  prometheus::Gauge& concat_parts_pending_;
+  prometheus::Gauge& charges_unknown_outstanding_;
+  prometheus::Gauge& charging_paused_;
+  prometheus::Histogram& store_batch_size_;
+  prometheus::Histogram& store_commit_duration_;
+  prometheus::Gauge& store_pool_in_use_;
+  prometheus::Gauge& outbox_backlog_;
+  prometheus::Histogram& ack_latency_;
+  prometheus::Histogram& reply_latency_;
+
+  std::mutex mu_;  // guards the caches below (not the metrics, which are atomic)
+  std::map<std::string, std::unique_ptr<LinkCounters>, std::less<>> links_;
+  std::map<std::string, std::unique_ptr<DonationCounters>, std::less<>> campaigns_;
+  std::map<std::string, std::unique_ptr<ChargingCounters>, std::less<>> backends_;
+  std::map<std::string, std::unique_ptr<ReplyCounters>, std::less<>> operators_;
+};
+
+}  // namespace donagate::daemon
