@@ -1,0 +1,117 @@
+#include "daemon/health.h"
+
+#include <nlohmann/json.hpp>
+
+#include <ctime>
+#include <utility>
+
+namespace donagate::daemon {
+namespace {
+
+std::string Iso8601(std::chrono::system_clock::time_point t) {
+  if (t == std::chrono::system_clock::time_point{}) return {};
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+nlohmann::json LinkJson(const LinkStatus& link) {
+  return {
+      {"name", link.name},
+      {"operator", link.operator_name},
+      {"mode", link.mode},
+      {"state", std::string(ToString(link.state))},
+      {"state_since", Iso8601(link.state_since)},
+      {"bound_sessions", link.bound_sessions},
+      {"can_transmit", link.can_transmit},
+      {"throttled", link.throttled},
+      {"window_in_use", link.window_in_use},
+      {"queued_submits", link.queued_submits},
+      {"pending_inbound", link.pending_inbound},
+      {"last_error", link.last_error},
+  };
+}
+
+// Text from the daemon may carry bytes from a peer; never let invalid UTF-8 turn a status
+// page into an exception.
+std::string Dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::string ReadyJson(const ReadyState& state) {
+  nlohmann::json j{{"ready", state.ready()}};
+  if (!state.ready()) j["reasons"] = state.reasons;
+  return Dump(j);
+}
+
+HealthMonitor::HealthMonitor(std::function<int()> bound_links) : bound_links_(std::move(bound_links)) {}
+
+void HealthMonitor::SetDatabase(bool reachable, std::string reason) {
+  std::lock_guard lock(mu_);
+  db_known_ = true;
+  db_reachable_ = reachable;
+  db_reason_ = std::move(reason);
+}
+
+void HealthMonitor::SetMigrations(bool current, std::string reason) {
+  std::lock_guard lock(mu_);
+  migrations_known_ = true;
+  migrations_current_ = current;
+  migrations_reason_ = std::move(reason);
+}
+
+ReadyState HealthMonitor::Evaluate() const {
+  ReadyState state;
+  {
+    std::lock_guard lock(mu_);
+    if (!db_known_) {
+      state.reasons.push_back("database not checked yet");
+    } else if (!db_reachable_) {
+      state.reasons.push_back(db_reason_.empty() ? "database unreachable"
+                                                 : "database unreachable: " + db_reason_);
+    }
+    if (!migrations_known_) {
+      state.reasons.push_back("schema version not checked yet");
+    } else if (!migrations_current_) {
+      state.reasons.push_back(migrations_reason_.empty() ? "migrations not current"
+                                                         : "migrations not current: " + migrations_reason_);
+    }
+  }
+  const int bound = bound_links_ ? bound_links_() : 0;
+  if (bound <= 0) state.reasons.push_back("no link bound");
+  return state;
+}
+
+std::string LinksJson(const std::vector<LinkStatus>& links) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& link : links) j.push_back(LinkJson(link));
+  return Dump(j);
+}
+
+std::string StatusJson(const StatusSnapshot& status, std::chrono::system_clock::time_point now) {
+  nlohmann::json links = nlohmann::json::array();
+  for (const auto& link : status.links) links.push_back(LinkJson(link));
+  const auto uptime = status.started_at == std::chrono::system_clock::time_point{}
+                          ? 0
+                          : std::chrono::duration_cast<std::chrono::seconds>(now - status.started_at).count();
+  nlohmann::json j{
+      {"version", status.version},
+      {"instance_id", status.instance_id},
+      {"started_at", Iso8601(status.started_at)},
+      {"uptime_seconds", uptime < 0 ? 0 : uptime},
+      {"ready", status.readiness.ready()},
+      {"reasons", status.readiness.reasons},
+      {"charging_paused", status.charging_paused},
+      {"unknown_charges", status.unknown_charges},
+      {"queues", status.queues},
+      {"links", std::move(links)},
+  };
+  return Dump(j);
+}
+
+}  // namespace donagate::daemon
