@@ -77,8 +77,9 @@ class HttpServer {
   uint16_t port() const;
   uint16_t admin_port() const;
 
+  class Impl;  // implementation detail (daemon/http_server.cc)
+
  private:
-  class Impl;
   std::shared_ptr<Impl> impl_;
 };
 
