@@ -50,6 +50,9 @@ std::string ValidateInput(const DonationChargeInput& in) {
   if (in.unit_price_vnd > std::numeric_limits<int64_t>::max() / in.units) return "units x unit_price overflows";
   if (in.amount_vnd != in.unit_price_vnd * in.units) return "amount_vnd differs from units x unit_price_vnd";
   if (in.msisdn.empty()) return "msisdn is empty";
+  const std::string longest_key =
+      in.mode == ChargingMode::kWhole ? WholeChargeKey(in.donation_id) : UnitChargeKey(in.donation_id, in.units);
+  if (!IsValidIdempotencyKey(longest_key)) return "idempotency key too long: " + longest_key;
   return {};
 }
 
