@@ -436,7 +436,10 @@ const std::string* TlvList::Find(uint16_t tag) const {
 void TlvList::Set(uint16_t tag, std::string_view value) {
   for (Tlv& t : entries_) {
     if (t.tag == tag) {
-      t.value.assign(value.data(), value.size());
+      // resize + memcpy rather than assign(): GCC 12 reports a false -Wrestrict
+      // (GCC bug 105329) for assign() inlined here, which -Werror turns fatal.
+      t.value.resize(value.size());
+      if (!value.empty()) std::memcpy(t.value.data(), value.data(), value.size());
       return;
     }
   }
