@@ -182,8 +182,10 @@ CREATE TRIGGER donation_transition_no_truncate BEFORE TRUNCATE ON donation_trans
   FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
 
 -- Balance check at COMMIT (deferred), so a journal may be written by several statements of
--- one transaction but can never be committed unbalanced.
-CREATE FUNCTION ledger_check_journal_balance() RETURNS trigger LANGUAGE plpgsql AS $$
+-- one transaction but can never be committed unbalanced. SECURITY DEFINER: the check reads
+-- the journal even when the inserting role may not read the ledger (reverse_donation callers).
+CREATE FUNCTION ledger_check_journal_balance() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
   debits  numeric;
   credits numeric;

@@ -294,8 +294,8 @@ SELECT n.journal_id,
 const std::string kUpdateDonationsSql = R"(
 WITH u AS (
   SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[],
-                       $7::bigint[], $8::bool[])
-    AS u(id, from_state, to_state, reason, charged_units, charged_amount_vnd, next_us, final)),
+                       $7::bigint[], $8::bool[], $10::text[])
+    AS u(id, from_state, to_state, reason, charged_units, charged_amount_vnd, next_us, final, why)),
 upd AS (
   UPDATE donation d
      SET state = u.to_state, failure_reason = u.reason, charged_units = u.charged_units,
@@ -306,7 +306,7 @@ upd AS (
     FROM u WHERE d.id = u.id
   RETURNING d.id)
 INSERT INTO donation_transition (donation_id, from_state, to_state, reason, actor)
-SELECT u.id, u.from_state, u.to_state, u.reason, $9 FROM u
+SELECT u.id, u.from_state, u.to_state, u.why, $9 FROM u
  WHERE u.from_state IS DISTINCT FROM u.to_state AND u.id IN (SELECT id FROM upd))";
 
 constexpr std::string_view kQueueDonationRepliesSql = R"(
@@ -856,6 +856,7 @@ StoreStatus Store::RecordChargeOutcomes(const std::vector<ChargeOutcomeRecord>& 
     int64_t id;
     std::string from, to;
     std::optional<std::string> reason;
+    std::string transition_reason;
     int64_t charged_units, charged_amount;
     std::optional<int64_t> next_us;
     bool final;
@@ -1000,7 +1001,11 @@ StoreStatus Store::RecordChargeOutcomes(const std::vector<ChargeOutcomeRecord>& 
     u.id = rec.donation_id;
     u.from = std::string(ToString(d.state));
     u.to = std::string(ToString(target));
-    u.reason = target == DonationState::kCharged ? std::nullopt : NullIfEmpty(rec.reason);
+    // failure_reason describes final shortfalls only; a deferral or an unknown outcome is
+    // not a failure (its cause goes to the history row).
+    u.transition_reason = rec.reason.empty() ? std::string(ToString(target)) : rec.reason;
+    if (target == DonationState::kFailed || target == DonationState::kPartiallyCharged)
+      u.reason = NullIfEmpty(rec.reason);
     if (target == DonationState::kFailed && !u.reason) u.reason = "failed";
     u.charged_units = charged_units;
     u.charged_amount = charged_amount;
@@ -1044,6 +1049,7 @@ StoreStatus Store::RecordChargeOutcomes(const std::vector<ChargeOutcomeRecord>& 
     std::vector<int64_t> id, cu, ca;
     std::vector<std::string> from, to;
     std::vector<std::optional<std::string>> reason;
+    std::vector<std::string> why;
     std::vector<std::optional<int64_t>> next;
     std::vector<bool> fin;
     for (const auto& u : updates) {
@@ -1051,6 +1057,7 @@ StoreStatus Store::RecordChargeOutcomes(const std::vector<ChargeOutcomeRecord>& 
       from.push_back(u.from);
       to.push_back(u.to);
       reason.push_back(u.reason);
+      why.push_back(u.transition_reason);
       cu.push_back(u.charged_units);
       ca.push_back(u.charged_amount);
       next.push_back(u.next_us);
@@ -1059,7 +1066,7 @@ StoreStatus Store::RecordChargeOutcomes(const std::vector<ChargeOutcomeRecord>& 
     st = conn.Prepared("record_update_donations", kUpdateDonationsSql,
                        pg::Params().IntArray(id).TextArray(from).TextArray(to).TextArray(reason)
                            .IntArray(cu).IntArray(ca).OptionalIntArray(next).BoolArray(fin)
-                           .Text(options_.instance_id));
+                           .Text(options_.instance_id).TextArray(why));
     if (!st.ok()) return st;
   }
   if (!replies.empty()) {
