@@ -1,6 +1,7 @@
 #include "protocol/pdu.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -636,6 +637,39 @@ std::optional<Pdu> AnswerFor(const DecodeResult& result) {
       return MakeResponseFor(result.header, result.status);
   }
   return std::nullopt;
+}
+
+std::string Describe(const DecodeResult& result) {
+  std::string out;
+  const std::string_view name = CommandIdName(result.header.command_id);
+  if (name.empty()) {
+    char hex[24];
+    std::snprintf(hex, sizeof(hex), "command_id 0x%08X",
+                  static_cast<uint32_t>(result.header.command_id));
+    out += hex;
+  } else {
+    out += name;
+  }
+  if (result.sequence_known) out += " seq " + std::to_string(result.header.sequence_number);
+  out += ": ";
+  out += DecodeErrorName(result.error);
+  if (!result.field.empty()) out.append(" (").append(result.field).append(")");
+  switch (result.answer) {
+    case Answer::kNone:
+      if (!result.ok()) out += "; not answered (malformed response)";
+      break;
+    case Answer::kGenericNack:
+      out += "; answer generic_nack " + FormatCommandStatus(result.status);
+      break;
+    case Answer::kResponse: {
+      const std::optional<CommandId> resp = ResponseIdFor(result.header.command_id);
+      out.append("; answer ").append(resp ? CommandIdName(*resp) : "response");
+      out += " " + FormatCommandStatus(result.status);
+      break;
+    }
+  }
+  if (result.close_connection) out += "; closing the connection";
+  return out;
 }
 
 FrameCheck CheckFrame(std::string_view buffered, const DecodeLimits& limits) {

@@ -352,6 +352,10 @@ struct DecodeResult {
   bool ok() const { return error == DecodeError::kNone; }
 };
 
+// One line for logs: "submit_sm seq 5: C-octet string too long (source_addr); answer
+// submit_sm_resp ESME_RINVSRCADR (0x0000000A)".
+std::string Describe(const DecodeResult& result);
+
 // Decodes exactly one PDU; `wire` must be the whole PDU (see CheckFrame). On success *out
 // holds it; on error *out is unspecified (but valid) and the result says what to answer.
 DecodeResult Decode(std::string_view wire, Pdu* out, const DecodeLimits& limits = {});

@@ -407,12 +407,8 @@ class RandomPdus {
   std::string CStr(size_t max_with_nul) {
     switch (Below(4)) {
       case 0: return "";
-      case 1: return Octets(max_with_nul - 1, false).append(0, 'x');
-      default: {
-        std::string s = Octets(max_with_nul - 1, false);
-        if (Below(2) == 0) s.resize(max_with_nul - 1, 'Z');
-        return s;
-      }
+      case 1: return std::string(max_with_nul - 1, static_cast<char>(1 + Below(255)));
+      default: return Octets(max_with_nul - 1, false);
     }
   }
   void Tlvs(TlvList& t) {
@@ -785,6 +781,22 @@ TEST(PduMalformedTest, MalformedResponsesAndOutbindAreNotAnsweredWithAResponse) 
                                       {DecodeError::kStringNotTerminated, Answer::kGenericNack,
                                        status::kInvCmdLen, false});
   EXPECT_EQ(ToHex(AnswerBytes(o)), ToHex(Hex("00000010 80000000 00000002 00000004")));
+}
+
+TEST(PduHelpersTest, DescribeSaysWhatFailedAndWhatIsAnswered) {
+  std::string wire = Hex("00000000 00000004 00000000 00000005 00 01 01 '123456789012345678901' 00"
+                         " 01 01 '1407' 00 00 00 00 00 00 00 00 00 00 00");
+  wire[3] = static_cast<char>(wire.size());
+  Pdu pdu;
+  EXPECT_EQ(Describe(Decode(wire, &pdu)),
+            "submit_sm seq 5: C-octet string too long (source_addr); answer submit_sm_resp "
+            "ESME_RINVSRCADR (0x0000000A)");
+  EXPECT_EQ(Describe(Decode(Hex("FFFFFFFF 00000005 00000000 00000010"), &pdu)),
+            "deliver_sm seq 16: command_length above the maximum (command_length); answer "
+            "generic_nack ESME_RINVCMDLEN (0x00000002); closing the connection");
+  EXPECT_EQ(Describe(Decode(Hex("00000010 00000999 00000000 00000001"), &pdu)),
+            "command_id 0x00000999 seq 1: unknown command_id (command_id); answer generic_nack "
+            "ESME_RINVCMDID (0x00000003)");
 }
 
 TEST(PduHelpersTest, ResponsesMirrorTheRequest) {
