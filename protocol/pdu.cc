@@ -548,6 +548,115 @@ Pdu MakeGenericNack(uint32_t sequence_number, uint32_t command_status) {
   return MakePdu(CommandId::kGenericNack, sequence_number, command_status);
 }
 
+// --- Summarize ------------------------------------------------------------------------
+
+namespace {
+
+void AppendHex8(std::string* out, uint8_t v) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "0x%02X", v);
+  out->append(buf);
+}
+
+void AppendAddress(std::string* out, std::string_view label, uint8_t ton, uint8_t npi,
+                   const std::string& addr) {
+  out->append(" ").append(label).append(" ");
+  out->append(std::to_string(ton)).append("/").append(std::to_string(npi)).append("/");
+  out->append(addr);
+}
+
+void AppendTlvs(std::string* out, const TlvList& tlvs) {
+  if (tlvs.empty()) return;
+  out->append(" tlvs ");
+  bool first = true;
+  for (const Tlv& t : tlvs.entries()) {
+    char buf[8];
+    std::snprintf(buf, sizeof(buf), "%04X", t.tag);
+    if (!first) out->append(",");
+    out->append(buf);
+    first = false;
+  }
+}
+
+struct SummaryVisitor {
+  std::string* out;
+  void operator()(const EmptyBody&) const {}
+  void operator()(const BindBody& b) const {
+    out->append(" system_id ").append(b.system_id).append(" password ***");
+    if (!b.system_type.empty()) out->append(" system_type ").append(b.system_type);
+    out->append(" version ");
+    AppendHex8(out, b.interface_version);
+    if (!b.address_range.empty()) out->append(" range ").append(b.address_range);
+  }
+  void operator()(const BindRespBody& b) const {
+    out->append(" system_id ").append(b.system_id);
+    AppendTlvs(out, b.tlvs);
+  }
+  void operator()(const OutbindBody& b) const {
+    out->append(" system_id ").append(b.system_id).append(" password ***");
+  }
+  void operator()(const ShortMessageBody& b) const {
+    if (!b.service_type.empty()) out->append(" service_type ").append(b.service_type);
+    AppendAddress(out, "src", b.source_addr_ton, b.source_addr_npi, b.source_addr);
+    AppendAddress(out, "dst", b.dest_addr_ton, b.dest_addr_npi, b.destination_addr);
+    out->append(" esm ");
+    AppendHex8(out, b.esm_class);
+    out->append(" dc ");
+    AppendHex8(out, b.data_coding);
+    if (b.registered_delivery != 0) {
+      out->append(" registered_delivery ");
+      AppendHex8(out, b.registered_delivery);
+    }
+    out->append(" sm ").append(std::to_string(b.short_message.size())).append(" octets");
+    AppendTlvs(out, b.tlvs);
+  }
+  void operator()(const MessageIdRespBody& b) const {
+    if (!b.message_id.empty()) out->append(" message_id ").append(b.message_id);
+    AppendTlvs(out, b.tlvs);
+  }
+  void operator()(const DataSmBody& b) const {
+    if (!b.service_type.empty()) out->append(" service_type ").append(b.service_type);
+    AppendAddress(out, "src", b.source_addr_ton, b.source_addr_npi, b.source_addr);
+    AppendAddress(out, "dst", b.dest_addr_ton, b.dest_addr_npi, b.destination_addr);
+    out->append(" esm ");
+    AppendHex8(out, b.esm_class);
+    out->append(" dc ");
+    AppendHex8(out, b.data_coding);
+    AppendTlvs(out, b.tlvs);
+  }
+  void operator()(const QuerySmBody& b) const {
+    out->append(" message_id ").append(b.message_id);
+    AppendAddress(out, "src", b.source_addr_ton, b.source_addr_npi, b.source_addr);
+  }
+  void operator()(const QuerySmRespBody& b) const {
+    out->append(" message_id ").append(b.message_id);
+    if (!b.final_date.empty()) out->append(" final_date ").append(b.final_date);
+    out->append(" state ").append(std::to_string(b.message_state));
+    out->append(" error ").append(std::to_string(b.error_code));
+  }
+};
+
+}  // namespace
+
+std::string Summarize(const Pdu& pdu) {
+  std::string out;
+  const std::string_view name = CommandIdName(pdu.header.command_id);
+  if (name.empty()) {
+    char hex[24];
+    std::snprintf(hex, sizeof(hex), "command_id 0x%08X",
+                  static_cast<uint32_t>(pdu.header.command_id));
+    out += hex;
+  } else {
+    out += name;
+  }
+  out += " seq " + std::to_string(pdu.header.sequence_number) + " ";
+  const std::string_view status_name = CommandStatusName(pdu.header.command_status);
+  out += status_name.empty() ? FormatCommandStatus(pdu.header.command_status)
+                             : std::string(status_name);
+  std::visit(SummaryVisitor{&out}, pdu.body);
+  return out;
+}
+
 // --- Decode ---------------------------------------------------------------------------
 
 std::string_view DecodeErrorName(DecodeError error) {

@@ -301,6 +301,11 @@ Pdu MakePdu(CommandId id, uint32_t sequence_number, uint32_t command_status = st
 Pdu MakeResponseFor(const Header& request, uint32_t command_status);
 Pdu MakeGenericNack(uint32_t sequence_number, uint32_t command_status);
 
+// One line for logs and tests, e.g. "deliver_sm seq 9 ESME_ROK src 1/1/84912345678
+// dst 0/0/1407 esm 0x00 dc 0x00 sm 4 octets tlvs 020C,020E". Never prints a password
+// (shown as "***") nor message content (only its length), so it is safe to log.
+std::string Summarize(const Pdu& pdu);
+
 // --- Decoding -------------------------------------------------------------------------
 
 struct DecodeLimits {

@@ -37,6 +37,7 @@ void CheckOne(std::string_view frame, Pdu* reused, const DecodeLimits& limits) {
   Check(r.error == again.error && r.status == again.status && r.answer == again.answer);
   Check(!r.close_connection);  // the frame was vetted by CheckFrame
   if (!r.ok()) {
+    Check(!Describe(r).empty());
     if (std::optional<Pdu> answer = AnswerFor(r)) {
       std::string out;
       Check(Encode(*answer, &out) == EncodeError::kNone);
@@ -44,6 +45,7 @@ void CheckOne(std::string_view frame, Pdu* reused, const DecodeLimits& limits) {
     return;
   }
   Check(*reused == pdu);
+  Check(!Summarize(pdu).empty());
 
   std::string wire;
   Check(Encode(pdu, &wire) == EncodeError::kNone);

@@ -799,6 +799,22 @@ TEST(PduHelpersTest, DescribeSaysWhatFailedAndWhatIsAnswered) {
             "ESME_RINVCMDID (0x00000003)");
 }
 
+TEST(PduHelpersTest, SummarizeIsReadableAndNeverShowsPasswordsOrText) {
+  EXPECT_EQ(Summarize(DeliverSmPdu()),
+            "deliver_sm seq 9 ESME_ROK src 1/1/84912345678 dst 0/0/1407 esm 0x00 dc 0x00 "
+            "sm 4 octets tlvs 020C,020E,020F,1400");
+  const std::string bind = Summarize(BindTransmitterPdu());
+  EXPECT_EQ(bind, "bind_transmitter seq 1 ESME_ROK system_id donagate password *** "
+                  "system_type CV version 0x34");
+  EXPECT_EQ(bind.find("secret"), std::string::npos);
+  Pdu outbind = MakePdu(CommandId::kOutbind, 4);
+  std::get<Outbind>(outbind.body) = {"SMSC", "hunter2"};
+  EXPECT_EQ(Summarize(outbind).find("hunter2"), std::string::npos);
+  EXPECT_EQ(Summarize(SubmitSmPdu()).find("Cam on"), std::string::npos);
+  EXPECT_EQ(Summarize(MakePdu(CommandId::kSubmitSmResp, 3, 0x401)),
+            "submit_sm_resp seq 3 0x00000401 (Reserved for SMSC vendor specific errors)");
+}
+
 TEST(PduHelpersTest, ResponsesMirrorTheRequest) {
   Header request{0, CommandId::kDeliverSm, 0, 77};
   Pdu resp = MakeResponseFor(request, status::kXTAppn);
