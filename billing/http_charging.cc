@@ -34,6 +34,7 @@ struct ParsedUrl {
   std::string host;
   std::string port;
   std::string prefix;  // without trailing '/'
+  std::string host_header;
 };
 
 bool ParseUrl(const std::string& url, ParsedUrl* out, std::string* error) {
@@ -89,6 +90,9 @@ bool ParseUrl(const std::string& url, ParsedUrl* out, std::string* error) {
     }
     out->port = std::string(port);
   }
+  const bool ipv6 = out->host.find(':') != std::string::npos;
+  out->host_header = ipv6 ? "[" + out->host + "]" : out->host;
+  if (out->port != (out->tls ? "443" : "80")) out->host_header += ":" + out->port;
   return true;
 }
 
@@ -434,9 +438,10 @@ template <class Stream>
 class ConnectionT final : public Connection, public std::enable_shared_from_this<ConnectionT<Stream>> {
  public:
   template <class... StreamArgs>
-  ConnectionT(HttpChargingBackend::Impl& backend, std::shared_ptr<HttpChargingBackend::Impl> keep_alive,
-              StreamArgs&&... args)
-      : backend_(backend), keep_alive_(std::move(keep_alive)), resolver_(backend.strand()),
+  // The backend outlives its connections: idle ones are owned by it, busy ones are reached
+  // only through handlers that also hold the backend.
+  explicit ConnectionT(HttpChargingBackend::Impl& backend, StreamArgs&&... args)
+      : backend_(backend), resolver_(backend.strand()),
         stream_(std::forward<StreamArgs>(args)...) {}
 
   void Run(std::shared_ptr<Exchange> exchange, Done done) override {
@@ -493,7 +498,7 @@ class ConnectionT final : public Connection, public std::enable_shared_from_this
     request_.version(11);
     request_.method(exchange_->method);
     request_.target(exchange_->target);
-    request_.set(http::field::host, backend_.url().host);
+    request_.set(http::field::host, backend_.url().host_header);
     request_.set(http::field::user_agent, "donagate/" DONAGATE_VERSION);
     request_.set(http::field::accept, "application/json");
     if (!backend_.options().bearer_token.empty()) {
@@ -552,7 +557,6 @@ class ConnectionT final : public Connection, public std::enable_shared_from_this
   }
 
   HttpChargingBackend::Impl& backend_;
-  std::shared_ptr<HttpChargingBackend::Impl> keep_alive_;
   tcp::resolver resolver_;
   Stream stream_;
   beast::flat_buffer buffer_;
@@ -569,10 +573,9 @@ class ConnectionT final : public Connection, public std::enable_shared_from_this
 
 std::shared_ptr<Connection> HttpChargingBackend::Impl::NewConnection() {
   if (url_.tls) {
-    return std::make_shared<ConnectionT<beast::ssl_stream<beast::tcp_stream>>>(*this, shared_from_this(), strand_,
-                                                                                ssl_ctx_);
+    return std::make_shared<ConnectionT<beast::ssl_stream<beast::tcp_stream>>>(*this, strand_, ssl_ctx_);
   }
-  return std::make_shared<ConnectionT<beast::tcp_stream>>(*this, shared_from_this(), strand_);
+  return std::make_shared<ConnectionT<beast::tcp_stream>>(*this, strand_);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -251,6 +251,21 @@ TEST_F(HttpChargingTest, KeepAliveReusesOneConnectionForSequentialCalls) {
   EXPECT_EQ(backend->stats().connections_opened, 1u);
 }
 
+TEST_F(HttpChargingTest, ServerRestartBetweenCallsIsRetriedOnAFreshConnection) {
+  int port = FreeTcpPort();
+  sim_ = std::make_unique<ChargingSimProcess>(SimBinary(), port, std::vector<std::string>{});
+  auto backend = MakeBackend();
+  ASSERT_EQ(Charge(*backend, Request("don-30")).outcome, ChargeOutcome::kCharged);
+  // The pooled keep-alive connection dies with the process; the next call must not report
+  // that as "unknown" but retry it (same key) on a new connection.
+  sim_.reset();
+  sim_ = std::make_unique<ChargingSimProcess>(SimBinary(), port, std::vector<std::string>{});
+  ChargeResult r = Charge(*backend, Request("don-31"));
+  EXPECT_EQ(r.outcome, ChargeOutcome::kCharged) << r.detail;
+  EXPECT_EQ(backend->stats().connections_opened, 2u);
+  EXPECT_EQ(sim_->DebitsFor("don-31"), 1);
+}
+
 TEST_F(HttpChargingTest, ConcurrencyIsBoundedAndExtraRequestsQueue) {
   StartSim({"--latency-ms", "40"});
   HttpChargingOptions options;
