@@ -95,6 +95,35 @@ void AppendUtf8(std::string* out, char32_t cp) {
   }
 }
 
+// UTF-8 of every default-alphabet character, so that decoding a septet is one short append.
+struct Utf8Char {
+  char bytes[3] = {};
+  uint8_t length = 0;
+};
+struct GsmUtf8Table {
+  std::array<Utf8Char, 128> septet{};
+  constexpr GsmUtf8Table() {
+    for (std::size_t i = 0; i < 128; ++i) {
+      char16_t c = kGsmToUnicode[i];
+      Utf8Char& u = septet[i];
+      if (c < 0x80) {
+        u.bytes[0] = static_cast<char>(c);
+        u.length = 1;
+      } else if (c < 0x800) {
+        u.bytes[0] = static_cast<char>(0xC0 | (c >> 6));
+        u.bytes[1] = static_cast<char>(0x80 | (c & 0x3F));
+        u.length = 2;
+      } else {
+        u.bytes[0] = static_cast<char>(0xE0 | (c >> 12));
+        u.bytes[1] = static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+        u.bytes[2] = static_cast<char>(0x80 | (c & 0x3F));
+        u.length = 3;
+      }
+    }
+  }
+};
+constexpr GsmUtf8Table kGsmUtf8;
+
 // Reads one code point from strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF). A malformed
 // sequence consumes its maximal valid prefix (at least one byte) and yields U+FFFD, *bad = true.
 char32_t NextCodePoint(std::string_view s, std::size_t* pos, bool* bad) {
@@ -186,12 +215,14 @@ class TextAccumulator {
 
  private:
   void FlushGsm() {
+    out_.reserve(out_.size() + gsm_.size() * 2);  // most characters take 1 or 2 octets
     for (std::size_t i = 0; i < gsm_.size(); ++i) {
       auto septet = static_cast<uint8_t>(gsm_[i]);
       if (septet >= 0x80) {
         Replace();
       } else if (septet != kGsmEscape) {
-        AppendUtf8(&out_, kGsmToUnicode[septet]);
+        const Utf8Char& c = kGsmUtf8.septet[septet];
+        out_.append(c.bytes, c.length);
       } else if (i + 1 >= gsm_.size()) {
         Replace();  // ESC with nothing after it
       } else {
@@ -211,6 +242,7 @@ class TextAccumulator {
   }
 
   void FlushUtf16() {
+    out_.reserve(out_.size() + utf16_.size() * 3);
     for (std::size_t i = 0; i < utf16_.size(); ++i) {
       char16_t u = utf16_[i];
       if (u >= 0xD800 && u <= 0xDBFF && i + 1 < utf16_.size() && utf16_[i + 1] >= 0xDC00 &&
