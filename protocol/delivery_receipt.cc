@@ -219,7 +219,7 @@ ReceiptParse ParseDeliveryReceipt(std::string_view text, const ReceiptTlvs& tlvs
   }
   if (tlvs.network_error_code && tlvs.network_error_code->size() == 3) {
     std::string_view v = *tlvs.network_error_code;
-    r.network_error = NetworkErrorCode{
+    r.network_error = ReceiptNetworkError{
         static_cast<uint8_t>(v[0]),
         static_cast<uint16_t>((static_cast<uint8_t>(v[1]) << 8) | static_cast<uint8_t>(v[2]))};
   }

@@ -44,10 +44,11 @@ struct ReceiptTime {
 };
 
 // network_error_code TLV (§5.3.2.31): network type (1 ANSI-136, 2 IS-95, 3 GSM, ...) + code.
-struct NetworkErrorCode {
+// (Same content as pdu.h NetworkErrorCode; kept separate so this parser takes plain values.)
+struct ReceiptNetworkError {
   uint8_t network_type = 0;
   uint16_t error_code = 0;
-  friend bool operator==(const NetworkErrorCode&, const NetworkErrorCode&) = default;
+  friend bool operator==(const ReceiptNetworkError&, const ReceiptNetworkError&) = default;
 };
 
 // The optional TLVs of the receipt PDU, as raw values (empty optional = TLV absent).
@@ -71,7 +72,7 @@ struct DeliveryReceipt {
   std::optional<ReceiptTime> done_date;
   std::string err_raw;               // err: field as written
   std::optional<uint32_t> err;       // err: when numeric
-  std::optional<NetworkErrorCode> network_error;  // from the TLV
+  std::optional<ReceiptNetworkError> network_error;  // from the TLV
   std::string text;                  // text: field (the start of the original message)
   bool id_from_tlv = false;
   bool state_from_tlv = false;

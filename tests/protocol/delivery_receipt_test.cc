@@ -137,7 +137,7 @@ TEST(ParseDeliveryReceipt, TlvsTakePrecedence) {
   EXPECT_EQ(p.receipt.state, MessageState::kUndeliverable);
   EXPECT_TRUE(p.receipt.state_from_tlv);
   EXPECT_EQ(p.receipt.stat_raw, "DELIVRD");  // what the text said is still visible
-  EXPECT_EQ(p.receipt.network_error, (NetworkErrorCode{3, 6}));
+  EXPECT_EQ(p.receipt.network_error, (ReceiptNetworkError{3, 6}));
   EXPECT_TRUE(p.receipt.final);
 
   // TLVs alone make a receipt (some SMSCs send an empty short_message).
