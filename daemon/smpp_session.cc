@@ -464,7 +464,11 @@ bool SmppSession::ProcessBuffer() {
     std::string_view buffered(buf_.data() + begin_, end_ - begin_);
     smpp::FrameCheck frame = smpp::CheckFrame(buffered, limits_);
     if (frame.state == smpp::FrameState::kInvalid) {
-      if (buffered.size() < smpp::kHeaderLength && frame.command_length > smpp::kHeaderLength) {
+      const uint32_t command_length =
+          (uint32_t{static_cast<uint8_t>(buffered[0])} << 24) |
+          (uint32_t{static_cast<uint8_t>(buffered[1])} << 16) |
+          (uint32_t{static_cast<uint8_t>(buffered[2])} << 8) | static_cast<uint8_t>(buffered[3]);
+      if (buffered.size() < smpp::kHeaderLength && command_length > smpp::kHeaderLength) {
         // Wait for the rest of the header so the generic_nack can carry the sequence number;
         // the slow-PDU timer bounds the wait.
         if (!partial_since_) partial_since_ = Clock::now();
@@ -474,9 +478,9 @@ bool SmppSession::ProcessBuffer() {
       metrics_->Pdu(PduDirection::kIn, "unknown", "ESME_RINVCMDLEN");
       LogWarn("bad_command_length",
               fmt::format("command_length={} max={} action=generic_nack_and_close",
-                          frame.command_length, limits_.max_command_length));
+                          command_length, limits_.max_command_length));
       CloseAfterFlush(CloseReason::kProtocolError,
-                      fmt::format("command_length {} out of range", frame.command_length));
+                      fmt::format("command_length {} out of range", command_length));
       return state_ != State::kClosed;
     }
     if (frame.state == smpp::FrameState::kNeedMore) {
@@ -518,8 +522,8 @@ bool SmppSession::ProcessBuffer() {
 void SmppSession::HandleDecodeFailure(const smpp::DecodeResult& result) {
   metrics_->Pdu(PduDirection::kIn, CommandLabel(result.header.command_id),
                 StatusLabel(result.status));
-  LogWarn(std::string("bad_pdu_") + std::string(smpp::DecodeErrorName(result.error)),
-          fmt::format("command={} sequence={} error={} field={} answer_status={}",
+  LogWarn("bad_pdu",
+          fmt::format("command={} sequence={} error=\"{}\" field={} answer_status={}",
                       CommandLabel(result.header.command_id), result.header.sequence_number,
                       smpp::DecodeErrorName(result.error), result.field,
                       StatusLabel(result.status)));
