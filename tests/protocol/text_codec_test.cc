@@ -505,3 +505,43 @@ TEST(RoundTrip, RandomUnicodeText) {
 
 }  // namespace
 }  // namespace donagate::smpp
+
+namespace donagate::smpp {
+namespace {
+
+// Arbitrary bytes under every data_coding and link setting: no crash (the sanitizer build runs
+// this too), text only for text codings, and never a NUL or invalid UTF-8 in the output.
+bool IsValidUtf8WithoutNul(const std::string& s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto b = static_cast<uint8_t>(s[i]);
+    if (b == 0) return false;
+    std::size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (std::size_t k = 1; k < n; ++k) {
+      if ((static_cast<uint8_t>(s[i + k]) & 0xC0) != 0x80) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+TEST(DecodeSmsText, ArbitraryBytesGiveValidUtf8ForEveryCoding) {
+  std::mt19937 rng(31337);
+  for (int round = 0; round < 3000; ++round) {
+    std::string bytes;
+    for (std::size_t i = 0, n = rng() % 300; i < n; ++i) bytes.push_back(static_cast<char>(rng() % 256));
+    auto dc = static_cast<uint8_t>(rng() % 256);
+    DecodeOptions options;
+    options.default_alphabet = static_cast<DefaultAlphabet>(rng() % 4);
+    options.udh_length = rng() % 20;
+    DecodedText d = DecodeSmsText(bytes, dc, options);
+    ASSERT_TRUE(IsValidUtf8WithoutNul(d.utf8)) << "dc " << int(dc);
+    if (d.kind != TextKind::kText) {
+      ASSERT_TRUE(d.utf8.empty());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace donagate::smpp

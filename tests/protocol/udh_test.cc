@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,27 @@ TEST(ParseUdh, NeverReadsPastTheInputForAnyShortPrefix) {
     std::string sm = Bytes({udhl, 0x00, 0x03, 0x01, 0x02, 0x01, 0x00});
     UdhParse parse = ParseUdh(sm);
     EXPECT_LE(parse.header_length, sm.size());
+  }
+}
+
+}  // namespace
+}  // namespace donagate::smpp
+
+namespace donagate::smpp {
+namespace {
+
+TEST(ParseUdh, ArbitraryBytesStayWithinTheInput) {
+  std::mt19937 rng(77);
+  for (int round = 0; round < 20000; ++round) {
+    std::string sm;
+    for (std::size_t i = 0, n = rng() % 40; i < n; ++i) sm.push_back(static_cast<char>(rng() % 256));
+    if (!sm.empty() && rng() % 2) sm[0] = static_cast<char>(rng() % 12);  // plausible UDHL
+    UdhParse parse = ParseUdh(sm);
+    ASSERT_LE(parse.header_length, sm.size());
+    ASSERT_EQ(parse.header_length + parse.user_data.size(), sm.size());  // header + rest = input
+    if (parse.concat) {
+      ASSERT_TRUE(IsValidConcat(*parse.concat));
+    }
   }
 }
 
