@@ -1231,6 +1231,20 @@ StoreStatus Store::ApplyReceipt(const ReceiptInfo& receipt, bool* matched) {
   return StoreStatus::Ok();
 }
 
+StoreStatus Store::PurgePendingReceipts(std::chrono::seconds older_than, int64_t* purged) {
+  StoreStatus st = Connect();
+  if (!st.ok()) return st;
+  pg::Result r;
+  st = impl_->conn.Prepared(
+      "purge_pending_receipts",
+      "WITH d AS (DELETE FROM pending_receipt WHERE received_at < now() - make_interval(secs => $1::bigint)"
+      " RETURNING 1) SELECT count(*) FROM d",
+      pg::Params().Int(std::max<int64_t>(0, older_than.count())), &r);
+  if (!st.ok()) return st;
+  if (purged) *purged = r.Int64(0, 0);
+  return StoreStatus::Ok();
+}
+
 // ---------------------------------------------------------------------------------------
 // Reversal and read helpers
 

@@ -267,7 +267,7 @@ struct OutboxReply {
   std::string source_addr;
   std::string dest_addr;
   std::string text;
-  int32_t attempts = 0;            // submit attempts before this claim
+  int32_t attempts = 0;            // claims so far, including this one
   StoreTime created_at{};
 };
 
@@ -345,6 +345,10 @@ class Store {
   // Applies a receipt outside IngestBatch (the receipt's MO row is not stored by this call).
   // *matched (optional) says whether a reply was found; otherwise the receipt is parked.
   StoreStatus ApplyReceipt(const ReceiptInfo& receipt, bool* matched);
+
+  // Deletes parked receipts older than `older_than` that never found their reply (ids the SMSC
+  // reused or replies of another system); *purged (optional) gets the count.
+  StoreStatus PurgePendingReceipts(std::chrono::seconds older_than, int64_t* purged);
 
   // Finance reversal through reverse_donation() (needs EXECUTE on it: donagate_reverse or
   // the owner). Not charged → permanent with the server's explanation.

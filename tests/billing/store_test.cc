@@ -306,6 +306,13 @@ TEST_F(StoreTest, ReceiptBeforeSubmitRespIsAppliedWhenTheIdIsStored) {
   int64_t backlog = -1;
   ASSERT_TRUE(store_->CountOutboxBacklog(&backlog).ok());
   EXPECT_EQ(backlog, 0);
+  // The unmatched one stays parked until purged.
+  int64_t purged = -1;
+  ASSERT_TRUE(store_->PurgePendingReceipts(1h, &purged).ok());
+  EXPECT_EQ(purged, 0);
+  ExecSql(db_, "UPDATE pending_receipt SET received_at = now() - interval '2 hours'");
+  ASSERT_TRUE(store_->PurgePendingReceipts(1h, &purged).ok());
+  EXPECT_EQ(purged, 1);
 }
 
 TEST_F(StoreTest, ReplyRetryAndFailure) {
