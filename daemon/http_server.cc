@@ -436,7 +436,8 @@ Response HttpServer::Impl::HandleMain(const Request& request, std::string_view p
   if (!handlers_.status) {
     return MakeResponse(request, http::status::service_unavailable, kJson, ErrorJson("status not available yet"));
   }
-  return MakeResponse(request, http::status::ok, kJson, StatusJson(handlers_.status()));
+  const StatusSnapshot snapshot = handlers_.status();
+  return MakeResponse(request, http::status::ok, kJson, StatusJson(snapshot, std::chrono::system_clock::now()));
 }
 
 Response HttpServer::Impl::HandleAdmin(const Request& request, std::string_view path,
