@@ -1,0 +1,82 @@
+// Finance queries behind donagatectl: day reports, streamed CSV exports, the data for
+// reconciliation, a donation's full story, and reversals. All read queries use only SELECT
+// (the donagate_finance role suffices); reversal goes through reverse_donation() (the
+// donagate_reverse role).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "billing/pg.h"
+#include "tools/donagatectl/reconcile.h"
+#include "tools/donagatectl/time_util.h"
+
+namespace donagate::ctl {
+
+// One report line: one operator and campaign ("-" for messages that were not donations).
+struct ReportRow {
+  std::string operator_name;
+  std::string campaign;
+  int64_t messages = 0;          // inbound messages (receipts excluded)
+  int64_t invalid_messages = 0;  // recorded but not a donation (syntax, msisdn, inactive, ...)
+  int64_t donations = 0;
+  int64_t units = 0;             // units asked for
+  int64_t units_charged = 0;
+  int64_t vnd_charged = 0;       // gross, from the ledger
+  int64_t charged = 0;           // donations fully charged
+  int64_t partial = 0;
+  int64_t failed = 0;
+  std::map<std::string, int64_t> failed_by_reason;
+  int64_t unknown = 0;
+  int64_t pending = 0;           // received or charging (not final yet)
+  int64_t reversed = 0;
+  int64_t vnd_reversed = 0;
+  int64_t vnd_net() const { return vnd_charged - vnd_reversed; }
+};
+
+// Donations and messages received in [range.start, range.end) (UTC epoch seconds), grouped
+// by operator and campaign, money from the ledger rows of those donations.
+billing::StoreStatus QueryReport(billing::pg::Connection& conn, const UtcRange& range, std::vector<ReportRow>* rows);
+
+enum class ReportFormat { kTable, kCsv, kJson };
+void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFormat format,
+                 const std::string& from_day, const std::string& to_day);
+
+// Streams donations (by received_at) or ledger entries (by created_at) of a range as CSV with
+// a header row, through a server-side cursor `batch` rows at a time. `progress` (may be
+// empty) is called after each batch with the rows written so far.
+enum class ExportKind { kDonations, kLedger };
+billing::StoreStatus ExportCsv(billing::pg::Connection& conn, ExportKind kind, const UtcRange& range,
+                               std::ostream& out, int display_offset_seconds, int batch,
+                               const std::function<void(int64_t)>& progress, int64_t* rows_written);
+
+// Our ledger-booked charges of `operator_name` during `range`, and a lookup of any charge by
+// reference (batched by the caller through `LookupCharges`).
+billing::StoreStatus QueryBookedCharges(billing::pg::Connection& conn, const std::string& operator_name,
+                                        const UtcRange& range, std::vector<OurCharge>* out);
+billing::StoreStatus LookupCharges(billing::pg::Connection& conn, const std::vector<std::string>& keys,
+                                   std::map<std::string, OurCharge>* out);
+
+// Prints everything known about one donation, or about every donation and message of one
+// subscriber: messages, state transitions, charges, ledger rows, replies and receipts.
+billing::StoreStatus ShowDonation(billing::pg::Connection& conn, int64_t donation_id, std::ostream& out,
+                                  int display_offset_seconds, bool* found);
+billing::StoreStatus ShowSubscriber(billing::pg::Connection& conn, const std::string& msisdn, std::ostream& out,
+                                    int display_offset_seconds, bool* found);
+
+struct ReversalOutcome {
+  int64_t journal_id = 0;
+  int64_t amount_vnd = 0;
+  bool already_reversed = false;
+};
+// Appends the reversing journal (idempotent). A donation that is not charged is refused with
+// a permanent status carrying the database's reason.
+billing::StoreStatus ReverseDonation(billing::pg::Connection& conn, int64_t donation_id, const std::string& reason,
+                                     const std::string& actor, ReversalOutcome* outcome);
+
+}  // namespace donagate::ctl

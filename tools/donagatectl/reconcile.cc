@@ -1,0 +1,95 @@
+#include "tools/donagatectl/reconcile.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+namespace donagate::ctl {
+
+const char* DiscrepancyKindName(DiscrepancyKind kind) {
+  switch (kind) {
+    case DiscrepancyKind::kMissingAtOperator: return "missing_at_operator";
+    case DiscrepancyKind::kMissingInLedger: return "missing_in_ledger";
+    case DiscrepancyKind::kAmountMismatch: return "amount_mismatch";
+    case DiscrepancyKind::kStatusMismatch: return "status_mismatch";
+    case DiscrepancyKind::kDuplicateAtOperator: return "duplicate_at_operator";
+  }
+  return "?";
+}
+
+int64_t ReconcileReport::Count(DiscrepancyKind kind) const {
+  int64_t n = 0;
+  for (auto& d : discrepancies) n += (d.kind == kind);
+  return n;
+}
+
+ReconcileReport Reconcile(const UtcRange& day, const std::vector<SettlementRow>& their_rows,
+                          const std::vector<OurCharge>& ours_in_day,
+                          const std::function<std::optional<OurCharge>(const std::string&)>& lookup,
+                          int display_offset_seconds) {
+  ReconcileReport r;
+  for (auto& o : ours_in_day) {
+    ++r.our_charged_count;
+    r.our_charged_vnd += o.amount_vnd;
+  }
+  std::unordered_set<std::string> seen_ours;             // our references the file accounted for
+  std::unordered_map<std::string, const SettlementRow*> theirs_by_ref;  // every row, any day
+  for (auto& row : their_rows) theirs_by_ref.emplace(row.reference, &row);
+
+  std::unordered_set<std::string> refs_in_file;
+  for (auto& row : their_rows) {
+    const bool in_day = !row.has_time || (row.charged_at >= day.start && row.charged_at < day.end);
+    if (!in_day) {
+      ++r.their_rows_outside_day;
+      continue;
+    }
+    if (!refs_in_file.insert(row.reference).second) {
+      r.discrepancies.push_back({DiscrepancyKind::kDuplicateAtOperator, row.reference, row.msisdn, 0,
+                                 row.amount_vnd, "", row.status, row.line, "reference appears more than once"});
+      continue;
+    }
+    if (row.charged) {
+      ++r.their_charged_count;
+      r.their_charged_vnd += row.amount_vnd;
+    }
+    std::optional<OurCharge> ours = lookup(row.reference);
+    if (ours) seen_ours.insert(row.reference);
+    const bool we_booked = ours && ours->booked;
+    if (row.charged) {
+      if (!ours) {
+        r.discrepancies.push_back({DiscrepancyKind::kMissingInLedger, row.reference, row.msisdn, 0,
+                                   row.amount_vnd, "", row.status, row.line, "no charge with this reference"});
+      } else if (!we_booked) {
+        r.discrepancies.push_back({DiscrepancyKind::kStatusMismatch, row.reference, row.msisdn, ours->amount_vnd,
+                                   row.amount_vnd, ours->outcome, row.status, row.line,
+                                   "operator charged, our charge is " + ours->outcome});
+      } else if (ours->amount_vnd != row.amount_vnd) {
+        r.discrepancies.push_back({DiscrepancyKind::kAmountMismatch, row.reference, row.msisdn, ours->amount_vnd,
+                                   row.amount_vnd, ours->outcome, row.status, row.line, ""});
+      } else {
+        ++r.matched;
+        r.matched_vnd += row.amount_vnd;
+      }
+    } else {
+      if (we_booked) {
+        r.discrepancies.push_back({DiscrepancyKind::kStatusMismatch, row.reference, row.msisdn, ours->amount_vnd,
+                                   row.amount_vnd, ours->outcome, row.status, row.line,
+                                   "we booked a charge the operator reports as " + row.status});
+      } else {
+        ++r.agreed_not_charged;
+      }
+    }
+  }
+  for (auto& o : ours_in_day) {
+    if (seen_ours.count(o.key)) continue;
+    std::string detail = "not in the operator's file";
+    auto it = theirs_by_ref.find(o.key);
+    if (it != theirs_by_ref.end() && it->second->has_time)
+      detail = "operator dated it " + FormatTimestamp(it->second->charged_at, display_offset_seconds) +
+               ", outside the day";
+    r.discrepancies.push_back({DiscrepancyKind::kMissingAtOperator, o.key, o.msisdn, o.amount_vnd, 0, o.outcome,
+                               "", 0, detail});
+  }
+  return r;
+}
+
+}  // namespace donagate::ctl

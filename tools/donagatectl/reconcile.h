@@ -1,0 +1,72 @@
+// Reconciliation of our ledger against an operator's settlement file for one finance day.
+//
+// Our side: every charge booked in the ledger (debit receivable:<operator>) during the day,
+// keyed by its charge reference (the idempotency key operators echo back). Their side: the
+// settlement rows of that day. Rows are matched by reference, wherever the other side dated
+// them, so a charge booked at 23:59:59.9 that the operator dated 00:00:00.2 the next day is
+// shown with both dates instead of disappearing.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tools/donagatectl/settlement.h"
+#include "tools/donagatectl/time_util.h"
+
+namespace donagate::ctl {
+
+struct OurCharge {
+  std::string key;
+  int64_t donation_id = 0;
+  std::string msisdn;
+  int64_t amount_vnd = 0;
+  std::string outcome;       // charge.outcome: charged, insufficient_funds, unknown, ...
+  bool booked = false;       // has a ledger journal (charged)
+  int64_t booked_at = 0;     // UTC epoch seconds of the ledger journal
+};
+
+enum class DiscrepancyKind {
+  kMissingAtOperator,   // we booked it, the operator's file does not charge it
+  kMissingInLedger,     // the operator charged it, we have no such charge
+  kAmountMismatch,      // both charged, amounts differ
+  kStatusMismatch,      // one side charged, the other says failed / not charged / unknown
+  kDuplicateAtOperator  // the same reference twice in the operator's file
+};
+const char* DiscrepancyKindName(DiscrepancyKind kind);
+
+struct Discrepancy {
+  DiscrepancyKind kind;
+  std::string reference;
+  std::string msisdn;
+  int64_t our_amount_vnd = 0;
+  int64_t their_amount_vnd = 0;
+  std::string our_status;     // "" when we have nothing
+  std::string their_status;   // "" when the operator has nothing
+  size_t line = 0;            // line in the settlement file, 0 when absent there
+  std::string detail;
+};
+
+struct ReconcileReport {
+  int64_t matched = 0;             // charged on both sides, same amount
+  int64_t agreed_not_charged = 0;  // operator row not charged, and we did not book it either
+  int64_t their_rows_outside_day = 0;
+  int64_t our_charged_count = 0;
+  int64_t our_charged_vnd = 0;     // booked during the day
+  int64_t their_charged_count = 0;
+  int64_t their_charged_vnd = 0;   // charged rows dated in the day
+  int64_t matched_vnd = 0;
+  std::vector<Discrepancy> discrepancies;
+  int64_t Count(DiscrepancyKind kind) const;
+};
+
+// `ours_in_day`: our booked charges of the day. `lookup`: our charge for any reference
+// (booked or not, any day), std::nullopt when we never made it.
+ReconcileReport Reconcile(const UtcRange& day, const std::vector<SettlementRow>& their_rows,
+                          const std::vector<OurCharge>& ours_in_day,
+                          const std::function<std::optional<OurCharge>(const std::string&)>& lookup,
+                          int display_offset_seconds);
+
+}  // namespace donagate::ctl

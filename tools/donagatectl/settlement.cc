@@ -1,0 +1,207 @@
+#include "tools/donagatectl/settlement.h"
+
+#include <toml++/toml.h>
+
+#include <charconv>
+
+#include "tools/donagatectl/csv.h"
+#include "tools/donagatectl/time_util.h"
+
+namespace donagate::ctl {
+namespace {
+
+std::string Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return std::string(s);
+}
+
+// National (0…), international (84…, +84…, 0084…) -> 84…; anything else is kept as given so
+// the discrepancy report shows what the operator wrote.
+std::string NormaliseSettlementMsisdn(const std::string& raw) {
+  std::string s = raw;
+  if (s.rfind("+", 0) == 0) s.erase(0, 1);
+  if (s.rfind("0084", 0) == 0) s.erase(0, 2);
+  for (char c : s)
+    if (c < '0' || c > '9') return raw;
+  if (s.size() >= 2 && s[0] == '0' && s[1] != '0') return "84" + s.substr(1);
+  return s;
+}
+
+// Resolves a column spec to a 0-based index: header name, or 1-based position.
+bool ResolveColumn(const std::string& spec, const std::vector<std::string>& header, bool has_header,
+                   int* index, std::string* error) {
+  if (spec.empty()) {
+    *index = -1;
+    return true;
+  }
+  if (has_header) {
+    for (size_t i = 0; i < header.size(); ++i)
+      if (Trim(header[i]) == spec) {
+        *index = static_cast<int>(i);
+        return true;
+      }
+  }
+  int pos = 0;
+  auto [p, ec] = std::from_chars(spec.data(), spec.data() + spec.size(), pos);
+  if (ec == std::errc() && p == spec.data() + spec.size() && pos >= 1) {
+    *index = pos - 1;
+    return true;
+  }
+  *error = "column \"" + spec + "\" not found" + (has_header ? " in the header" : "");
+  return false;
+}
+
+}  // namespace
+
+bool ValidateSettlementMapping(const SettlementMapping& m, std::string* error) {
+  if (m.reference_column.empty()) {
+    *error = "mapping: columns.reference is required";
+    return false;
+  }
+  if (m.amount_column.empty()) {
+    *error = "mapping: columns.amount is required";
+    return false;
+  }
+  if (!ZoneOffsetSeconds(m.time_zone)) {
+    *error = "mapping: time.zone \"" + m.time_zone + "\" is not a known zone or offset";
+    return false;
+  }
+  if (!m.status_column.empty() && m.charged_values.empty()) {
+    *error = "mapping: status.charged must list the values that mean charged";
+    return false;
+  }
+  return true;
+}
+
+bool LoadSettlementMapping(const std::string& path, SettlementMapping* m, std::string* error) {
+  toml::table t;
+  try {
+    t = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    *error = path + ":" + std::to_string(e.source().begin.line) + ":" +
+             std::to_string(e.source().begin.column) + ": " + std::string(e.description());
+    return false;
+  }
+  static const char* kKnownTop[] = {"delimiter", "comment_prefix", "header", "columns", "time", "status"};
+  for (auto& [k, v] : t) {
+    bool known = false;
+    for (auto* name : kKnownTop) known |= (k.str() == name);
+    if (!known) {
+      *error = path + ": unknown key \"" + std::string(k.str()) + "\"";
+      return false;
+    }
+  }
+  if (auto d = t["delimiter"].value<std::string>()) {
+    if (*d == "\\t" || *d == "tab") *d = "\t";
+    if (d->size() != 1) {
+      *error = path + ": delimiter must be one character";
+      return false;
+    }
+    m->delimiter = (*d)[0];
+  }
+  m->comment_prefix = t["comment_prefix"].value_or(m->comment_prefix);
+  m->header = t["header"].value_or(m->header);
+  auto col = [&](const char* key, std::string* out) {
+    if (auto v = t["columns"][key].value<std::string>()) *out = *v;
+    if (auto v = t["columns"][key].value<int64_t>()) *out = std::to_string(*v);
+  };
+  col("reference", &m->reference_column);
+  col("msisdn", &m->msisdn_column);
+  col("amount", &m->amount_column);
+  col("time", &m->time_column);
+  col("status", &m->status_column);
+  m->time_format = t["time"]["format"].value_or(m->time_format);
+  m->time_zone = t["time"]["zone"].value_or(m->time_zone);
+  if (auto arr = t["status"]["charged"].as_array()) {
+    m->charged_values.clear();
+    for (auto& v : *arr) {
+      if (auto s = v.value<std::string>()) m->charged_values.push_back(*s);
+      else if (auto i = v.value<int64_t>()) m->charged_values.push_back(std::to_string(*i));
+    }
+  }
+  std::string why;
+  if (!ValidateSettlementMapping(*m, &why)) {
+    *error = path + ": " + why;
+    return false;
+  }
+  return true;
+}
+
+bool ReadSettlement(std::istream& in, const SettlementMapping& m, std::vector<SettlementRow>* rows,
+                    SettlementError* error) {
+  std::string why;
+  if (!ValidateSettlementMapping(m, &why)) {
+    *error = {0, why};
+    return false;
+  }
+  const int offset = *ZoneOffsetSeconds(m.time_zone);
+  std::string line;
+  size_t lineno = 0;
+  bool have_header = !m.header;
+  std::vector<std::string> header, fields;
+  int ref_i = -1, msisdn_i = -1, amount_i = -1, time_i = -1, status_i = -1;
+  size_t width = 0;
+  auto fail = [&](const std::string& msg) {
+    *error = {lineno, msg};
+    return false;
+  };
+  auto resolve_all = [&]() {
+    std::string err;
+    if (!ResolveColumn(m.reference_column, header, m.header, &ref_i, &err) ||
+        !ResolveColumn(m.msisdn_column, header, m.header, &msisdn_i, &err) ||
+        !ResolveColumn(m.amount_column, header, m.header, &amount_i, &err) ||
+        !ResolveColumn(m.time_column, header, m.header, &time_i, &err) ||
+        !ResolveColumn(m.status_column, header, m.header, &status_i, &err))
+      return fail(err);
+    return true;
+  };
+  if (!m.header && !resolve_all()) return false;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (lineno == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
+    if (Trim(line).empty()) continue;
+    if (!m.comment_prefix.empty() && line.rfind(m.comment_prefix, 0) == 0) continue;
+    if (!SplitCsvLine(line, m.delimiter, &fields)) return fail("malformed quoting");
+    if (!have_header) {
+      header = fields;
+      width = header.size();
+      have_header = true;
+      if (!resolve_all()) return false;
+      continue;
+    }
+    if (width == 0) width = fields.size();
+    if (fields.size() != width)
+      return fail("expected " + std::to_string(width) + " fields, found " + std::to_string(fields.size()));
+    auto field = [&](int i) { return i >= 0 && static_cast<size_t>(i) < fields.size() ? Trim(fields[i]) : std::string(); };
+    for (int i : {ref_i, msisdn_i, amount_i, time_i, status_i})
+      if (i >= 0 && static_cast<size_t>(i) >= fields.size())
+        return fail("column " + std::to_string(i + 1) + " is beyond the " + std::to_string(fields.size()) + " fields");
+    SettlementRow row;
+    row.line = lineno;
+    row.reference = field(ref_i);
+    if (row.reference.empty()) return fail("empty reference");
+    std::string amount = field(amount_i);
+    auto [p, ec] = std::from_chars(amount.data(), amount.data() + amount.size(), row.amount_vnd);
+    if (ec != std::errc() || p != amount.data() + amount.size() || row.amount_vnd < 0)
+      return fail("amount \"" + amount + "\" is not a non-negative integer number of VND");
+    if (msisdn_i >= 0) row.msisdn = NormaliseSettlementMsisdn(field(msisdn_i));
+    if (time_i >= 0) {
+      std::string ts = field(time_i);
+      auto t = ParseTimestamp(ts, m.time_format, offset);
+      if (!t) return fail("time \"" + ts + "\" does not match format \"" + m.time_format + "\"");
+      row.has_time = true;
+      row.charged_at = *t;
+    }
+    if (status_i >= 0) {
+      row.status = field(status_i);
+      row.charged = false;
+      for (auto& v : m.charged_values) row.charged |= (row.status == v);
+    }
+    rows->push_back(std::move(row));
+  }
+  if (!have_header) return fail("file has no header line");
+  return true;
+}
+
+}  // namespace donagate::ctl
