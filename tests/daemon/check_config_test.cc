@@ -20,7 +20,7 @@ using donagate::testing::BinaryPath;
 using donagate::testing::MakeTempDir;
 using donagate::testing::SourcePath;
 
-struct Run {
+struct RunResult {
   int exit_code = -1;
   std::string out;
   std::vector<std::string> err_lines;
@@ -34,13 +34,13 @@ std::string ReadAll(const std::string& path) {
 }
 
 // Runs donagated with `args` (already shell-quoted) and the given extra environment.
-Run RunDaemon(const std::string& args, const std::string& env = "") {
+RunResult RunDaemon(const std::string& args, const std::string& env = "") {
   static const std::string dir = MakeTempDir("checkcfg");
   const std::string out_path = dir + "/out", err_path = dir + "/err";
   std::string cmd = "env " + env + " '" + BinaryPath("daemon/donagated") + "' " + args + " >'" + out_path +
                     "' 2>'" + err_path + "'";
   int status = std::system(cmd.c_str());
-  Run r;
+  RunResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.out = ReadAll(out_path);
   std::istringstream err(ReadAll(err_path));
@@ -53,14 +53,14 @@ const char* kExampleEnv =
     "DONAGATE_DATABASE_URL=postgresql:///donagate DONAGATE_CHARGING_TOKEN=tok DONAGATE_ADMIN_TOKEN=adm";
 
 TEST(CheckConfigTest, ExampleConfigIsValid) {
-  Run r = RunDaemon("--check-config '" + SourcePath("config/donagate.example.toml") + "'", kExampleEnv);
+  RunResult r = RunDaemon("--check-config '" + SourcePath("config/donagate.example.toml") + "'", kExampleEnv);
   EXPECT_EQ(r.exit_code, 0) << ::testing::PrintToString(r.err_lines);
   EXPECT_EQ(r.out, "config OK: 2 links, 1 campaign, 2 charging backends\n");
   EXPECT_TRUE(r.err_lines.empty()) << ::testing::PrintToString(r.err_lines);
 }
 
 TEST(CheckConfigTest, DemoConfigIsValid) {
-  Run r = RunDaemon("--check-config '" + SourcePath("config/donagate.demo.toml") + "'",
+  RunResult r = RunDaemon("--check-config '" + SourcePath("config/donagate.demo.toml") + "'",
                     "DONAGATE_DEMO_SMSC_PASSWORD=demo DONAGATE_DATABASE_URL=postgresql:///donagate");
   EXPECT_EQ(r.exit_code, 0) << ::testing::PrintToString(r.err_lines);
   EXPECT_EQ(r.out, "config OK: 2 links, 1 campaign, 2 charging backends\n");
@@ -68,7 +68,7 @@ TEST(CheckConfigTest, DemoConfigIsValid) {
 
 TEST(CheckConfigTest, ThreeMistakesGiveThreeLinesAndExit2) {
   const std::string path = SourcePath("tests/config/testdata/three_mistakes.toml");
-  Run r = RunDaemon("--check-config '" + path + "'");
+  RunResult r = RunDaemon("--check-config '" + path + "'");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.out, "");
   ASSERT_EQ(r.err_lines.size(), 3u) << ::testing::PrintToString(r.err_lines);
@@ -87,7 +87,7 @@ TEST(CheckConfigTest, MissingSecretIsNamedButNeverPrinted) {
   // Only the variable that is unset is reported; the ones that are set never appear by value.
   std::string env = kExampleEnv;
   env.replace(env.find("DONAGATE_ADMIN_TOKEN=adm"), 24, "DONAGATE_ADMIN_TOKEN=");
-  Run r = RunDaemon("--check-config '" + SourcePath("config/donagate.example.toml") + "'", env);
+  RunResult r = RunDaemon("--check-config '" + SourcePath("config/donagate.example.toml") + "'", env);
   EXPECT_EQ(r.exit_code, 2);
   ASSERT_EQ(r.err_lines.size(), 1u) << ::testing::PrintToString(r.err_lines);
   EXPECT_NE(r.err_lines[0].find("admin.token_env: environment variable DONAGATE_ADMIN_TOKEN is empty"), std::string::npos);
@@ -95,28 +95,28 @@ TEST(CheckConfigTest, MissingSecretIsNamedButNeverPrinted) {
 }
 
 TEST(CheckConfigTest, ConfigWithErrorsDoesNotStartTheDaemon) {
-  Run r = RunDaemon("--config '" + SourcePath("tests/config/testdata/three_mistakes.toml") + "'");
+  RunResult r = RunDaemon("--config '" + SourcePath("tests/config/testdata/three_mistakes.toml") + "'");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err_lines.size(), 3u) << ::testing::PrintToString(r.err_lines);
 }
 
 TEST(CheckConfigTest, UnreadableFile) {
-  Run r = RunDaemon("--check-config /nonexistent/donagate.toml");
+  RunResult r = RunDaemon("--check-config /nonexistent/donagate.toml");
   EXPECT_EQ(r.exit_code, 2);
   ASSERT_EQ(r.err_lines.size(), 1u);
   EXPECT_EQ(r.err_lines[0], "/nonexistent/donagate.toml: cannot read the configuration file");
 }
 
 TEST(CheckConfigTest, HelpVersionAndUsage) {
-  Run help = RunDaemon("--help");
+  RunResult help = RunDaemon("--help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--check-config"), std::string::npos);
   EXPECT_NE(help.out.find("--config"), std::string::npos);
-  Run version = RunDaemon("--version");
+  RunResult version = RunDaemon("--version");
   EXPECT_EQ(version.exit_code, 0);
   EXPECT_EQ(version.out, std::string("donagated ") + DONAGATE_VERSION + "\n");
   EXPECT_EQ(RunDaemon("--no-such-flag").exit_code, 64);
-  Run none = RunDaemon("");
+  RunResult none = RunDaemon("");
   EXPECT_EQ(none.exit_code, 64);
   ASSERT_FALSE(none.err_lines.empty());
   EXPECT_NE(none.err_lines[0].find("--config FILE is required"), std::string::npos);
