@@ -10,10 +10,10 @@
 #include <string>
 
 #include "config/loader.h"
+#include "daemon/daemon.h"
 
 namespace {
 
-constexpr int kExitRuntime = 1;
 constexpr int kExitConfig = 2;
 constexpr int kExitUsage = 64;
 
@@ -64,7 +64,5 @@ int main(int argc, char** argv) {
   }
   auto config = LoadOrReport(config_path);
   if (!config) return kExitConfig;
-  // TODO(pipeline): return donagate::daemon::RunDaemon(*config);
-  std::cerr << "donagated: daemon not yet implemented\n";
-  return kExitRuntime;
+  return donagate::daemon::RunDaemon(*config);
 }

@@ -1,0 +1,455 @@
+#include "daemon/charging_worker.h"
+
+#include <algorithm>
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "billing/http_charging.h"
+#include "billing/in_process_charging.h"
+#include "billing/operator_billed_charging.h"
+#include "billing/reply_template.h"
+#include "daemon/metrics.h"
+
+namespace donagate::daemon {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Counts every backend call (Charge and Status) by outcome and latency. The charger only
+// sees the ChargingBackend interface, so metering is a decorator, not a change to backends.
+class MeteredBackend final : public billing::ChargingBackend {
+ public:
+  MeteredBackend(std::unique_ptr<billing::ChargingBackend> inner,
+                 Metrics::ChargingCounters* counters)
+      : inner_(std::move(inner)), counters_(counters) {}
+
+  std::string_view Name() const override { return inner_->Name(); }
+
+  void Charge(const billing::ChargeRequest& request, billing::ChargeCallback done) override {
+    inner_->Charge(request, Wrap(std::move(done)));
+  }
+  void Status(const std::string& key, billing::ChargeCallback done) override {
+    inner_->Status(key, Wrap(std::move(done)));
+  }
+  bool SupportsRefund() const override { return inner_->SupportsRefund(); }
+  void Refund(const std::string& key, int64_t amount_vnd, billing::RefundCallback done) override {
+    inner_->Refund(key, amount_vnd, std::move(done));
+  }
+
+ private:
+  billing::ChargeCallback Wrap(billing::ChargeCallback done) {
+    if (!counters_) return done;
+    auto started = Clock::now();
+    return [counters = counters_, started, done = std::move(done)](billing::ChargeResult r) {
+      counters->Request(r.outcome, std::chrono::duration<double>(Clock::now() - started).count());
+      done(std::move(r));
+    };
+  }
+
+  std::unique_ptr<billing::ChargingBackend> inner_;
+  Metrics::ChargingCounters* counters_;
+};
+
+billing::ChargeRecord ToChargeRecord(const billing::StoredCharge& c) {
+  billing::ChargeRecord r;
+  r.key = c.key;
+  r.unit_index = c.unit_index;
+  r.units = c.units;
+  r.amount_vnd = c.amount_vnd;
+  r.outcome = c.outcome;
+  r.operator_reference = c.operator_reference;
+  r.detail = c.detail;
+  return r;
+}
+
+billing::StoredCharge ToStoredCharge(const billing::ChargeRecord& r) {
+  billing::StoredCharge c;
+  c.key = r.key;
+  c.unit_index = r.unit_index;
+  c.units = r.units;
+  c.amount_vnd = r.amount_vnd;
+  c.outcome = r.outcome;
+  c.operator_reference = r.operator_reference;
+  c.detail = r.detail;
+  return c;
+}
+
+}  // namespace
+
+struct ChargerSet::Entry {
+  std::unique_ptr<billing::ChargingBackend> backend;
+  std::unique_ptr<billing::CircuitBreaker> breaker;
+  std::unique_ptr<billing::DonationCharger> charger;
+  std::optional<config::ChargingMode> mode_override;
+  Metrics::ChargingCounters* counters = nullptr;
+};
+
+ChargerSet::~ChargerSet() = default;
+
+std::unique_ptr<ChargerSet> ChargerSet::Create(boost::asio::any_io_executor executor,
+                                               const config::Config& config, Metrics* metrics,
+                                               std::string* error) {
+  std::unique_ptr<ChargerSet> set(new ChargerSet());
+  set->metrics_ = metrics;
+  for (const config::ChargingBackendConfig& c : config.charging) {
+    auto entry = std::make_unique<Entry>();
+    entry->counters = metrics ? &metrics->ForBackend(c.operator_name) : nullptr;
+    std::unique_ptr<billing::ChargingBackend> backend;
+    switch (c.backend) {
+      case config::ChargingBackendKind::kHttp: {
+        billing::HttpChargingOptions o;
+        o.operator_name = c.operator_name;
+        o.url = c.url;
+        o.timeout = std::chrono::milliseconds(c.timeout_ms);
+        o.max_concurrency = c.max_concurrency;
+        o.retries = c.retries;
+        o.bearer_token = c.token.Reveal();
+        o.tls_verify = c.tls_verify;
+        o.ca_file = c.ca_file;
+        std::string why;
+        backend = billing::HttpChargingBackend::Create(executor, std::move(o), &why);
+        if (!backend) {
+          if (error) *error = "charging backend for operator " + c.operator_name + ": " + why;
+          return nullptr;
+        }
+        break;
+      }
+      case config::ChargingBackendKind::kOperatorBilled:
+        backend = std::make_unique<billing::OperatorBilledChargingBackend>(executor, c.operator_name);
+        break;
+      case config::ChargingBackendKind::kInProcess:
+        backend = std::make_unique<billing::InProcessChargingBackend>(executor, c.operator_name,
+                                                                     c.initial_balance_vnd);
+        break;
+    }
+    entry->backend = std::make_unique<MeteredBackend>(std::move(backend), entry->counters);
+    billing::CircuitBreakerOptions bo;
+    bo.failure_threshold = c.breaker_failure_threshold;
+    bo.cool_off = std::chrono::seconds(c.breaker_cooloff_s);
+    entry->breaker = std::make_unique<billing::CircuitBreaker>(bo);
+    billing::DonationChargerOptions co;
+    co.status_backoff_min = std::chrono::milliseconds(c.status_backoff_min_ms);
+    co.status_backoff_max = std::chrono::milliseconds(c.status_backoff_max_ms);
+    // Keep one run short: an unresolved key is persisted as unknown and resumed later, which
+    // frees the concurrency slot and makes the state visible.
+    co.status_max_wait = std::max(std::chrono::milliseconds(10000),
+                                  std::chrono::milliseconds(c.status_backoff_max_ms * 2));
+    entry->charger = std::make_unique<billing::DonationCharger>(executor, *entry->backend,
+                                                                entry->breaker.get(), co);
+    entry->mode_override = c.charging_mode;
+    set->entries_[c.operator_name] = std::move(entry);
+  }
+  return set;
+}
+
+billing::DonationCharger* ChargerSet::ForOperator(const std::string& operator_name) const {
+  auto it = entries_.find(operator_name);
+  return it == entries_.end() ? nullptr : it->second->charger.get();
+}
+
+std::optional<config::ChargingMode> ChargerSet::ModeOverride(const std::string& operator_name) const {
+  auto it = entries_.find(operator_name);
+  return it == entries_.end() ? std::nullopt : it->second->mode_override;
+}
+
+std::vector<std::string> ChargerSet::Operators() const {
+  std::vector<std::string> out;
+  for (const auto& [name, entry] : entries_) out.push_back(name);
+  return out;
+}
+
+void ChargerSet::ExportBreakerStates() const {
+  for (const auto& [name, entry] : entries_) {
+    if (entry->counters) entry->counters->SetBreaker(entry->breaker->state());
+  }
+}
+
+ChargingWorker::ChargingWorker(const config::Config& config, ChargerSet& chargers,
+                               ChargingWorkerOptions options, Metrics* metrics)
+    : config_(config), chargers_(chargers), options_(std::move(options)), metrics_(metrics) {
+  options_.batch_size = std::max(1, options_.batch_size);
+  options_.concurrency = std::max(1, options_.concurrency);
+  for (const config::Campaign& c : config_.campaigns) campaigns_[c.name] = &c;
+  store_ = std::make_unique<billing::Store>(options_.conninfo, options_.store_options);
+  paused_.store(options_.start_paused);
+  if (metrics_) metrics_->charging_paused().Set(options_.start_paused ? 1 : 0);
+}
+
+ChargingWorker::~ChargingWorker() { Stop(std::chrono::milliseconds(0)); }
+
+void ChargingWorker::Start() {
+  if (thread_.joinable()) return;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void ChargingWorker::Stop(std::chrono::milliseconds drain) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_.load()) drain_deadline_ = Clock::now() + drain;
+    stopping_.store(true);
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ChargingWorker::Notify() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    notified_ = true;
+  }
+  cv_.notify_all();
+}
+
+void ChargingWorker::SetPaused(bool paused) {
+  paused_.store(paused);
+  if (metrics_) metrics_->charging_paused().Set(paused ? 1 : 0);
+  spdlog::info("charging: {}", paused ? "paused (receiving and recording continue)" : "resumed");
+  Notify();
+}
+
+void ChargingWorker::Complete(Done done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_.push_back(std::move(done));
+  }
+  cv_.notify_all();
+}
+
+void ChargingWorker::Run() {
+  auto store_backoff = options_.store_retry;
+  for (;;) {
+    RecordPending();
+    bool stopping = stopping_.load();
+    if (stopping) {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (inflight_.load() == 0 || Clock::now() >= drain_deadline_) break;
+      cv_.wait_until(lock, std::min(drain_deadline_, Clock::now() + options_.poll_interval),
+                     [&] { return !done_.empty(); });
+      continue;
+    }
+    if (Clock::now() >= next_gauge_update_) {
+      next_gauge_update_ = Clock::now() + std::chrono::seconds(2);
+      chargers_.ExportBreakerStates();
+      int64_t unknown = 0;
+      if (metrics_ && store_->CountUnknownCharges(&unknown).ok()) {
+        metrics_->charges_unknown_outstanding().Set(static_cast<double>(unknown));
+      }
+    }
+    bool claimed_full = false;
+    if (!paused_.load() && inflight_.load() < options_.concurrency) {
+      int64_t before = inflight_.load();
+      ClaimAndStart();
+      int64_t claimed = inflight_.load() - before;
+      claimed_full = claimed > 0 && inflight_.load() < options_.concurrency &&
+                     claimed >= std::min<int64_t>(options_.batch_size, options_.concurrency);
+      (void)store_backoff;
+    }
+    if (claimed_full) continue;  // more may be waiting: claim again at once
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, options_.poll_interval,
+                 [&] { return !done_.empty() || notified_ || stopping_.load(); });
+    notified_ = false;
+  }
+  // Whatever is still in flight keeps its lease; it becomes claimable when the lease expires
+  // (the charger's keys make the resumed charge idempotent).
+  RecordPending();
+  if (inflight_.load() > 0) {
+    spdlog::warn("charging: stopping with {} donations in flight; their leases will expire and "
+                 "they resume on the next claim", inflight_.load());
+  }
+}
+
+void ChargingWorker::ClaimAndStart() {
+  int room = static_cast<int>(options_.concurrency - inflight_.load());
+  int limit = std::min(options_.batch_size, room);
+  if (limit <= 0) return;
+  std::vector<billing::DonationWork> work;
+  billing::StoreStatus s = store_->ClaimDonations(limit, options_.lease, chargers_.Operators(), &work);
+  if (!s.ok()) {
+    if (metrics_) metrics_->StoreError(s);
+    spdlog::warn("charging: claim failed: {}", s.ToString());
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, options_.store_retry, [&] { return stopping_.load(); });
+    return;
+  }
+  for (billing::DonationWork& w : work) {
+    inflight_.fetch_add(1);
+    billing::DonationCharger* charger = chargers_.ForOperator(w.operator_name);
+    if (w.over_daily_cap || charger == nullptr) {
+      Done d;
+      d.over_cap = w.over_daily_cap;
+      if (!charger && !w.over_daily_cap) {
+        d.outcome.state = billing::DonationChargeState::kDeferred;
+        d.outcome.detail = "no charging backend for operator " + w.operator_name;
+      }
+      d.work = std::move(w);
+      Complete(std::move(d));
+      continue;
+    }
+    billing::DonationChargeInput input;
+    input.donation_id = w.donation_id;
+    input.campaign = w.campaign;
+    input.operator_name = w.operator_name;
+    input.msisdn = w.msisdn;
+    input.units = w.units;
+    input.unit_price_vnd = w.unit_price_vnd;
+    input.amount_vnd = w.amount_vnd;
+    input.mode = w.charging_mode;
+    for (const billing::StoredCharge& c : w.charges) input.known_charges.push_back(ToChargeRecord(c));
+    auto shared_work = std::make_shared<billing::DonationWork>(std::move(w));
+    charger->ChargeDonation(std::move(input), [this, shared_work](billing::DonationChargeOutcome o) {
+      Done d;
+      d.work = std::move(*shared_work);
+      d.outcome = std::move(o);
+      Complete(std::move(d));
+    });
+  }
+}
+
+std::optional<billing::ReplyDraft> ChargingWorker::BuildReply(
+    const billing::DonationWork& work, const billing::DonationChargeOutcome& outcome,
+    bool over_cap) const {
+  static const config::Campaign kDefaultCampaign{};
+  auto it = campaigns_.find(work.campaign);
+  const config::Campaign& campaign = it != campaigns_.end() ? *it->second : kDefaultCampaign;
+  billing::ReplyValues values = billing::CampaignReplyValues(campaign);
+  // The donation's own facts win over the (possibly since edited) campaign config.
+  values.campaign = work.campaign;
+  values.shortcode = work.shortcode;
+  values.unit_price_vnd = work.unit_price_vnd;
+  const std::string ref = billing::WholeChargeKey(work.donation_id);
+  values.ref = ref;
+  values.units = work.units;
+  values.charged_units = outcome.charged_units;
+  values.missing_units = work.units - outcome.charged_units;
+  values.amount_vnd = work.amount_vnd;
+  billing::ReplyKind kind = billing::ReplyKind::kFailed;
+  if (over_cap) {
+    kind = billing::ReplyKind::kDailyCap;
+    values.charged_units = 0;
+    values.missing_units = work.units;
+  } else {
+    switch (outcome.state) {
+      case billing::DonationChargeState::kCharged:
+        kind = billing::ReplyKind::kSuccess;
+        values.amount_vnd = outcome.charged_amount_vnd;
+        break;
+      case billing::DonationChargeState::kPartiallyCharged:
+        kind = billing::ReplyKind::kPartial;
+        values.amount_vnd = outcome.charged_amount_vnd;
+        break;
+      case billing::DonationChargeState::kFailed:
+        kind = outcome.failure_reason == billing::ChargeFailureReason::kInsufficientFunds
+                   ? billing::ReplyKind::kInsufficient
+                   : billing::ReplyKind::kFailed;
+        break;
+      case billing::DonationChargeState::kUnknown:
+      case billing::DonationChargeState::kDeferred:
+        return std::nullopt;  // not final: the subscriber hears from us once it is
+    }
+  }
+  billing::ReplyDraft reply;
+  reply.purpose = std::string(billing::ToString(kind));
+  reply.source_addr = work.shortcode;
+  reply.dest_addr = work.msisdn;
+  reply.text = billing::RenderReply(billing::TemplateFor(campaign.templates, kind), values);
+  return reply;
+}
+
+billing::ChargeOutcomeRecord ChargingWorker::BuildRecord(const Done& done) const {
+  const auto now = billing::StoreClock::now();
+  billing::ChargeOutcomeRecord r;
+  r.donation_id = done.work.donation_id;
+  if (done.over_cap) {
+    r.new_state = billing::DonationState::kFailed;
+    r.reason = "daily_cap";
+    r.reply = BuildReply(done.work, done.outcome, true);
+    return r;
+  }
+  for (const billing::ChargeRecord& c : done.outcome.charges) {
+    if (c.changed) r.charges.push_back(ToStoredCharge(c));
+  }
+  switch (done.outcome.state) {
+    case billing::DonationChargeState::kCharged:
+      r.new_state = billing::DonationState::kCharged;
+      break;
+    case billing::DonationChargeState::kPartiallyCharged:
+      r.new_state = billing::DonationState::kPartiallyCharged;
+      r.reason = std::string(billing::ToString(done.outcome.failure_reason));
+      break;
+    case billing::DonationChargeState::kFailed:
+      r.new_state = billing::DonationState::kFailed;
+      r.reason = std::string(billing::ToString(done.outcome.failure_reason));
+      if (!done.outcome.detail.empty()) r.reason += ": " + done.outcome.detail;
+      break;
+    case billing::DonationChargeState::kUnknown:
+      r.new_state = billing::DonationState::kUnknown;
+      r.reason = done.outcome.detail.empty() ? "unresolved charge" : done.outcome.detail;
+      r.next_attempt_at = now + options_.unknown_retry;
+      break;
+    case billing::DonationChargeState::kDeferred:
+      r.new_state = billing::DonationState::kReceived;
+      r.reason = done.outcome.detail.empty() ? "charging deferred" : done.outcome.detail;
+      r.next_attempt_at = now + options_.deferred_retry;
+      break;
+  }
+  r.reply = BuildReply(done.work, done.outcome, false);
+  return r;
+}
+
+void ChargingWorker::RecordPending() {
+  std::deque<Done> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(done_);
+  }
+  if (batch.empty()) return;
+  std::vector<billing::ChargeOutcomeRecord> records;
+  records.reserve(batch.size());
+  for (const Done& d : batch) records.push_back(BuildRecord(d));
+  std::vector<billing::RecordResult> results;
+  billing::StoreStatus s = store_->RecordChargeOutcomes(records, &results);
+  if (!s.ok()) {
+    if (metrics_) metrics_->StoreError(s);
+    spdlog::warn("charging: recording {} outcomes failed ({}); will retry", records.size(),
+                 s.ToString());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = batch.rbegin(); it != batch.rend(); ++it) done_.push_front(std::move(*it));
+    }
+    if (!stopping_.load() || Clock::now() < drain_deadline_) {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, options_.store_retry, [&] { return stopping_.load() && Clock::now() >= drain_deadline_; });
+    }
+    return;
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Done& d = batch[i];
+    const billing::RecordResult* result = i < results.size() ? &results[i] : nullptr;
+    if (result && result->refused) {
+      spdlog::error("charging: outcome for donation {} refused by the store: {}", d.work.donation_id,
+                    result->message);
+    }
+    if (metrics_ && !(result && result->refused)) {
+      auto& counters = metrics_->ForCampaign(d.work.campaign, d.work.operator_name);
+      const billing::DonationState state = records[i].new_state;
+      if (billing::IsFinal(state) || state == billing::DonationState::kUnknown) {
+        counters.Entered(state);
+      }
+      int64_t units = 0, vnd = 0;
+      for (const billing::StoredCharge& c : records[i].charges) {
+        if (c.outcome == billing::ChargeOutcome::kCharged) {
+          units += c.units;
+          vnd += c.amount_vnd;
+        }
+      }
+      if (units > 0) counters.Charged(units, vnd);
+    }
+  }
+  recorded_.fetch_add(batch.size());
+  inflight_.fetch_sub(static_cast<int64_t>(batch.size()));
+}
+
+}  // namespace donagate::daemon

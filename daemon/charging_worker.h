@@ -1,0 +1,145 @@
+// The charging worker: turns received donations into charged (or failed) ones.
+//
+// Loop, on one dedicated DB thread with its own Store (connection):
+//   1. claim up to charge_batch_size donations (Store::ClaimDonations: FOR UPDATE SKIP LOCKED
+//      with a lease, so several threads or daemon instances never get the same donation),
+//      keeping at most charge_concurrency donations in flight;
+//   2. hand each to the DonationCharger of its operator (async, on the io executor);
+//      a donation over the subscriber's daily cap is not charged at all;
+//   3. collect the outcomes and persist them in batches with Store::RecordChargeOutcomes
+//      (state + charge rows + balanced ledger journal + reply in ONE transaction each batch);
+//      a failed record call keeps the outcomes and retries them (replay is a no-op);
+//   4. unknown outcomes go back to the queue with a later next_attempt_at and are resolved by
+//      Status() with the SAME key on the next claim; deferred ones (backend down, breaker open)
+//      go back as received — a donation is never failed because a backend was unavailable.
+// The reply text is rendered here from the campaign's templates (amounts as "100.000").
+//
+// Kill switch: SetPaused(true) stops claiming (receiving and recording go on); in-flight
+// charges finish and are recorded.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "billing/charging.h"
+#include "billing/circuit_breaker.h"
+#include "billing/donation_charger.h"
+#include "billing/store.h"
+#include "config/config.h"
+
+namespace donagate::daemon {
+
+class Metrics;
+
+// The charging backends of one process, one per configured operator, each behind a circuit
+// breaker and a DonationCharger. Calls are counted in Metrics (requests by outcome, latency).
+class ChargerSet {
+ public:
+  // Builds every [[charging]] entry. On a backend that cannot be created (bad URL, unreadable
+  // CA file) returns nullptr and sets *error.
+  static std::unique_ptr<ChargerSet> Create(boost::asio::any_io_executor executor,
+                                            const config::Config& config, Metrics* metrics,
+                                            std::string* error);
+  ~ChargerSet();
+
+  // nullptr when the operator has no backend here.
+  billing::DonationCharger* ForOperator(const std::string& operator_name) const;
+  // The charging mode override of an operator, if configured.
+  std::optional<config::ChargingMode> ModeOverride(const std::string& operator_name) const;
+  std::vector<std::string> Operators() const;
+  // Publishes breaker states as gauges (called periodically).
+  void ExportBreakerStates() const;
+
+  struct Entry;
+
+ private:
+  ChargerSet() = default;
+  std::map<std::string, std::unique_ptr<Entry>> entries_;
+  Metrics* metrics_ = nullptr;
+};
+
+struct ChargingWorkerOptions {
+  std::string conninfo;
+  billing::StoreOptions store_options;
+  int batch_size = 64;
+  int concurrency = 32;
+  std::chrono::seconds lease{60};
+  std::chrono::milliseconds poll_interval{100};
+  std::chrono::milliseconds deferred_retry{2000};   // backend unavailable / breaker open
+  std::chrono::milliseconds unknown_retry{5000};    // unresolved unknown outcome
+  std::chrono::milliseconds store_retry{500};       // a failed store call
+  bool start_paused = false;
+};
+
+class ChargingWorker {
+ public:
+  // `config` and `chargers` must outlive the worker.
+  ChargingWorker(const config::Config& config, ChargerSet& chargers, ChargingWorkerOptions options,
+                 Metrics* metrics = nullptr);
+  ~ChargingWorker();  // Stop()s
+  ChargingWorker(const ChargingWorker&) = delete;
+  ChargingWorker& operator=(const ChargingWorker&) = delete;
+
+  void Start();
+  // Stops claiming, waits up to `drain` for in-flight charges and records their outcomes,
+  // releases what is left (the lease makes it reclaimable anyway), joins the thread.
+  void Stop(std::chrono::milliseconds drain = std::chrono::milliseconds(5000));
+
+  // Wakes the worker early (e.g. after an ingest batch created donations).
+  void Notify();
+  void SetPaused(bool paused);
+  bool paused() const { return paused_.load(); }
+
+  int64_t inflight() const { return inflight_.load(); }
+  // Donations whose outcome was recorded by this worker (tests, /status).
+  uint64_t recorded() const { return recorded_.load(); }
+
+ private:
+  struct Done {
+    billing::DonationWork work;
+    billing::DonationChargeOutcome outcome;
+    bool over_cap = false;
+  };
+
+  void Run();
+  void ClaimAndStart();
+  void RecordPending();
+  billing::ChargeOutcomeRecord BuildRecord(const Done& done) const;
+  std::optional<billing::ReplyDraft> BuildReply(const billing::DonationWork& work,
+                                                const billing::DonationChargeOutcome& outcome,
+                                                bool over_cap) const;
+  void Complete(Done done);
+
+  const config::Config& config_;
+  ChargerSet& chargers_;
+  ChargingWorkerOptions options_;
+  Metrics* metrics_;
+  std::map<std::string, const config::Campaign*> campaigns_;
+  std::unique_ptr<billing::Store> store_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Done> done_;         // outcomes waiting to be recorded
+  bool notified_ = false;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> paused_{false};
+  std::atomic<int64_t> inflight_{0};  // claimed, not yet recorded
+  std::atomic<uint64_t> recorded_{0};
+  std::chrono::steady_clock::time_point drain_deadline_{};
+  std::chrono::steady_clock::time_point next_gauge_update_{};
+  std::thread thread_;
+};
+
+}  // namespace donagate::daemon

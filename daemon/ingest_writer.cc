@@ -1,0 +1,251 @@
+#include "daemon/ingest_writer.h"
+
+#include <algorithm>
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "daemon/metrics.h"
+
+namespace donagate::daemon {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+}
+
+IngestWriter::IngestWriter(boost::asio::any_io_executor completion_executor,
+                           IngestWriterOptions options, Metrics* metrics)
+    : completion_executor_(std::move(completion_executor)), options_(std::move(options)),
+      metrics_(metrics) {
+  options_.threads = std::max(1, options_.threads);
+  options_.batch_size = std::max(1, options_.batch_size);
+  options_.max_inflight = std::max(1, options_.max_inflight);
+  for (int i = 0; i < options_.threads; ++i) {
+    auto shard = std::make_unique<Shard>();
+    shard->index = i;
+    shard->store = std::make_unique<billing::Store>(options_.conninfo, options_.store_options);
+    shards_.push_back(std::move(shard));
+  }
+}
+
+IngestWriter::~IngestWriter() { Stop(); }
+
+void IngestWriter::Start() {
+  if (started_) return;
+  started_ = true;
+  for (auto& shard : shards_) {
+    Shard* s = shard.get();
+    s->thread = std::thread([this, s] { Run(*s); });
+  }
+}
+
+bool IngestWriter::healthy() const {
+  for (const auto& shard : shards_) {
+    if (shard->down.load()) return false;
+  }
+  return true;
+}
+
+void IngestWriter::Submit(billing::IngestItem item, uint64_t shard_key, Callback done) {
+  Shard& shard = *shards_[ShardOf(shard_key)];
+  IngestRefusal refusal = IngestRefusal::kNone;
+  if (stopping_.load() || !started_) {
+    refusal = IngestRefusal::kStopping;
+  } else if (shard.down.load()) {
+    refusal = IngestRefusal::kDatabaseDown;
+  } else if (inflight_.fetch_add(1) >= options_.max_inflight) {
+    inflight_.fetch_sub(1);
+    refusal = IngestRefusal::kBackpressure;
+  }
+  if (refusal != IngestRefusal::kNone) {
+    IngestOutcome outcome;
+    outcome.refused = refusal;
+    outcome.status = billing::StoreStatus::Transient(
+        refusal == IngestRefusal::kBackpressure ? "ingest queue full"
+        : refusal == IngestRefusal::kDatabaseDown ? "database unavailable, reconnecting"
+                                                  : "shutting down");
+    boost::asio::post(completion_executor_,
+                      [done = std::move(done), outcome = std::move(outcome)] { done(outcome); });
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    shard.queue.push_back(Pending{std::move(item), std::move(done)});
+  }
+  shard.cv.notify_one();
+}
+
+void IngestWriter::RunOnShard(int shard_index, std::function<void(billing::Store&)> fn) {
+  Shard& shard = *shards_[static_cast<size_t>(shard_index) % shards_.size()];
+  {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    shard.tasks.push_back(std::move(fn));
+  }
+  shard.cv.notify_one();
+}
+
+void IngestWriter::Stop() {
+  if (stopping_.exchange(true)) {
+    // Already stopping; still make sure threads are joined by the first caller.
+  }
+  for (auto& shard : shards_) {
+    { std::lock_guard<std::mutex> lock(shard->mu); }
+    shard->cv.notify_all();
+  }
+  for (auto& shard : shards_) {
+    if (shard->thread.joinable()) shard->thread.join();
+  }
+}
+
+void IngestWriter::Finish(Pending& pending, IngestOutcome outcome) {
+  inflight_.fetch_sub(1);
+  boost::asio::post(completion_executor_,
+                    [done = std::move(pending.done), outcome = std::move(outcome)] { done(outcome); });
+}
+
+void IngestWriter::Run(Shard& shard) {
+  std::vector<Pending> batch;
+  batch.reserve(options_.batch_size);
+  for (;;) {
+    std::deque<std::function<void(billing::Store&)>> tasks;
+    {
+      std::unique_lock<std::mutex> lock(shard.mu);
+      shard.cv.wait(lock, [&] {
+        return !shard.queue.empty() || !shard.tasks.empty() || stopping_.load();
+      });
+      tasks.swap(shard.tasks);
+      if (shard.queue.empty() && tasks.empty() && stopping_.load()) return;
+      // Linger: the first item of a batch waits up to `linger` for company (group commit).
+      if (!shard.queue.empty() && static_cast<int>(shard.queue.size()) < options_.batch_size &&
+          options_.linger.count() > 0 && !stopping_.load()) {
+        auto deadline = Clock::now() + options_.linger;
+        shard.cv.wait_until(lock, deadline, [&] {
+          return static_cast<int>(shard.queue.size()) >= options_.batch_size || stopping_.load();
+        });
+      }
+      while (!shard.queue.empty() && static_cast<int>(batch.size()) < options_.batch_size) {
+        batch.push_back(std::move(shard.queue.front()));
+        shard.queue.pop_front();
+      }
+    }
+    for (auto& task : tasks) task(*shard.store);
+    if (!batch.empty()) {
+      CommitBatch(shard, batch);
+      batch.clear();
+    }
+  }
+}
+
+void IngestWriter::CommitBatch(Shard& shard, std::vector<Pending>& batch) {
+  std::vector<billing::IngestItem> items;
+  items.reserve(batch.size());
+  for (auto& p : batch) items.push_back(std::move(p.item));
+
+  busy_connections_.fetch_add(1);
+  if (metrics_) metrics_->store_pool_in_use().Increment();
+  auto started = Clock::now();
+  std::vector<billing::IngestResult> results;
+  billing::StoreStatus status = shard.store->IngestBatch(items, &results);
+  auto elapsed = Clock::now() - started;
+  busy_connections_.fetch_sub(1);
+  if (metrics_) {
+    metrics_->store_pool_in_use().Decrement();
+    metrics_->store_batch_size().Observe(static_cast<double>(items.size()));
+    if (status.ok()) {
+      metrics_->store_commit_duration().Observe(std::chrono::duration<double>(elapsed).count());
+    } else {
+      metrics_->StoreError(status);
+    }
+  }
+
+  if (status.ok() && results.size() == batch.size()) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      IngestOutcome outcome;
+      outcome.result = results[i];
+      outcome.commit_time = elapsed;
+      Finish(batch[i], std::move(outcome));
+    }
+    return;
+  }
+  if (status.ok()) status = billing::StoreStatus::Permanent("store returned a wrong result count");
+
+  if (status.permanent() && batch.size() > 1) {
+    // One bad item must not block the others: retry one by one.
+    spdlog::error("ingest: batch of {} failed permanently ({}); retrying items one by one",
+                  batch.size(), status.message());
+    bool failed_any = false;
+    billing::StoreStatus last_failure = status;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      std::vector<billing::IngestItem> one{std::move(items[i])};
+      std::vector<billing::IngestResult> one_result;
+      auto t0 = Clock::now();
+      billing::StoreStatus s = shard.store->IngestBatch(one, &one_result);
+      IngestOutcome outcome;
+      outcome.status = s;
+      outcome.commit_time = Clock::now() - t0;
+      if (s.ok() && one_result.size() == 1) {
+        outcome.result = one_result[0];
+      } else {
+        if (s.ok()) outcome.status = billing::StoreStatus::Permanent("wrong result count");
+        if (metrics_) metrics_->StoreError(outcome.status);
+        failed_any = true;
+        last_failure = outcome.status;
+        if (outcome.status.transient()) shard.down.store(true);
+      }
+      Finish(batch[i], std::move(outcome));
+    }
+    if (shard.down.load()) Reconnect(shard);
+    if (failed_any && batch_failed_hook_) batch_failed_hook_(shard.index, last_failure, *shard.store);
+    shard.down.store(false);
+    return;
+  }
+
+  spdlog::warn("ingest: batch of {} not stored: {}", batch.size(), status.ToString());
+  if (status.transient()) shard.down.store(true);
+  for (auto& p : batch) {
+    IngestOutcome outcome;
+    outcome.status = status;
+    outcome.commit_time = elapsed;
+    Finish(p, std::move(outcome));
+  }
+  // Everything queued behind the failed batch would meet the same fate; answer it now so the
+  // SMSC redelivers sooner.
+  if (shard.down.load()) {
+    std::deque<Pending> rest;
+    {
+      std::lock_guard<std::mutex> lock(shard.mu);
+      rest.swap(shard.queue);
+    }
+    for (auto& p : rest) {
+      IngestOutcome outcome;
+      outcome.status = status;
+      outcome.refused = IngestRefusal::kDatabaseDown;
+      Finish(p, std::move(outcome));
+    }
+  }
+  // Reload in-memory state only once the database answers again (while it is down every new
+  // item is refused, so nothing can slip in between).
+  if (shard.down.load()) Reconnect(shard);
+  if (batch_failed_hook_) batch_failed_hook_(shard.index, status, *shard.store);
+  shard.down.store(false);
+}
+
+void IngestWriter::Reconnect(Shard& shard) {
+  auto backoff = options_.reconnect_backoff_min;
+  while (!stopping_.load()) {
+    {
+      std::unique_lock<std::mutex> lock(shard.mu);
+      shard.cv.wait_for(lock, backoff, [&] { return stopping_.load(); });
+    }
+    if (stopping_.load()) break;
+    billing::StoreStatus s = shard.store->Ping();
+    if (s.ok()) {
+      spdlog::info("ingest: database reachable again (shard {})", shard.index);
+      break;
+    }
+    if (metrics_) metrics_->StoreError(s);
+    backoff = std::min(options_.reconnect_backoff_max, backoff * 2);
+  }
+}
+
+}  // namespace donagate::daemon

@@ -1,0 +1,603 @@
+#include "daemon/pipeline.h"
+
+#include <fstream>
+#include <functional>
+
+#include <spdlog/spdlog.h>
+
+#include "billing/campaign.h"
+#include "billing/donation_parser.h"
+#include "billing/money.h"
+#include "billing/msisdn.h"
+#include "billing/reply_template.h"
+#include "daemon/metrics.h"
+#include "daemon/receipts.h"
+#include "protocol/message_id.h"
+#include "protocol/text_codec.h"
+#include "protocol/udh.h"
+
+namespace donagate::daemon {
+
+namespace {
+
+using SysClock = std::chrono::system_clock;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr uint8_t kEsmClassTypeMask = 0x3C;
+constexpr uint8_t kEsmClassReceipt = 0x04;
+
+smpp::MessageIdMode ToIdMode(config::MessageIdNormalization n) {
+  switch (n) {
+    case config::MessageIdNormalization::kExact: return smpp::MessageIdMode::kExact;
+    case config::MessageIdNormalization::kTrimLeadingZeros: return smpp::MessageIdMode::kTrimLeadingZeros;
+    case config::MessageIdNormalization::kResponseHexReceiptDecimal:
+      return smpp::MessageIdMode::kResponseHexReceiptDecimal;
+    case config::MessageIdNormalization::kResponseDecimalReceiptHex:
+      return smpp::MessageIdMode::kResponseDecimalReceiptHex;
+  }
+  return smpp::MessageIdMode::kTrimLeadingZeros;
+}
+
+// A TLV value as a printable id: trailing NULs dropped; anything non-printable hex-encoded.
+std::string PrintableId(std::string_view raw) {
+  while (!raw.empty() && raw.back() == '\0') raw.remove_suffix(1);
+  bool printable = !raw.empty();
+  for (unsigned char c : raw) {
+    if (c < 0x21 || c > 0x7e) printable = false;
+  }
+  if (printable) return std::string(raw);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+// The fields of deliver_sm and data_sm the pipeline reads, independent of the layout.
+struct MoView {
+  std::string source_addr;
+  std::string dest_addr;
+  uint8_t esm_class = 0;
+  uint8_t data_coding = 0;
+  std::string payload;  // short_message, or message_payload when short_message is empty
+  const smpp::TlvList* tlvs = nullptr;
+};
+
+bool ViewOf(const smpp::Pdu& pdu, MoView* view) {
+  if (const auto* d = std::get_if<smpp::ShortMessageBody>(&pdu.body)) {
+    view->source_addr = d->source_addr;
+    view->dest_addr = d->destination_addr;
+    view->esm_class = d->esm_class;
+    view->data_coding = d->data_coding;
+    view->payload = d->short_message;
+    if (view->payload.empty()) {
+      if (auto p = d->tlvs.message_payload()) view->payload = std::string(*p);
+    }
+    view->tlvs = &d->tlvs;
+    return true;
+  }
+  if (const auto* d = std::get_if<smpp::DataSmBody>(&pdu.body)) {
+    view->source_addr = d->source_addr;
+    view->dest_addr = d->destination_addr;
+    view->esm_class = d->esm_class;
+    view->data_coding = d->data_coding;
+    if (auto p = d->tlvs.message_payload()) view->payload = std::string(*p);
+    view->tlvs = &d->tlvs;
+    return true;
+  }
+  return false;
+}
+
+TempErrorReason ReasonOf(const IngestOutcome& outcome) {
+  switch (outcome.refused) {
+    case IngestRefusal::kBackpressure: return TempErrorReason::kBackpressure;
+    case IngestRefusal::kStopping: return TempErrorReason::kShuttingDown;
+    case IngestRefusal::kDatabaseDown: return TempErrorReason::kStoreUnavailable;
+    case IngestRefusal::kNone: break;
+  }
+  return outcome.status.permanent() ? TempErrorReason::kStoreError
+                                    : TempErrorReason::kStoreUnavailable;
+}
+
+}  // namespace
+
+bool LoadBlocklist(const std::string& path, std::set<std::string>* out, std::string* error) {
+  std::ifstream in(path);
+  if (!in) {
+    if (error) *error = "cannot read blocklist " + path;
+    return false;
+  }
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    auto hash = line.find('#');
+    if (hash != std::string::npos) line.resize(hash);
+    auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos) continue;
+    auto last = line.find_last_not_of(" \t\r");
+    billing::NormalizedMsisdn m = billing::NormalizeMsisdn(line.substr(first, last - first + 1));
+    if (!m.ok()) {
+      if (error) *error = path + ":" + std::to_string(number) + ": not an MSISDN (" +
+                          std::string(billing::ToString(m.status)) + ")";
+      return false;
+    }
+    out->insert(m.msisdn);
+  }
+  return true;
+}
+
+Pipeline::Pipeline(const config::Config& config, IngestWriter& writer, Metrics* metrics,
+                   std::set<std::string> blocklist)
+    : config_(config), writer_(writer), metrics_(metrics), blocklist_(std::move(blocklist)),
+      temp_error_status_(static_cast<uint32_t>(config.pipeline.temp_error_status)),
+      reassembler_(smpp::ReassemblyOptions{std::chrono::seconds(config.pipeline.concat_timeout_s),
+                                           10000}) {
+  for (const config::SmscLink& l : config_.links) {
+    LinkSettings s;
+    s.alphabet = l.gsm_packed ? smpp::DefaultAlphabet::kGsm7Packed : smpp::DefaultAlphabet::kGsm7Unpacked;
+    s.id_mode = ToIdMode(l.message_id_normalization);
+    s.mo_id_tlv = l.mo_id_tlv;
+    link_settings_[l.name] = s;
+    link_operator_[l.name] = l.operator_name;
+  }
+  writer_.SetBatchFailedHook([this](int shard, const billing::StoreStatus&, billing::Store& store) {
+    OnBatchFailed(shard, store);
+  });
+}
+
+Pipeline::~Pipeline() { writer_.SetBatchFailedHook(nullptr); }
+
+const Pipeline::LinkSettings& Pipeline::SettingsFor(const std::string& link_name) const {
+  static const LinkSettings kDefault;
+  auto it = link_settings_.find(link_name);
+  return it == link_settings_.end() ? kDefault : it->second;
+}
+
+size_t Pipeline::pending_concat_parts() const {
+  std::lock_guard<std::mutex> lock(reassembly_mu_);
+  return reassembler_.pending_parts();
+}
+
+uint64_t Pipeline::ShardKeyOf(const smpp::ConcatKey& key) const {
+  return std::hash<std::string>{}(key.link + '\x1f' + key.source + '\x1f' + key.destination) ^
+         (static_cast<uint64_t>(key.ref) * 0x9E3779B97F4A7C15ull);
+}
+
+billing::IngestItem Pipeline::BuildMessageItem(const LinkInfo& link, const std::string& source_addr,
+                                               const std::string& dest_addr, uint8_t data_coding,
+                                               uint8_t esm_class, const std::string& raw_payload,
+                                               const std::string& decoded_text, bool text_ok,
+                                               SysClock::time_point received_at) const {
+  billing::IngestItem item;
+  billing::InboundMessage m;
+  m.link = link.link_name;
+  m.operator_name = link.operator_name;
+  m.source_addr = source_addr;
+  m.dest_addr = dest_addr;
+  m.data_coding = data_coding;
+  m.esm_class = esm_class;
+  m.raw_payload = raw_payload;
+  m.text = decoded_text;
+  m.received_at = received_at;
+
+  billing::NormalizedMsisdn msisdn = billing::NormalizeMsisdn(source_addr);
+  if (!msisdn.ok()) {
+    m.outcome = billing::MessageOutcome::kInvalidMsisdn;
+    m.outcome_detail = std::string(billing::ToString(msisdn.status));
+    item.message = std::move(m);
+    return item;  // nobody to answer
+  }
+  m.msisdn = msisdn.msisdn;
+
+  if (blocklist_.count(m.msisdn) != 0) {
+    m.outcome = billing::MessageOutcome::kBlocked;
+    item.message = std::move(m);
+    return item;  // recorded, never charged, never answered
+  }
+
+  billing::DonationMatch match = billing::MatchDonation(config_.campaigns, dest_addr, decoded_text);
+  if (match.campaign == nullptr) {
+    m.outcome = billing::MessageOutcome::kUnknownCampaign;
+    m.outcome_detail = "no campaign on shortcode " + dest_addr;
+    item.message = std::move(m);
+    return item;
+  }
+  const config::Campaign& campaign = *match.campaign;
+  billing::ReplyValues values = billing::CampaignReplyValues(campaign);
+  auto make_reply = [&](billing::ReplyKind kind, const billing::ReplyValues& v) {
+    billing::ReplyDraft r;
+    r.purpose = std::string(billing::ToString(kind));
+    r.source_addr = campaign.shortcode;
+    r.dest_addr = m.msisdn;
+    r.text = billing::RenderReply(billing::TemplateFor(campaign.templates, kind), v);
+    return r;
+  };
+
+  if (!text_ok) {
+    m.outcome = billing::MessageOutcome::kUndecodable;
+    m.outcome_detail = "text could not be decoded cleanly";
+    item.reply = make_reply(billing::ReplyKind::kSyntax, values);
+    item.message = std::move(m);
+    return item;
+  }
+  switch (match.parse.status) {
+    case billing::DonationParseStatus::kOk:
+      break;
+    case billing::DonationParseStatus::kZeroUnits:
+    case billing::DonationParseStatus::kTooManyUnits:
+      m.outcome = billing::MessageOutcome::kTooManyUnits;
+      m.outcome_detail = std::string(billing::ToString(match.parse.status));
+      item.reply = make_reply(billing::ReplyKind::kSyntax, values);
+      item.message = std::move(m);
+      return item;
+    default:
+      m.outcome = billing::MessageOutcome::kSyntaxError;
+      m.outcome_detail = std::string(billing::ToString(match.parse.status));
+      item.reply = make_reply(billing::ReplyKind::kSyntax, values);
+      item.message = std::move(m);
+      return item;
+  }
+
+  const int32_t units = match.parse.units;
+  std::optional<int64_t> amount = billing::CheckedMultiply(units, campaign.unit_price_vnd);
+  values.units = units;
+  values.amount_vnd = amount.value_or(0);
+  if (!billing::IsActive(campaign, received_at)) {
+    m.outcome = billing::MessageOutcome::kCampaignInactive;
+    item.reply = make_reply(billing::ReplyKind::kInactive, values);
+    item.message = std::move(m);
+    return item;
+  }
+  if (!amount) {
+    m.outcome = billing::MessageOutcome::kTooManyUnits;
+    m.outcome_detail = "amount overflows";
+    item.reply = make_reply(billing::ReplyKind::kSyntax, values);
+    item.message = std::move(m);
+    return item;
+  }
+
+  m.outcome = billing::MessageOutcome::kDonation;
+  billing::DonationDraft d;
+  d.campaign = campaign.name;
+  d.shortcode = campaign.shortcode;
+  d.units = units;
+  d.unit_price_vnd = campaign.unit_price_vnd;
+  d.amount_vnd = *amount;
+  d.charging_mode = campaign.charging_mode;
+  if (const config::ChargingBackendConfig* c = config::FindCharging(config_, link.operator_name)) {
+    if (c->charging_mode) d.charging_mode = *c->charging_mode;
+  }
+  d.daily_cap_units = campaign.max_units_per_day_per_msisdn;
+  item.donation = std::move(d);
+  item.message = std::move(m);
+  return item;
+}
+
+void Pipeline::OnMessage(const LinkInfo& link, const smpp::Pdu& pdu, InboundCompletion done) {
+  const auto started = SteadyClock::now();
+  const auto received_at = SysClock::now();
+  counters_.received.fetch_add(1);
+  if (metrics_) metrics_->ForLink(link.link_name).mo_received.Increment();
+
+  if (!accepting_.load()) {
+    counters_.temp_errors.fetch_add(1);
+    if (metrics_) metrics_->MoTempError(TempErrorReason::kShuttingDown);
+    done(temp_error_status_);
+    return;
+  }
+
+  MoView mo;
+  if (!ViewOf(pdu, &mo)) {
+    // Not a layout the link should hand us; refuse rather than guess.
+    done(smpp::status::kSysErr);
+    return;
+  }
+  const LinkSettings& settings = SettingsFor(link.link_name);
+  std::string smsc_mo_id;
+  if (settings.mo_id_tlv) {
+    if (const std::string* v = mo.tlvs->Find(*settings.mo_id_tlv)) smsc_mo_id = PrintableId(*v);
+  }
+
+  // --- delivery receipt
+  if ((mo.esm_class & kEsmClassTypeMask) == kEsmClassReceipt) {
+    ReceiptFields fields;
+    fields.text = mo.payload;
+    fields.receipted_message_id = mo.tlvs->receipted_message_id();
+    fields.message_state = mo.tlvs->message_state();
+    if (const std::string* nec = mo.tlvs->Find(smpp::tlv_tag::kNetworkErrorCode)) {
+      fields.network_error_code = std::string_view(*nec);
+    }
+    billing::ReceiptInfo receipt;
+    std::string problem;
+    const bool receipt_ok =
+        ParseReceiptForStore(fields, link.operator_name, settings.id_mode, &receipt, &problem);
+    billing::IngestItem item;
+    billing::InboundMessage m;
+    m.link = link.link_name;
+    m.operator_name = link.operator_name;
+    m.source_addr = mo.source_addr;
+    m.msisdn = billing::NormalizeMsisdn(mo.source_addr).msisdn;
+    m.dest_addr = mo.dest_addr;
+    m.data_coding = mo.data_coding;
+    m.esm_class = mo.esm_class;
+    m.raw_payload = mo.payload;
+    smpp::DecodedText text = smpp::DecodeSmsText(mo.payload, mo.data_coding, {settings.alphabet, 0});
+    m.text = text.utf8;
+    m.smsc_mo_id = smsc_mo_id;
+    m.received_at = received_at;
+    m.outcome = billing::MessageOutcome::kReceipt;
+    if (receipt_ok) {
+      if (metrics_) metrics_->Receipt(receipt.stat);
+      item.receipt = std::move(receipt);
+    } else {
+      m.outcome_detail = "unparsable receipt: " + problem;
+      if (metrics_) metrics_->Receipt("other");
+    }
+    item.message = std::move(m);
+    Submit(std::move(item), round_robin_.fetch_add(1), &link, std::move(done), started);
+    return;
+  }
+
+  // --- part of a concatenated message?
+  std::optional<smpp::ConcatInfo> concat;
+  std::string user_data = mo.payload;
+  size_t udh_length = 0;
+  if ((mo.esm_class & smpp::kEsmClassUdhi) != 0) {
+    smpp::UdhParse udh = smpp::ParseUdh(mo.payload);
+    if (udh.status == smpp::UdhStatus::kOk || udh.status == smpp::UdhStatus::kInvalidConcat) {
+      udh_length = udh.header_length;
+      user_data = std::string(udh.user_data);
+      if (udh.concat && smpp::IsValidConcat(*udh.concat)) concat = udh.concat;
+    }
+  } else {
+    auto ref = mo.tlvs->sar_msg_ref_num();
+    auto total = mo.tlvs->sar_total_segments();
+    auto seq = mo.tlvs->sar_segment_seqnum();
+    if (ref && total && seq) concat = smpp::ConcatFromSar(*ref, *total, *seq);
+  }
+  smpp::DecodeOptions decode{settings.alphabet, udh_length};
+
+  if (!concat || concat->total <= 1) {
+    smpp::DecodedText text = smpp::DecodeSmsText(user_data, mo.data_coding, decode);
+    billing::IngestItem item =
+        BuildMessageItem(link, mo.source_addr, mo.dest_addr, mo.data_coding, mo.esm_class,
+                         user_data, text.utf8, text.ok(), received_at);
+    item.message->smsc_mo_id = smsc_mo_id;
+    Submit(std::move(item), round_robin_.fetch_add(1), &link, std::move(done), started);
+    return;
+  }
+
+  // --- concatenated part: stored before it is acknowledged; the part that completes its set
+  // also stores the assembled message (and its donation) in the same transaction.
+  smpp::DecodedText part_text = smpp::DecodeSmsText(user_data, mo.data_coding, decode);
+  billing::ConcatPart part;
+  part.set.link = link.link_name;
+  part.set.source_addr = mo.source_addr;
+  part.set.dest_addr = mo.dest_addr;
+  part.set.concat_ref = concat->ref;
+  part.set.ref16 = concat->ref16;
+  part.set.total = concat->total;
+  part.operator_name = link.operator_name;
+  part.seq = concat->seq;
+  part.data_coding = mo.data_coding;
+  part.esm_class = mo.esm_class;
+  part.raw_payload = user_data;
+  part.text = part_text.utf8;
+  part.smsc_mo_id = smsc_mo_id;
+  part.received_at = received_at;
+
+  smpp::MessagePart mp;
+  mp.key = smpp::MakeConcatKey(link.link_name, mo.source_addr, mo.dest_addr, *concat);
+  mp.seq = concat->seq;
+  mp.data_coding = mo.data_coding;
+  mp.decode = decode;
+  mp.user_data = user_data;
+  mp.received_at = received_at;
+  const uint64_t shard_key = ShardKeyOf(mp.key);
+
+  smpp::AddResult added;
+  {
+    std::lock_guard<std::mutex> lock(reassembly_mu_);
+    added = reassembler_.Add(std::move(mp));
+    if (metrics_) metrics_->concat_parts_pending().Set(static_cast<double>(reassembler_.pending_parts()));
+  }
+  for (const smpp::AssembledMessage& evicted : added.evicted) {
+    SubmitBackground(BuildAssembledItem(evicted, link.operator_name, false, std::nullopt),
+                     ShardKeyOf(evicted.key));
+  }
+  billing::IngestItem item;
+  if (added.outcome == smpp::PartOutcome::kCompleted && added.completed) {
+    item = BuildAssembledItem(*added.completed, link.operator_name, true, part);
+  } else {
+    // kStored, or a duplicate: storing a duplicate part again is harmless (the set is consumed
+    // as a whole, restore keeps the first copy) and keeps "acked means stored" simple.
+    if (added.outcome == smpp::PartOutcome::kDuplicate) counters_.duplicates.fetch_add(1);
+    item.part = std::move(part);
+  }
+  Submit(std::move(item), shard_key, &link, std::move(done), started);
+}
+
+billing::IngestItem Pipeline::BuildAssembledItem(const smpp::AssembledMessage& message,
+                                                 const std::string& operator_name, bool complete,
+                                                 const std::optional<billing::ConcatPart>& part) const {
+  LinkInfo link;
+  link.link_name = message.key.link;
+  link.operator_name = operator_name;
+  std::string raw;
+  for (const smpp::MessagePart& p : message.parts) raw += p.user_data;
+  const uint8_t dc = message.parts.empty() ? 0 : message.parts.front().data_coding;
+  billing::IngestItem item;
+  if (complete || config_.pipeline.concat_on_timeout == config::ConcatOnTimeout::kProcessAvailable) {
+    item = BuildMessageItem(link, message.key.source, message.key.destination, dc,
+                            smpp::kEsmClassUdhi, raw, message.text.utf8, message.text.ok(),
+                            message.first_received_at);
+    if (!complete) item.message->outcome_detail += " (incomplete set processed)";
+  } else {
+    billing::InboundMessage m;
+    m.link = link.link_name;
+    m.operator_name = operator_name;
+    m.source_addr = message.key.source;
+    m.msisdn = billing::NormalizeMsisdn(message.key.source).msisdn;
+    m.dest_addr = message.key.destination;
+    m.data_coding = dc;
+    m.esm_class = smpp::kEsmClassUdhi;
+    m.raw_payload = raw;
+    m.text = message.text.utf8;
+    m.received_at = message.first_received_at;
+    m.outcome = billing::MessageOutcome::kIncompleteConcat;
+    m.outcome_detail = std::to_string(message.missing.size()) + " of " +
+                       std::to_string(message.key.total) + " parts missing";
+    item.message = std::move(m);
+  }
+  item.message->concat_ref = message.key.ref;
+  item.message->concat_total = message.key.total;
+  item.part = part;
+  billing::ConcatSetKey set;
+  set.link = message.key.link;
+  set.source_addr = message.key.source;
+  set.dest_addr = message.key.destination;
+  set.concat_ref = message.key.ref;
+  set.ref16 = message.key.ref16;
+  set.total = message.key.total;
+  item.consume_set = std::move(set);
+  return item;
+}
+
+void Pipeline::Submit(billing::IngestItem item, uint64_t shard_key, const LinkInfo* link,
+                      InboundCompletion done, SteadyClock::time_point started) {
+  const bool is_donation = item.donation.has_value();
+  const std::optional<billing::MessageOutcome> outcome =
+      item.message ? std::optional<billing::MessageOutcome>(item.message->outcome) : std::nullopt;
+  Metrics::LinkCounters* link_counters = metrics_ && link ? &metrics_->ForLink(link->link_name) : nullptr;
+  writer_.Submit(std::move(item), shard_key,
+                 [this, done = std::move(done), is_donation, outcome, link_counters,
+                  started](const IngestOutcome& result) {
+                   if (!result.ok()) {
+                     counters_.temp_errors.fetch_add(1);
+                     if (metrics_) metrics_->MoTempError(ReasonOf(result));
+                     done(temp_error_status_);
+                     return;
+                   }
+                   // Committed: now, and only now, the SMSC may hear ESME_ROK.
+                   done(smpp::status::kOk);
+                   counters_.acked.fetch_add(1);
+                   if (result.result.duplicate) {
+                     counters_.duplicates.fetch_add(1);
+                   } else if (outcome && metrics_ && *outcome != billing::MessageOutcome::kDonation &&
+                              *outcome != billing::MessageOutcome::kReceipt) {
+                     metrics_->MoRejected(*outcome);
+                   }
+                   if (link_counters) link_counters->mo_accepted.Increment();
+                   if (metrics_) {
+                     metrics_->ack_latency().Observe(
+                         std::chrono::duration<double>(SteadyClock::now() - started).count());
+                   }
+                   if (is_donation && result.result.donation_id != 0) {
+                     counters_.donations.fetch_add(1);
+                     if (on_donations_) on_donations_();
+                   }
+                 });
+}
+
+void Pipeline::SubmitBackground(billing::IngestItem item, uint64_t shard_key) {
+  const bool is_donation = item.donation.has_value();
+  writer_.Submit(std::move(item), shard_key, [this, is_donation](const IngestOutcome& result) {
+    if (!result.ok()) {
+      // The parts stay pending in the database; the next restore or expiry retries.
+      spdlog::warn("pipeline: storing an expired concatenated set failed: {}", result.status.ToString());
+      return;
+    }
+    if (is_donation && result.result.donation_id != 0 && on_donations_) on_donations_();
+  });
+}
+
+void Pipeline::ExpireConcatenated(SysClock::time_point now) {
+  std::vector<smpp::AssembledMessage> expired;
+  {
+    std::lock_guard<std::mutex> lock(reassembly_mu_);
+    expired = reassembler_.Expire(now);
+    if (metrics_) metrics_->concat_parts_pending().Set(static_cast<double>(reassembler_.pending_parts()));
+  }
+  for (const smpp::AssembledMessage& m : expired) {
+    auto op = link_operator_.find(m.key.link);
+    SubmitBackground(BuildAssembledItem(m, op == link_operator_.end() ? "" : op->second, false,
+                                        std::nullopt),
+                     ShardKeyOf(m.key));
+  }
+}
+
+void Pipeline::RestoreParts(std::vector<billing::StoredPart> stored, int only_shard) {
+  std::vector<smpp::MessagePart> parts;
+  for (billing::StoredPart& s : stored) {
+    smpp::ConcatInfo info;
+    info.ref = static_cast<uint16_t>(s.part.set.concat_ref);
+    info.total = static_cast<uint8_t>(s.part.set.total);
+    info.seq = static_cast<uint8_t>(s.part.seq);
+    info.ref16 = s.part.set.ref16;
+    smpp::MessagePart p;
+    p.key = smpp::MakeConcatKey(s.part.set.link, s.part.set.source_addr, s.part.set.dest_addr, info);
+    if (only_shard >= 0 && writer_.ShardOf(ShardKeyOf(p.key)) != only_shard) continue;
+    p.seq = info.seq;
+    p.data_coding = s.part.data_coding;
+    p.decode.default_alphabet = SettingsFor(s.part.set.link).alphabet;
+    p.user_data = std::move(s.part.raw_payload);
+    p.received_at = s.part.received_at;
+    p.storage_id = s.id;
+    parts.push_back(std::move(p));
+  }
+  smpp::RestoreResult restored;
+  {
+    std::lock_guard<std::mutex> lock(reassembly_mu_);
+    if (only_shard >= 0) {
+      // Forget this shard's sets (they may include parts whose batch failed) ...
+      std::set<smpp::ConcatKey> keys;
+      reassembler_.ForEachPendingPart([&](const smpp::MessagePart& p) {
+        if (writer_.ShardOf(ShardKeyOf(p.key)) == only_shard) keys.insert(p.key);
+      });
+      for (const smpp::ConcatKey& k : keys) reassembler_.Remove(k);
+    }
+    // ... and take back exactly what the database holds.
+    restored = reassembler_.Restore(std::move(parts));
+    if (metrics_) metrics_->concat_parts_pending().Set(static_cast<double>(reassembler_.pending_parts()));
+  }
+  for (const smpp::AssembledMessage& m : restored.completed) {
+    auto op = link_operator_.find(m.key.link);
+    SubmitBackground(BuildAssembledItem(m, op == link_operator_.end() ? "" : op->second, true,
+                                        std::nullopt),
+                     ShardKeyOf(m.key));
+  }
+  for (const smpp::AssembledMessage& m : restored.evicted) {
+    auto op = link_operator_.find(m.key.link);
+    SubmitBackground(BuildAssembledItem(m, op == link_operator_.end() ? "" : op->second, false,
+                                        std::nullopt),
+                     ShardKeyOf(m.key));
+  }
+}
+
+billing::StoreStatus Pipeline::RecoverFromStore(billing::Store& store) {
+  std::vector<std::string> links;
+  for (const auto& [name, settings] : link_settings_) links.push_back(name);
+  std::vector<billing::StoredPart> parts;
+  billing::StoreStatus s = store.LoadPendingParts(links, &parts);
+  if (!s.ok()) return s;
+  if (!parts.empty()) spdlog::info("pipeline: restoring {} pending concatenated parts", parts.size());
+  RestoreParts(std::move(parts), -1);
+  return s;
+}
+
+void Pipeline::OnBatchFailed(int shard, billing::Store& store) {
+  std::vector<std::string> links;
+  for (const auto& [name, settings] : link_settings_) links.push_back(name);
+  std::vector<billing::StoredPart> parts;
+  billing::StoreStatus s = store.LoadPendingParts(links, &parts);
+  if (!s.ok()) {
+    spdlog::warn("pipeline: cannot reload concatenated parts after a failed batch: {}", s.ToString());
+    return;
+  }
+  RestoreParts(std::move(parts), shard);
+}
+
+}  // namespace donagate::daemon

@@ -1,0 +1,135 @@
+// The pipeline: what happens to an inbound deliver_sm/data_sm between the link and the
+// database (docs/pipeline.md has the whole story, states and failure behaviour).
+//
+// For each MO the link hands over, the pipeline
+//   1. classifies it: delivery receipt (esm_class receipt bits), part of a concatenated
+//      message (UDH or sar_* TLVs), or a complete message;
+//   2. for a complete (or just assembled) message: normalises the MSISDN, decodes the text,
+//      finds the campaign by shortcode + keyword, checks the blocklist and the active window,
+//      parses "CV n" and prices it — every MO becomes an inbound_message row with an outcome,
+//      a valid one also a donation row (state received), an invalid one the help reply;
+//   3. gives the resulting IngestItem to the IngestWriter (group commit) and, only when that
+//      batch has COMMITTED, completes the link's callback with ESME_ROK; on any failure, on
+//      backpressure or while shutting down it completes with the configured temporary error
+//      (ESME_RX_T_APPN or ESME_RTHROTTLED) so the SMSC redelivers later. Never ack, then lose.
+//
+// The daily cap is evaluated by the store when a donation is first claimed (it needs the
+// subscriber's other donations of the finance day, consistently across instances); the charging
+// worker then records it as failed("daily_cap") with the daily-cap reply.
+//
+// Concatenated MOs: each part is stored (mo_part) before it is acknowledged; the in-memory
+// smpp::Reassembler tells when a set is complete, and the completing part's item stores the
+// assembled message and marks the set's parts consumed in the same transaction. All parts of a
+// set go to the same DB shard, so they commit in arrival order. After a failed batch the
+// shard's sets are rebuilt from the database, and at start RecoverFromStore() restores every
+// pending part, so a restart loses nothing that was acknowledged.
+//
+// Threads: OnMessage runs on link strands (several at once); it never blocks on the database.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "billing/store.h"
+#include "config/config.h"
+#include "daemon/ingest_writer.h"
+#include "daemon/link.h"
+#include "protocol/message_id.h"
+#include "protocol/pdu.h"
+#include "protocol/reassembly.h"
+#include "protocol/text_codec.h"
+
+namespace donagate::daemon {
+
+class Metrics;
+
+// Reads a blocklist file: one MSISDN per line in any accepted form, '#' comments and blank
+// lines ignored. Returns the normalised numbers; *error names the first bad line.
+bool LoadBlocklist(const std::string& path, std::set<std::string>* out, std::string* error);
+
+struct PipelineCounters {
+  std::atomic<uint64_t> received{0};      // OnMessage calls
+  std::atomic<uint64_t> acked{0};         // completed with ESME_ROK
+  std::atomic<uint64_t> temp_errors{0};   // completed with the temporary error status
+  std::atomic<uint64_t> donations{0};     // donation rows committed
+  std::atomic<uint64_t> duplicates{0};    // recognised as already stored (acked, not re-processed)
+};
+
+class Pipeline final : public InboundHandler {
+ public:
+  // `config` and `writer` must outlive the pipeline.
+  Pipeline(const config::Config& config, IngestWriter& writer, Metrics* metrics = nullptr,
+           std::set<std::string> blocklist = {});
+  ~Pipeline() override;
+
+  // Restores pending concatenated parts of this instance's links (call before links start);
+  // sets that turn out complete or expired are processed at once.
+  billing::StoreStatus RecoverFromStore(billing::Store& store);
+
+  void OnMessage(const LinkInfo& link, const smpp::Pdu& pdu, InboundCompletion done) override;
+
+  // Records concatenated sets older than concat_timeout (as incomplete, or processes the parts
+  // present, per config). Call periodically.
+  void ExpireConcatenated(std::chrono::system_clock::time_point now);
+
+  // Called (on the completion executor) after committed items created donations.
+  void SetDonationsCommittedHook(std::function<void()> hook) { on_donations_ = std::move(hook); }
+  // While false every new MO is answered with the temporary error (shutdown).
+  void SetAccepting(bool accepting) { accepting_.store(accepting); }
+
+  // Builds the ingest item of a complete (non-concatenated) message. Public for tests.
+  billing::IngestItem BuildMessageItem(const LinkInfo& link, const std::string& source_addr,
+                                       const std::string& dest_addr, uint8_t data_coding,
+                                       uint8_t esm_class, const std::string& raw_payload,
+                                       const std::string& decoded_text, bool text_ok,
+                                       std::chrono::system_clock::time_point received_at) const;
+
+  const PipelineCounters& counters() const { return counters_; }
+  size_t pending_concat_parts() const;
+  uint32_t temp_error_status() const { return temp_error_status_; }
+
+ private:
+  struct LinkSettings {
+    smpp::DefaultAlphabet alphabet = smpp::DefaultAlphabet::kGsm7Unpacked;
+    smpp::MessageIdMode id_mode = smpp::MessageIdMode::kTrimLeadingZeros;
+    std::optional<uint16_t> mo_id_tlv;
+  };
+  const LinkSettings& SettingsFor(const std::string& link_name) const;
+
+  void Submit(billing::IngestItem item, uint64_t shard_key, const LinkInfo* link,
+              InboundCompletion done, std::chrono::steady_clock::time_point started);
+  void SubmitBackground(billing::IngestItem item, uint64_t shard_key);
+  billing::IngestItem BuildAssembledItem(const smpp::AssembledMessage& message,
+                                         const std::string& operator_name, bool complete,
+                                         const std::optional<billing::ConcatPart>& part) const;
+  uint64_t ShardKeyOf(const smpp::ConcatKey& key) const;
+  void OnBatchFailed(int shard, billing::Store& store);
+  void RestoreParts(std::vector<billing::StoredPart> parts, int only_shard);
+
+  const config::Config& config_;
+  IngestWriter& writer_;
+  Metrics* metrics_;
+  std::set<std::string> blocklist_;
+  uint32_t temp_error_status_;
+  std::map<std::string, LinkSettings> link_settings_;
+  std::map<std::string, std::string> link_operator_;
+  std::function<void()> on_donations_;
+  std::atomic<bool> accepting_{true};
+  std::atomic<uint64_t> round_robin_{0};
+  PipelineCounters counters_;
+
+  mutable std::mutex reassembly_mu_;
+  smpp::Reassembler reassembler_;
+};
+
+}  // namespace donagate::daemon

@@ -1,0 +1,270 @@
+#include "daemon/reply_sender.h"
+
+#include <algorithm>
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "daemon/link_manager.h"
+#include "daemon/metrics.h"
+#include "protocol/message_id.h"
+#include "protocol/text_codec.h"
+
+namespace donagate::daemon {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+smpp::MessageIdMode ToIdMode(config::MessageIdNormalization n) {
+  switch (n) {
+    case config::MessageIdNormalization::kExact: return smpp::MessageIdMode::kExact;
+    case config::MessageIdNormalization::kTrimLeadingZeros: return smpp::MessageIdMode::kTrimLeadingZeros;
+    case config::MessageIdNormalization::kResponseHexReceiptDecimal:
+      return smpp::MessageIdMode::kResponseHexReceiptDecimal;
+    case config::MessageIdNormalization::kResponseDecimalReceiptHex:
+      return smpp::MessageIdMode::kResponseDecimalReceiptHex;
+  }
+  return smpp::MessageIdMode::kTrimLeadingZeros;
+}
+
+// The parts of one reply, gathered as their submit_sm_resp arrive.
+struct Gather {
+  size_t expected = 0;
+  std::vector<SubmitResult> results;
+};
+
+}  // namespace
+
+ReplySender::ReplySender(boost::asio::any_io_executor executor, const config::Config& config,
+                         LinkManager& links, ReplySenderOptions options, Metrics* metrics)
+    : executor_(std::move(executor)), config_(config), links_(links), options_(std::move(options)),
+      metrics_(metrics) {
+  options_.batch_size = std::max(1, options_.batch_size);
+  options_.max_inflight = std::max(1, options_.max_inflight);
+  store_ = std::make_unique<billing::Store>(options_.conninfo, options_.store_options);
+}
+
+ReplySender::~ReplySender() { Stop(std::chrono::milliseconds(0)); }
+
+void ReplySender::Start() {
+  if (thread_.joinable()) return;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void ReplySender::Stop(std::chrono::milliseconds drain) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_.load()) drain_deadline_ = Clock::now() + drain;
+    stopping_.store(true);
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ReplySender::Notify() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    notified_ = true;
+  }
+  cv_.notify_all();
+}
+
+void ReplySender::Complete(Result result) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    results_.push_back(std::move(result));
+  }
+  cv_.notify_all();
+}
+
+void ReplySender::Run() {
+  for (;;) {
+    RecordResults();
+    if (stopping_.load()) {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (inflight_.load() == 0 || Clock::now() >= drain_deadline_) break;
+      cv_.wait_until(lock, std::min(drain_deadline_, Clock::now() + options_.poll_interval),
+                     [&] { return !results_.empty(); });
+      continue;
+    }
+    if (metrics_ && Clock::now() >= next_gauge_update_) {
+      next_gauge_update_ = Clock::now() + std::chrono::seconds(2);
+      int64_t backlog = 0;
+      if (store_->CountOutboxBacklog(&backlog).ok()) {
+        metrics_->outbox_backlog().Set(static_cast<double>(backlog));
+      }
+    }
+    int64_t before = inflight_.load();
+    Claim();
+    bool claimed_full = inflight_.load() - before >= options_.batch_size &&
+                        inflight_.load() < options_.max_inflight;
+    if (claimed_full) continue;
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, options_.poll_interval,
+                 [&] { return !results_.empty() || notified_ || stopping_.load(); });
+    notified_ = false;
+  }
+  RecordResults();
+}
+
+void ReplySender::Claim() {
+  int room = static_cast<int>(options_.max_inflight - inflight_.load());
+  int limit = std::min(options_.batch_size, room);
+  if (limit <= 0) return;
+  std::vector<std::string> operators = links_.OperatorsWithTransmitter();
+  if (operators.empty()) return;
+  std::vector<billing::OutboxReply> replies;
+  billing::StoreStatus s = store_->ClaimReplies(operators, limit, options_.lease, &replies);
+  if (!s.ok()) {
+    if (metrics_) metrics_->StoreError(s);
+    spdlog::warn("reply: claim failed: {}", s.ToString());
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_.load(); });
+    return;
+  }
+  for (billing::OutboxReply& r : replies) {
+    inflight_.fetch_add(1);
+    boost::asio::post(executor_, [this, r = std::move(r)]() mutable { Send(std::move(r)); });
+  }
+}
+
+void ReplySender::Send(billing::OutboxReply reply) {
+  Result base;
+  base.reply_id = reply.id;
+  base.attempts = reply.attempts + 1;
+  base.operator_name = reply.operator_name;
+  base.created_at = reply.created_at;
+
+  std::shared_ptr<Link> link;
+  if (!reply.link.empty()) {
+    link = links_.Find(reply.link);
+    if (link && !link->CanTransmit()) link.reset();
+  }
+  if (!link) link = links_.PickTransmitter(reply.operator_name);
+  if (!link) {
+    base.kind = Result::Kind::kRetry;
+    base.reason = "no transmitting link for operator " + reply.operator_name;
+    Complete(std::move(base));
+    return;
+  }
+  const config::SmscLink* cfg = config::FindLink(config_, link->name());
+  static const config::SmscLink kDefaultLink{};
+  if (!cfg) cfg = &kDefaultLink;
+
+  smpp::SubmitSm proto;
+  proto.source_addr_ton = static_cast<uint8_t>(cfg->source_ton);
+  proto.source_addr_npi = static_cast<uint8_t>(cfg->source_npi);
+  proto.source_addr = reply.source_addr;
+  proto.dest_addr_ton = static_cast<uint8_t>(cfg->dest_ton);
+  proto.dest_addr_npi = static_cast<uint8_t>(cfg->dest_npi);
+  proto.destination_addr = reply.dest_addr;
+  proto.registered_delivery = 1;  // ask for a delivery receipt
+
+  std::vector<smpp::SubmitSm> pdus;
+  if (cfg->reply_long_mode == config::ReplyLongMode::kMessagePayload) {
+    smpp::EncodedText enc = smpp::EncodeForSms(reply.text, {cfg->gsm_packed});
+    smpp::SubmitSm pdu = proto;
+    pdu.data_coding = enc.data_coding;
+    const size_t limit = enc.data_coding == 8 ? smpp::kUcs2SinglePartUnits : smpp::kGsmSinglePartSeptets;
+    if (enc.units <= limit && enc.payload.size() <= smpp::kMaxShortMessageLength) {
+      pdu.short_message = enc.payload;
+    } else {
+      pdu.tlvs.set_message_payload(enc.payload);
+    }
+    pdus.push_back(std::move(pdu));
+  } else {
+    const auto ref = static_cast<uint8_t>(concat_ref_.fetch_add(1) & 0xff);
+    smpp::SplitMessage split = smpp::SplitForSms(reply.text, ref, {cfg->gsm_packed, 255});
+    if (split.status != smpp::SplitStatus::kOk || split.parts.empty()) {
+      base.kind = Result::Kind::kFailed;
+      base.reason = "reply text too long to split";
+      Complete(std::move(base));
+      return;
+    }
+    for (std::string& part : split.parts) {
+      smpp::SubmitSm pdu = proto;
+      pdu.data_coding = split.data_coding;
+      pdu.esm_class = static_cast<uint8_t>(proto.esm_class | split.esm_class_flags);
+      pdu.short_message = std::move(part);
+      pdus.push_back(std::move(pdu));
+    }
+  }
+
+  auto gather = std::make_shared<Gather>();
+  gather->expected = pdus.size();
+  const smpp::MessageIdMode id_mode = ToIdMode(cfg->message_id_normalization);
+  for (smpp::SubmitSm& pdu : pdus) {
+    link->Submit(std::move(pdu), [this, gather, base, id_mode](const SubmitResult& r) {
+      gather->results.push_back(r);  // every part's callback runs on the same link strand
+      if (gather->results.size() < gather->expected) return;
+      Result result = base;
+      bool all_ok = true, any_rejected = false, throttled = false;
+      std::string reason;
+      for (const SubmitResult& part : gather->results) {
+        if (part.outcome == SubmitOutcome::kOk) {
+          result.message_ids.push_back(
+              smpp::NormalizeMessageId(part.message_id, smpp::MessageIdSource::kSubmitResponse, id_mode)
+                  .canonical);
+          continue;
+        }
+        all_ok = false;
+        if (part.outcome == SubmitOutcome::kRejected) any_rejected = true;
+        if (part.outcome == SubmitOutcome::kThrottled) throttled = true;
+        reason = std::string(ToString(part.outcome)) + " status=" + std::to_string(part.command_status);
+      }
+      if (all_ok) {
+        result.kind = Result::Kind::kSubmitted;
+      } else if (any_rejected) {
+        result.kind = Result::Kind::kFailed;
+        result.reason = "rejected by SMSC: " + reason;
+      } else {
+        result.kind = Result::Kind::kRetry;
+        result.throttled = throttled;
+        result.reason = reason;
+      }
+      Complete(std::move(result));
+    });
+  }
+}
+
+void ReplySender::RecordResults() {
+  std::deque<Result> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(results_);
+  }
+  for (Result& r : batch) {
+    billing::StoreStatus s;
+    if (r.kind == Result::Kind::kSubmitted) {
+      s = store_->MarkReplySubmitted(r.reply_id, r.message_ids);
+    } else if (r.kind == Result::Kind::kFailed || r.attempts >= options_.max_attempts) {
+      s = store_->MarkReplyFailed(r.reply_id, r.reason);
+    } else {
+      auto backoff = options_.retry_min * (1LL << std::min(r.attempts - 1, 16));
+      backoff = std::min<decltype(backoff)>(backoff, options_.retry_max);
+      s = store_->MarkReplyRetry(r.reply_id, billing::StoreClock::now() + backoff, r.reason);
+    }
+    if (!s.ok()) {
+      // The claim's lease will expire and the reply will be sent again: at-least-once.
+      if (metrics_) metrics_->StoreError(s);
+      spdlog::warn("reply: recording the result of reply {} failed: {}", r.reply_id, s.ToString());
+    }
+    if (metrics_) {
+      auto& counters = metrics_->ForOperator(r.operator_name);
+      if (r.kind == Result::Kind::kSubmitted) {
+        counters.Add(ReplyResult::kSent);
+        double latency = std::chrono::duration<double>(billing::StoreClock::now() - r.created_at).count();
+        if (latency >= 0) metrics_->reply_latency().Observe(latency);
+      } else if (r.kind == Result::Kind::kFailed || r.attempts >= options_.max_attempts) {
+        counters.Add(ReplyResult::kFailed);
+      } else if (r.throttled) {
+        counters.Add(ReplyResult::kThrottled);
+      }
+    }
+    if (r.kind == Result::Kind::kSubmitted) submitted_.fetch_add(1);
+    inflight_.fetch_sub(1);
+  }
+}
+
+}  // namespace donagate::daemon

@@ -1,0 +1,108 @@
+// The reply sender: drains the persisted outbox through the operators' SMPP links.
+//
+// Loop, on one dedicated DB thread with its own Store:
+//   1. claim pending replies (Store::ClaimReplies, FOR UPDATE SKIP LOCKED with a lease) for the
+//      operators that have a transmit-capable link in THIS process, never more than
+//      `max_inflight` at once (the outbox may back up in the database, never in memory);
+//   2. send each as submit_sm (registered_delivery = 1) from the campaign shortcode through the
+//      reply's link (or any transmitting link of its operator); a long text is split per the
+//      link's reply_long_mode (UDH concatenation or one message_payload);
+//   3. record the result: accepted → MarkReplySubmitted with the SMSC message id(s) normalised
+//      per the link's message_id_normalization (delivery receipts then find the reply);
+//      throttled / busy / no link / timeout → MarkReplyRetry with exponential backoff;
+//      a permanent refusal, or too many attempts → MarkReplyFailed.
+// A crash between submit and MarkReplySubmitted leaves the reply claimed; when the lease
+// expires it is sent again (at-least-once: a duplicate thank-you is preferred to none).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "billing/store.h"
+#include "config/config.h"
+#include "daemon/link.h"
+
+namespace donagate::daemon {
+
+class LinkManager;
+class Metrics;
+
+struct ReplySenderOptions {
+  std::string conninfo;
+  billing::StoreOptions store_options;
+  int batch_size = 64;            // replies claimed per round
+  int max_inflight = 256;         // replies being submitted at once (memory bound)
+  std::chrono::seconds lease{60};
+  std::chrono::milliseconds poll_interval{100};
+  std::chrono::milliseconds retry_min{1000};
+  std::chrono::milliseconds retry_max{60000};
+  int max_attempts = 10;          // then the reply is failed
+};
+
+class ReplySender {
+ public:
+  // `config` and `links` must outlive the sender.
+  ReplySender(boost::asio::any_io_executor executor, const config::Config& config,
+              LinkManager& links, ReplySenderOptions options, Metrics* metrics = nullptr);
+  ~ReplySender();
+  ReplySender(const ReplySender&) = delete;
+  ReplySender& operator=(const ReplySender&) = delete;
+
+  void Start();
+  // Stops claiming, waits up to `drain` for in-flight submits and records them, joins.
+  void Stop(std::chrono::milliseconds drain = std::chrono::milliseconds(3000));
+  void Notify();
+
+  int64_t inflight() const { return inflight_.load(); }
+  uint64_t submitted() const { return submitted_.load(); }
+
+ private:
+  struct Result {
+    int64_t reply_id = 0;
+    int32_t attempts = 0;
+    std::string operator_name;
+    enum class Kind { kSubmitted, kRetry, kFailed } kind = Kind::kRetry;
+    std::vector<std::string> message_ids;
+    std::string reason;
+    bool throttled = false;
+    billing::StoreTime created_at{};
+  };
+
+  void Run();
+  void Claim();
+  void Send(billing::OutboxReply reply);
+  void RecordResults();
+  void Complete(Result result);
+
+  boost::asio::any_io_executor executor_;
+  const config::Config& config_;
+  LinkManager& links_;
+  ReplySenderOptions options_;
+  Metrics* metrics_;
+  std::unique_ptr<billing::Store> store_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Result> results_;
+  bool notified_ = false;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> inflight_{0};
+  std::atomic<uint64_t> submitted_{0};
+  std::atomic<uint32_t> concat_ref_{0};
+  std::chrono::steady_clock::time_point drain_deadline_{};
+  std::chrono::steady_clock::time_point next_gauge_update_{};
+  std::thread thread_;
+};
+
+}  // namespace donagate::daemon

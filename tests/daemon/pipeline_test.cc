@@ -1,0 +1,268 @@
+// The pipeline against a real PostgreSQL: classification, ack-after-commit, temporary errors,
+// concatenation across a restart, and the charging worker turning a donation into ledger rows
+// and a thank-you in the outbox (in-process charging backend).
+#include "daemon/pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "billing/migrate.h"
+#include "daemon/charging_worker.h"
+#include "daemon/ingest_writer.h"
+#include "protocol/udh.h"
+#include "tests/common/test_env.h"
+#include "tests/common/test_pg.h"
+
+namespace donagate::daemon {
+namespace {
+
+using donagate::testing::CreateFreshDatabase;
+using donagate::testing::QueryValue;
+using std::chrono::milliseconds;
+
+config::Config TestConfig(const std::string& conninfo) {
+  config::Config c;
+  config::SmscLink link;
+  link.name = "opa-1";
+  link.operator_name = "opa";
+  c.links.push_back(link);
+  config::Campaign campaign;
+  campaign.name = "Vi mien Trung";
+  campaign.max_units_per_day_per_msisdn = 8;
+  c.campaigns.push_back(campaign);
+  config::ChargingBackendConfig charging;
+  charging.operator_name = "opa";
+  charging.backend = config::ChargingBackendKind::kInProcess;
+  charging.initial_balance_vnd = 1000000;
+  c.charging.push_back(charging);
+  c.database.conninfo = config::Secret("test", conninfo);
+  c.pipeline.instance_id = "test-1";
+  return c;
+}
+
+smpp::Pdu DeliverSm(const std::string& from, const std::string& to, const std::string& text,
+                    uint8_t esm_class = 0, uint8_t data_coding = 0) {
+  smpp::Pdu pdu = smpp::MakePdu(smpp::CommandId::kDeliverSm, 1);
+  auto& body = std::get<smpp::DeliverSm>(pdu.body);
+  body.source_addr = from;
+  body.destination_addr = to;
+  body.esm_class = esm_class;
+  body.data_coding = data_coding;
+  body.short_message = text;
+  return pdu;
+}
+
+// An io_context with one thread, and a pipeline + ingest writer on a database.
+class Harness {
+ public:
+  Harness(config::Config config, IngestWriterOptions wo = {})
+      : config_(std::move(config)), work_(boost::asio::make_work_guard(io_)) {
+    thread_ = std::thread([this] { io_.run(); });
+    wo.conninfo = config_.database.conninfo.Reveal();
+    wo.store_options.instance_id = config_.pipeline.instance_id;
+    wo.store_options.connect_timeout_s = 2;
+    writer_ = std::make_unique<IngestWriter>(io_.get_executor(), wo);
+    pipeline_ = std::make_unique<Pipeline>(config_, *writer_);
+    writer_->Start();
+  }
+  ~Harness() {
+    pipeline_.reset();
+    writer_->Stop();
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
+
+  // Hands one PDU to the pipeline and waits for the link completion's status.
+  uint32_t Deliver(const smpp::Pdu& pdu, const std::string& link = "opa-1") {
+    auto promise = std::make_shared<std::promise<uint32_t>>();
+    auto future = promise->get_future();
+    LinkInfo info;
+    info.link_name = link;
+    info.operator_name = "opa";
+    pipeline_->OnMessage(info, pdu, [promise](uint32_t status) { promise->set_value(status); });
+    EXPECT_EQ(future.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+    return future.get();
+  }
+
+  config::Config& config() { return config_; }
+  Pipeline& pipeline() { return *pipeline_; }
+  boost::asio::io_context& io() { return io_; }
+
+ private:
+  config::Config config_;
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::thread thread_;
+  std::unique_ptr<IngestWriter> writer_;
+  std::unique_ptr<Pipeline> pipeline_;
+};
+
+std::string Migrated(const std::string& hint) {
+  std::string db = CreateFreshDatabase(hint);
+  billing::StoreStatus s = billing::Migrate(db);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return db;
+}
+
+bool WaitFor(const std::function<bool()>& condition, milliseconds timeout = milliseconds(20000)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return condition();
+}
+
+TEST(PipelineTest, Cv5BecomesChargedDonationWithBalancedLedgerAndThankYou) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_cv5");
+  Harness h(TestConfig(db));
+
+  EXPECT_EQ(h.Deliver(DeliverSm("0912345678", "1407", "CV 5")), smpp::status::kOk);
+  // Ack after commit: by the time the completion said OK, the rows are there.
+  EXPECT_EQ(QueryValue(db, "SELECT outcome FROM inbound_message"), "donation");
+  EXPECT_EQ(QueryValue(db, "SELECT msisdn FROM inbound_message"), "84912345678");
+  EXPECT_EQ(QueryValue(db, "SELECT amount_vnd || ' ' || state FROM donation"), "100000 received");
+
+  auto chargers = ChargerSet::Create(h.io().get_executor(), h.config(), nullptr, nullptr);
+  ASSERT_NE(chargers, nullptr);
+  ChargingWorkerOptions co;
+  co.conninfo = db;
+  co.store_options.instance_id = "test-1";
+  co.poll_interval = milliseconds(20);
+  ChargingWorker worker(h.config(), *chargers, co);
+  worker.Start();
+  ASSERT_TRUE(WaitFor([&] { return QueryValue(db, "SELECT state FROM donation") == "charged"; }));
+  worker.Stop();
+
+  EXPECT_EQ(QueryValue(db, "SELECT sum(amount_vnd) FROM ledger_entry WHERE direction='debit' "
+                           "AND account='receivable:opa'"),
+            "100000");
+  EXPECT_EQ(QueryValue(db, "SELECT sum(amount_vnd) FROM ledger_entry WHERE direction='credit' "
+                           "AND account='fund:Vi mien Trung'"),
+            "100000");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM outbox WHERE purpose='success'"), "1");
+  const std::string text = QueryValue(db, "SELECT text FROM outbox");
+  EXPECT_NE(text.find("100.000 dong"), std::string::npos) << text;
+  EXPECT_EQ(QueryValue(db, "SELECT source_addr || '>' || dest_addr FROM outbox"), "1407>84912345678");
+}
+
+TEST(PipelineTest, EveryMoIsRecordedValidOrNotAndInvalidTextsGetTheHelpReply) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_invalid");
+  Harness h(TestConfig(db));
+
+  EXPECT_EQ(h.Deliver(DeliverSm("84912345678", "1407", "ung ho")), smpp::status::kOk);
+  EXPECT_EQ(h.Deliver(DeliverSm("84912345678", "1407", "CV 0")), smpp::status::kOk);
+  EXPECT_EQ(h.Deliver(DeliverSm("84912345678", "1407", "CV 99999999999999999999")), smpp::status::kOk);
+  EXPECT_EQ(h.Deliver(DeliverSm("12345", "1407", "CV 5")), smpp::status::kOk);   // not an MSISDN
+  EXPECT_EQ(h.Deliver(DeliverSm("84912345678", "9999", "CV 5")), smpp::status::kOk);  // no campaign
+  EXPECT_EQ(h.Deliver(DeliverSm("84912345678", "1407", "CV 1'); DROP TABLE donation; --")),
+            smpp::status::kOk);
+
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM inbound_message"), "6");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation"), "0");
+  EXPECT_EQ(QueryValue(db, "SELECT string_agg(outcome, ',' ORDER BY id) FROM inbound_message"),
+            "syntax_error,too_many_units,too_many_units,invalid_msisdn,unknown_campaign,syntax_error");
+  // The hostile text is stored verbatim and harmed nothing.
+  EXPECT_EQ(QueryValue(db, "SELECT text FROM inbound_message ORDER BY id DESC LIMIT 1"),
+            "CV 1'); DROP TABLE donation; --");
+  // Help replies for the four texts we could answer, from the shortcode.
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM outbox WHERE purpose='syntax'"), "4");
+  EXPECT_NE(QueryValue(db, "SELECT text FROM outbox LIMIT 1").find("Sai cu phap"), std::string::npos);
+}
+
+TEST(PipelineTest, Ucs2AndFullWidthDigitsAreDonations) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_ucs2");
+  Harness h(TestConfig(db));
+  // "cv ５" in UTF-16BE (full-width five).
+  const std::string ucs2("\x00\x63\x00\x76\x00\x20\xFF\x15", 8);
+  EXPECT_EQ(h.Deliver(DeliverSm("+84912345678", "1407", ucs2, 0, 8)), smpp::status::kOk);
+  EXPECT_EQ(QueryValue(db, "SELECT units || ' ' || amount_vnd FROM donation"), "5 100000");
+}
+
+TEST(PipelineTest, DatabaseUnreachableAnswersTheConfiguredTemporaryErrorAndStoresNothing) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const int dead_port = donagate::testing::FreeTcpPort();
+  config::Config c = TestConfig("host=127.0.0.1 port=" + std::to_string(dead_port) +
+                                " dbname=x user=x connect_timeout=1");
+  c.pipeline.temp_error_status = config::TempErrorStatus::kThrottled;
+  Harness h(c);
+  EXPECT_EQ(h.Deliver(DeliverSm("0912345678", "1407", "CV 5")), smpp::status::kThrottled);
+  // While reconnecting, new MOs are refused at once (no waiting for timeouts).
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(h.Deliver(DeliverSm("0912345678", "1407", "CV 5")), smpp::status::kThrottled);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(900));
+  EXPECT_EQ(h.pipeline().counters().acked.load(), 0u);
+  EXPECT_EQ(h.pipeline().counters().temp_errors.load(), 2u);
+}
+
+TEST(PipelineTest, ConcatenatedMoIsAssembledAcrossARestart) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_concat");
+  smpp::ConcatInfo first{0x42, 2, 1, false};
+  smpp::ConcatInfo second{0x42, 2, 2, false};
+  {
+    Harness h(TestConfig(db));
+    EXPECT_EQ(h.Deliver(DeliverSm("0912345678", "1407", smpp::BuildConcatUdh(first) + "CV",
+                                  smpp::kEsmClassUdhi)),
+              smpp::status::kOk);
+    EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM mo_part WHERE consumed_at IS NULL"), "1");
+    EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM inbound_message"), "0");
+  }
+  // A new process: the acknowledged part comes back from the database.
+  Harness h(TestConfig(db));
+  billing::Store store(db, {});
+  ASSERT_TRUE(h.pipeline().RecoverFromStore(store).ok());
+  EXPECT_EQ(h.pipeline().pending_concat_parts(), 1u);
+  EXPECT_EQ(h.Deliver(DeliverSm("0912345678", "1407", smpp::BuildConcatUdh(second) + " 7",
+                                smpp::kEsmClassUdhi)),
+            smpp::status::kOk);
+  EXPECT_EQ(QueryValue(db, "SELECT text || '|' || outcome || '|' || concat_total FROM inbound_message"),
+            "CV 7|donation|2");
+  EXPECT_EQ(QueryValue(db, "SELECT units FROM donation"), "7");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM mo_part WHERE consumed_at IS NULL"), "0");
+}
+
+TEST(PipelineTest, DailyCapAndKillSwitch) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_cap");
+  Harness h(TestConfig(db));  // cap: 8 units per day
+  EXPECT_EQ(h.Deliver(DeliverSm("0912345678", "1407", "CV 5")), smpp::status::kOk);
+  EXPECT_EQ(h.Deliver(DeliverSm("0912345678", "1407", "CV 5")), smpp::status::kOk);
+
+  auto chargers = ChargerSet::Create(h.io().get_executor(), h.config(), nullptr, nullptr);
+  ChargingWorkerOptions co;
+  co.conninfo = db;
+  co.store_options.instance_id = "test-1";
+  co.poll_interval = milliseconds(20);
+  co.start_paused = true;
+  ChargingWorker worker(h.config(), *chargers, co);
+  worker.Start();
+  std::this_thread::sleep_for(milliseconds(300));
+  // Paused: still receiving and recording, nothing charged.
+  EXPECT_EQ(h.Deliver(DeliverSm("0987654321", "1407", "CV 1")), smpp::status::kOk);
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation WHERE state='received'"), "3");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM ledger_entry"), "0");
+  worker.SetPaused(false);
+  ASSERT_TRUE(WaitFor([&] {
+    return QueryValue(db, "SELECT count(*) FROM donation WHERE state IN ('charged','failed')") == "3";
+  }));
+  worker.Stop();
+  EXPECT_EQ(QueryValue(db, "SELECT string_agg(state || ':' || coalesce(failure_reason,''), ',' ORDER BY id) "
+                           "FROM donation"),
+            "charged:,failed:daily_cap,charged:");
+  EXPECT_EQ(QueryValue(db, "SELECT sum(amount_vnd) FROM ledger_entry WHERE direction='debit'"), "120000");
+  EXPECT_EQ(QueryValue(db, "SELECT string_agg(purpose, ',' ORDER BY donation_id) FROM outbox"),
+            "success,daily_cap,success");
+}
+
+}  // namespace
+}  // namespace donagate::daemon
