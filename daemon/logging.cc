@@ -19,6 +19,8 @@ namespace donagate::daemon {
 namespace {
 
 std::atomic<bool> g_mask_msisdn{true};
+std::atomic<std::chrono::steady_clock::rep> g_repeat_window{
+    std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::minutes(1)).count()};
 
 spdlog::level::level_enum ToSpdlog(config::LogLevel level) {
   switch (level) {
@@ -155,7 +157,8 @@ class DonagateSink final : public spdlog::sinks::base_sink<std::mutex> {
     mask_ = config.mask_msisdn;
     limiter_.reset();
     if (config.max_repeats_per_minute > 0) {
-      limiter_ = std::make_unique<RepeatLimiter>(config.max_repeats_per_minute, std::chrono::minutes(1));
+      limiter_ = std::make_unique<RepeatLimiter>(config.max_repeats_per_minute,
+                                                 std::chrono::steady_clock::duration(g_repeat_window.load()));
     }
     return true;
   }
@@ -332,6 +335,8 @@ std::shared_ptr<spdlog::logger> Logger(std::string_view component) {
 void ReopenLogFiles() { State().sink->Reopen(); }
 
 void FlushLogs() { State().sink->flush(); }
+
+void SetRepeatWindowForTesting(std::chrono::steady_clock::duration window) { g_repeat_window = window.count(); }
 
 std::string Masked(std::string_view msisdn) {
   if (!g_mask_msisdn.load(std::memory_order_relaxed)) return std::string(msisdn);

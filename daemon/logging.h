@@ -54,6 +54,9 @@ void ReopenLogFiles();
 // Flushes every sink (at shutdown and in tests).
 void FlushLogs();
 
+// Tests only: the repeat window used by the next SetupLogging (default one minute).
+void SetRepeatWindowForTesting(std::chrono::steady_clock::duration window);
+
 // "849123*****": keeps the first 6 characters, one '*' for each further character; returned
 // unchanged when masking is off. Short inputs (< 7 chars) are fully starred.
 std::string Masked(std::string_view msisdn);
