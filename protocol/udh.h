@@ -36,7 +36,7 @@ struct UdhParse {
   UdhStatus status = UdhStatus::kOk;
   std::optional<ConcatInfo> concat;  // set only when status == kOk and a concat IE was present
   std::size_t header_length = 0;     // octets including the UDHL octet; 0 unless kOk / kInvalidConcat
-  std::string_view user_data;        // short_message after the header (whole input on kEmpty/kTruncated/
+  std::string_view user_data;        // points into short_message: after the header (whole input on kEmpty/kTruncated/
                                      // kBadElementLength, so the raw bytes can still be recorded)
 };
 

@@ -413,13 +413,17 @@ TEST(SplitForSms, RefusesMoreThanMaxParts) {
 }
 
 TEST(DecodeConcatenatedText, JoinsEscapeAndSurrogateSplitAcrossParts) {
-  std::vector<TextSegment> gsm = {{Bytes({'a', 0x1B}), 0x00, {}}, {Bytes({0x65, 'b'}), 0x00, {}}};
+  // TextSegment views its bytes: keep them alive.
+  const std::string a_esc = Bytes({'a', 0x1B}), e_b = Bytes({0x65, 'b'});
+  std::vector<TextSegment> gsm = {{a_esc, 0x00, {}}, {e_b, 0x00, {}}};
   EXPECT_EQ(DecodeConcatenatedText(gsm).utf8, "a\u20ACb");
-  std::vector<TextSegment> ucs2 = {{Bytes({0x00, 'a', 0xD8, 0x3D}), 0x08, {}}, {Bytes({0xDE, 0x00}), 0x08, {}}};
+  const std::string a_high = Bytes({0x00, 'a', 0xD8, 0x3D}), low = Bytes({0xDE, 0x00});
+  std::vector<TextSegment> ucs2 = {{a_high, 0x08, {}}, {low, 0x08, {}}};
   DecodedText d = DecodeConcatenatedText(ucs2);
   EXPECT_EQ(d.utf8, "a\U0001F600");
   EXPECT_TRUE(d.ok());
-  std::vector<TextSegment> mixed = {{"CV ", 0x00, {}}, {Bytes({0x00, '5'}), 0x08, {}}};
+  const std::string five = Bytes({0x00, '5'});
+  std::vector<TextSegment> mixed = {{"CV ", 0x00, {}}, {five, 0x08, {}}};
   EXPECT_EQ(DecodeConcatenatedText(mixed).utf8, "CV 5");
   std::vector<TextSegment> with_binary = {{"CV ", 0x00, {}}, {"\x01", 0x04, {}}};
   EXPECT_EQ(DecodeConcatenatedText(with_binary).kind, TextKind::kBinary);

@@ -83,7 +83,8 @@ TEST(BuildConcatUdh, ParsesBackToTheSameInfo) {
   for (ConcatInfo info : {ConcatInfo{0x7F, 4, 3, false}, ConcatInfo{0xA55A, 2, 1, true}}) {
     std::string udh = BuildConcatUdh(info);
     EXPECT_EQ(udh.size(), info.ref16 ? 7u : 6u);
-    UdhParse parse = ParseUdh(udh + "payload");
+    const std::string short_message = udh + "payload";  // UdhParse views it
+    UdhParse parse = ParseUdh(short_message);
     ASSERT_EQ(parse.status, UdhStatus::kOk);
     EXPECT_EQ(parse.concat, info);
     EXPECT_EQ(parse.user_data, "payload");
