@@ -364,6 +364,8 @@ bool CheckIdentifier(TableReader& r, std::string_view key, const std::string& va
   return true;
 }
 
+bool IsAsciiDigit(char c) { return c >= '0' && c <= '9'; }
+
 bool ValidListen(const std::string& s) {
   std::string host, port;
   if (!s.empty() && s[0] == '[') {
@@ -380,7 +382,7 @@ bool ValidListen(const std::string& s) {
     port = s.substr(colon + 1);
     if (host.find(':') != std::string::npos) return false;  // bare IPv6 needs brackets
   }
-  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit)) return false;
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), IsAsciiDigit)) return false;
   int p = std::stoi(port);
   return p >= 1 && p <= 65535;
 }
@@ -392,7 +394,7 @@ bool ValidIpOrCidr(const std::string& s) {
   if (slash != std::string::npos) {
     addr = s.substr(0, slash);
     std::string p = s.substr(slash + 1);
-    if (p.empty() || p.size() > 3 || !std::all_of(p.begin(), p.end(), ::isdigit)) return false;
+    if (p.empty() || p.size() > 3 || !std::all_of(p.begin(), p.end(), IsAsciiDigit)) return false;
     prefix = std::stoi(p);
   }
   in_addr a4;
