@@ -126,6 +126,18 @@ std::string HexEncode(std::string_view bytes) {
 
 Connection::~Connection() { Close(); }
 
+bool Connection::Alive() {
+  if (!connected()) return false;
+  // Notice a connection the server closed while we were idle (restart, failover,
+  // pg_terminate_backend) before using it: libpq's socket is non-blocking, so this only reads
+  // what already arrived. Twice: the first read may only collect the server's FATAL message,
+  // the second sees the EOF.
+  bool alive = PQconsumeInput(conn_) == 1 && PQconsumeInput(conn_) == 1 &&
+               PQstatus(conn_) == CONNECTION_OK;
+  if (!alive) Close();
+  return alive;
+}
+
 void Connection::Close() {
   if (conn_) PQfinish(conn_);
   conn_ = nullptr;
@@ -134,7 +146,7 @@ void Connection::Close() {
 
 StoreStatus Connection::Ensure(const std::string& conninfo,
                                const std::vector<std::pair<std::string, std::string>>& overrides) {
-  if (connected()) return StoreStatus::Ok();
+  if (Alive()) return StoreStatus::Ok();
   Close();
   // Keywords are processed in order and the last occurrence wins; dbname first is expanded
   // as the whole conninfo string.
@@ -178,6 +190,13 @@ StoreStatus Connection::Check(PGresult* raw, Result* out) {
   if (broken) {
     Close();
     return StoreStatus::Transient("connection lost: " + message).WithSqlstate(sqlstate);
+  }
+  // A read-only server (a demoted primary after failover) or one shutting down will not get
+  // better on this connection: drop it, so the next call reconnects and libpq's
+  // target_session_attrs=read-write can find the new primary.
+  if (sqlstate == "25006" || sqlstate.rfind("57P", 0) == 0 || sqlstate.rfind("08", 0) == 0) {
+    Close();
+    return StoreStatus::Transient(message).WithSqlstate(sqlstate);
   }
   if (IsTransientSqlstate(sqlstate))
     return StoreStatus::Transient(message).WithSqlstate(sqlstate);

@@ -95,6 +95,9 @@ class Connection {
   StoreStatus Ensure(const std::string& conninfo,
                      const std::vector<std::pair<std::string, std::string>>& overrides = {});
   bool connected() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
+  // connected(), and the server has not closed the connection meanwhile (reads what already
+  // arrived without blocking). Closes a dead connection.
+  bool Alive();
   void Close();
   PGconn* raw() const { return conn_; }
   // The server backend's pid (tests kill it with pg_terminate_backend); 0 when not connected.

@@ -375,7 +375,7 @@ Store::Store(std::string conninfo, StoreOptions options)
 Store::~Store() = default;
 
 StoreStatus Store::Connect() {
-  if (impl_->conn.connected()) return StoreStatus::Ok();
+  if (impl_->conn.Alive()) return StoreStatus::Ok();
   std::vector<std::pair<std::string, std::string>> overrides = {
       {"connect_timeout", std::to_string(std::max(1, options_.connect_timeout_s))}};
   if (!options_.application_name.empty())
