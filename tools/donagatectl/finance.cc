@@ -425,3 +425,47 @@ StoreStatus ReverseDonation(Connection& conn, int64_t donation_id, const std::st
 }
 
 }  // namespace donagate::ctl
+
+#include <boost/asio/io_context.hpp>
+
+#include "billing/charging_factory.h"
+#include "config/config.h"
+
+namespace donagate::ctl {
+
+StoreStatus RefundAtOperator(Connection& conn, const config::Config& config, int64_t donation_id, bool* supported,
+                             std::vector<RefundLine>* lines) {
+  Result r;
+  StoreStatus st = conn.Exec(
+      "SELECT d.operator, c.key, c.amount_vnd FROM donation d JOIN charge c ON c.donation_id = d.id "
+      "WHERE d.id = $1 AND c.outcome = 'charged' ORDER BY c.unit_index",
+      Params().Int(donation_id), &r);
+  if (!st.ok()) return st;
+  if (r.rows() == 0) return StoreStatus::Permanent("donation has no charged key to refund");
+  const std::string op = r.String(0, 0);
+  const config::ChargingBackendConfig* cfg = nullptr;
+  for (auto& c : config.charging)
+    if (c.operator_name == op) cfg = &c;
+  if (!cfg) return StoreStatus::Permanent("no [[charging]] entry for operator " + op);
+  boost::asio::io_context ioc;
+  std::string error;
+  auto backend = billing::MakeChargingBackend(*cfg, ioc.get_executor(), &error);
+  if (!backend) return StoreStatus::Permanent(error);
+  *supported = backend->SupportsRefund();
+  if (!*supported) return StoreStatus::Ok();
+  lines->resize(r.rows());
+  for (int i = 0; i < r.rows(); ++i) {
+    RefundLine& line = (*lines)[i];
+    line.key = r.String(i, 1);
+    line.amount_vnd = r.Int64(i, 2);
+    backend->Refund(line.key, line.amount_vnd, [&line](billing::RefundResult res) {
+      line.outcome = std::string(billing::ToString(res.outcome));
+      line.detail = res.detail;
+    });
+  }
+  ioc.run();
+  backend.reset();
+  return StoreStatus::Ok();
+}
+
+}  // namespace donagate::ctl

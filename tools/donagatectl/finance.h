@@ -80,3 +80,25 @@ billing::StoreStatus ReverseDonation(billing::pg::Connection& conn, int64_t dona
                                      const std::string& actor, ReversalOutcome* outcome);
 
 }  // namespace donagate::ctl
+
+namespace donagate::config {
+struct Config;
+}
+
+namespace donagate::ctl {
+
+struct RefundLine {
+  std::string key;
+  int64_t amount_vnd = 0;
+  std::string outcome;  // billing::RefundOutcome name ("refunded", "unknown", ...)
+  std::string detail;
+};
+
+// Asks the operator's charging backend (from `config`'s [[charging]] for the donation's
+// operator) to refund every charged key of the donation, waiting for all answers.
+// *supported=false when that backend has no refunds (nothing is called). Never writes to the
+// database: the caller reverses the ledger only once every key says refunded.
+billing::StoreStatus RefundAtOperator(billing::pg::Connection& conn, const config::Config& config, int64_t donation_id,
+                                      bool* supported, std::vector<RefundLine>* lines);
+
+}  // namespace donagate::ctl

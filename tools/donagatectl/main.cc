@@ -192,6 +192,8 @@ int main(int argc, char** argv) {
   rev->add_option("donation", donation_id, "donation id")->required();
   rev->add_option("--reason", reason, "why (recorded with the reversal)")->required();
   rev->add_option("--actor", actor, "who (default: $SUDO_USER, $USER)");
+  bool refund = false;
+  rev->add_flag("--refund", refund, "first refund every charged key at the operator's backend (needs --config)");
 
   // donation show
   auto* donation = app.add_subcommand("donation", "a donation's or a subscriber's full story");
@@ -395,6 +397,36 @@ int main(int argc, char** argv) {
       const char* u = std::getenv("SUDO_USER");
       if (!u || !*u) u = std::getenv("USER");
       actor = u && *u ? u : "unknown";
+    }
+    if (refund) {
+      auto cfg = LoadedConfig(g);
+      if (!cfg) {
+        std::cerr << "donagatectl: --refund needs --config (the operator's [[charging]] backend)\n";
+        return 2;
+      }
+      bool supported = true;
+      std::vector<ctl::RefundLine> lines;
+      auto rs = ctl::RefundAtOperator(conn, *cfg, donation_id, &supported, &lines);
+      if (!rs.ok()) {
+        std::cerr << "donagatectl: refund refused: " << rs.message() << "\n";
+        return rs.transient() ? 2 : 1;
+      }
+      if (!supported) {
+        std::cout << "the operator's charging backend has no refunds: reversing the ledger only\n";
+      } else {
+        bool all = true;
+        for (auto& l : lines) {
+          std::cout << "refund " << l.key << " " << l.amount_vnd << " VND: " << l.outcome
+                    << (l.detail.empty() ? "" : " (" + l.detail + ")") << "\n";
+          all &= (l.outcome == "refunded");
+        }
+        if (!all) {
+          std::cerr << "donagatectl: not every charge was refunded; the ledger is unchanged. Run the same "
+                       "command again (refunds are idempotent per key).\n";
+          return 1;
+        }
+        reason += " (refunded at the operator)";
+      }
     }
     ctl::ReversalOutcome o;
     auto st = ctl::ReverseDonation(conn, donation_id, reason, actor, &o);

@@ -3,6 +3,7 @@
 // the generator, independently of the SQL the tool runs.
 #include <libpq-fe.h>
 #include <sys/resource.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -541,6 +542,115 @@ TEST_F(DonagatectlTest, ReversalIsIdempotentAndKeepsTheLedgerBalanced) {
   EXPECT_NE(sub.out.find("donation_id=" + std::to_string(charged_id)), std::string::npos);
   Result none = RunProgram(Ctl({"donation", "show", "99999999"}));
   EXPECT_EQ(none.exit_code, 1);
+}
+
+}  // namespace
+}  // namespace donagate::ctl
+
+namespace donagate::ctl {
+namespace {
+
+// Starts tools/charging_sim on a free port; kills it on destruction.
+struct ChargingSim {
+  pid_t pid = -1;
+  int port = 0;
+  ChargingSim() {
+    port = ::donagate::testing::FreeTcpPort();
+    std::string bin = BinaryPath("tools/charging_sim/charging_sim");
+    std::string listen = "127.0.0.1:" + std::to_string(port);
+    pid = fork();
+    if (pid == 0) {
+      execl(bin.c_str(), bin.c_str(), "--listen", listen.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 100; ++i) {
+      if (Curl("GET", "/v1/debits", "").rfind("200", 0) == 0) return;
+      usleep(50000);
+    }
+  }
+  ~ChargingSim() {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+  // Returns "<status> <body>".
+  std::string Curl(const std::string& method, const std::string& path, const std::string& body) const {
+    std::string cmd = "curl -s -o /dev/stdout -w ' %{http_code}' -X " + method + " -H 'Content-Type: application/json' " +
+                      (body.empty() ? "" : "-d '" + body + "' ") + "http://127.0.0.1:" + std::to_string(port) + path +
+                      " 2>/dev/null";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    pclose(p);
+    auto sp = out.rfind(' ');
+    return sp == std::string::npos ? out : out.substr(sp + 1) + " " + out.substr(0, sp);
+  }
+};
+
+std::string WriteRefundConfig(int sim_port, const std::string& conninfo) {
+  std::string dir = MakeTempDir("refundcfg");
+  std::ofstream(dir + "/smsc.pw") << "secret\n";
+  std::ofstream cfg(dir + "/donagate.toml");
+  cfg << "[[smsc]]\nname = \"opa-1\"\noperator = \"opa\"\nmode = \"client\"\nhost = \"127.0.0.1\"\nport = 2775\n"
+         "system_id = \"x\"\npassword_file = \"smsc.pw\"\n\n"
+         "[[smsc]]\nname = \"opb-1\"\noperator = \"opb\"\nmode = \"client\"\nhost = \"127.0.0.1\"\nport = 2776\n"
+         "system_id = \"x\"\npassword_file = \"smsc.pw\"\n\n"
+         "[[smsc]]\nname = \"opc-1\"\noperator = \"opc\"\nmode = \"client\"\nhost = \"127.0.0.1\"\nport = 2777\n"
+         "system_id = \"x\"\npassword_file = \"smsc.pw\"\n\n"
+         "[database]\nconninfo = \"" << conninfo << "\"\n\n"
+         "[[campaign]]\nname = \"covid\"\nkeyword = \"CV\"\nshortcode = \"1407\"\nunit_price_vnd = 20000\n\n"
+         "[[charging]]\noperator = \"opa\"\nbackend = \"http\"\nurl = \"http://127.0.0.1:" << sim_port << "\"\n"
+         "timeout_ms = 2000\n\n"
+         "[[charging]]\noperator = \"opb\"\nbackend = \"operator_billed\"\n\n"
+         "[[charging]]\noperator = \"opc\"\nbackend = \"operator_billed\"\n";
+  return dir + "/donagate.toml";
+}
+
+TEST_F(DonagatectlTest, RefundAtTheOperatorBeforeTheLedgerReversal) {
+  ChargingSim sim;
+  std::string config = WriteRefundConfig(sim.port, *conninfo_);
+  const Gen* known = nullptr;   // charged at the simulator too
+  const Gen* unknown = nullptr;  // the simulator never saw its key
+  for (auto& g : *gen_) {
+    if (g.op != "opa" || g.state != "charged" || g.per_unit || g.id < 100) continue;
+    if (!known) known = &g;
+    else if (!unknown) unknown = &g;
+    else break;
+  }
+  ASSERT_TRUE(known && unknown);
+  std::string key = "don-" + std::to_string(known->id);
+  std::string charged = sim.Curl("POST", "/v1/charges",
+                                 "{\"key\":\"" + key + "\",\"msisdn\":\"" + known->msisdn + "\",\"amount_vnd\":" +
+                                     std::to_string(known->units * known->price) + ",\"units\":" +
+                                     std::to_string(known->units) + ",\"campaign\":\"covid\",\"operator\":\"opa\"}");
+  ASSERT_EQ(charged.rfind("200", 0), 0u) << charged;
+
+  auto ledger_rows = [&] { return ::donagate::testing::QueryValue(*conninfo_, "SELECT count(*) FROM ledger_entry"); };
+  std::string before = ledger_rows();
+  // The simulator has no such charge: the refund is refused and the ledger is untouched.
+  Result no = RunProgram(Ctl({"--config", config, "reverse", std::to_string(unknown->id), "--reason", "complaint",
+                              "--refund", "--actor", "lan"}));
+  EXPECT_EQ(no.exit_code, 1) << no.out << no.err;
+  EXPECT_NE(no.out.find("not_found"), std::string::npos) << no.out;
+  EXPECT_EQ(ledger_rows(), before);
+
+  Result yes = RunProgram(Ctl({"--config", config, "reverse", std::to_string(known->id), "--reason", "complaint",
+                               "--refund", "--actor", "lan"}));
+  ASSERT_EQ(yes.exit_code, 0) << yes.out << yes.err;
+  EXPECT_NE(yes.out.find("refund " + key + " "), std::string::npos);
+  EXPECT_NE(yes.out.find(": refunded"), std::string::npos) << yes.out;
+  EXPECT_EQ(std::stoll(ledger_rows()), std::stoll(before) + 2);
+  std::string debits = sim.Curl("GET", "/v1/debits", "");
+  EXPECT_NE(debits.find("refund"), std::string::npos) << debits;
+  // Again: the refund is idempotent at the operator and the reversal writes nothing new.
+  Result again = RunProgram(Ctl({"--config", config, "reverse", std::to_string(known->id), "--reason", "complaint",
+                                 "--refund"}));
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("already reversed"), std::string::npos);
+  EXPECT_EQ(std::stoll(ledger_rows()), std::stoll(before) + 2);
 }
 
 }  // namespace
