@@ -185,4 +185,30 @@ tests:
         summary: 3 charges with unknown outcome unresolved for 30 minutes on d:9464
 YAML
 "$PROMTOOL" test rules "$work/alerts_test.yml"
+
+# Every dashboard query must be valid PromQL: wrap each (Grafana variables replaced by
+# concrete values) in a recording rule and let promtool parse them.
+node - "$SRC/deploy/grafana/donagate-dashboard.json" > "$work/dashboard_rules.yml" <<'JS'
+const fs = require('fs');
+const dashboard = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const exprs = [];
+(function walk(node) {
+  if (Array.isArray(node)) return node.forEach(walk);
+  if (node && typeof node === 'object') {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'expr' && typeof value === 'string') exprs.push(value);
+      else walk(value);
+    }
+  }
+})(dashboard);
+if (exprs.length === 0) { console.error('no queries found in the dashboard'); process.exit(1); }
+const concrete = (e) => e.replace(/\$__rate_interval/g, '1m').replace(/\$__range/g, '6h')
+                         .replace(/\$(instance|campaign|operator)/g, '.*');
+console.log('groups:\n  - name: dashboard_queries\n    rules:');
+exprs.forEach((e, i) => {
+  console.log(`      - record: dashboard_query_${i}`);
+  console.log(`        expr: ${JSON.stringify(concrete(e))}`);
+});
+JS
+"$PROMTOOL" check rules "$work/dashboard_rules.yml"
 echo "promtool: config, rules and alert unit tests pass"
