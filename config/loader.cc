@@ -111,6 +111,53 @@ bool ReadWholeFile(const std::string& path, std::string& out) {
   return !in.bad();
 }
 
+// Every key the loader accepts, per table ("" is the root; arrays of tables without "[]").
+const std::vector<std::pair<std::string_view, std::vector<std::string_view>>>& Schema() {
+  static const std::vector<std::pair<std::string_view, std::vector<std::string_view>>> schema = {
+      {"smsc.tls", {"enabled", "ca_file", "cert_file", "key_file", "verify_peer", "server_name"}},
+      {"smsc",
+       {"name", "operator", "mode", "host", "port", "system_id", "password_env", "password_file",
+        "system_type", "bind_type", "window", "tps", "enquire_link_interval_s",
+        "response_timeout_s", "reconnect_backoff_min_s", "reconnect_backoff_max_s",
+        "throttle_pause_s", "throttle_max_retries", "max_pdu_size",
+        "message_id_normalization", "reply_long_mode", "gsm_packed", "mo_id_tlv",
+        "source_ton", "source_npi", "dest_ton", "dest_npi", "tls", "allowed_ips",
+        "max_binds_per_account", "idle_timeout_s", "bind_timeout_s",
+        "max_failed_binds_per_ip", "failed_bind_delay_s"}},
+      {"database",
+       {"conninfo", "conninfo_env", "conninfo_file", "pool_size", "batch_size", "batch_linger_ms",
+        "run_migrations_on_start", "statement_timeout_ms", "connect_timeout_s"}},
+      {"campaign.templates",
+       {"success", "partial", "insufficient", "syntax", "daily_cap", "inactive", "failed"}},
+      {"campaign",
+       {"name", "keyword", "shortcode", "unit_price_vnd", "max_units_per_message",
+        "max_units_per_day_per_msisdn", "active_from", "active_to", "charging_mode",
+        "templates"}},
+      {"charging",
+       {"operator", "backend", "url", "timeout_ms", "max_concurrency", "retries",
+        "status_backoff_min_ms", "status_backoff_max_ms", "token_env", "token_file",
+        "tls_verify", "ca_file", "breaker_failure_threshold", "breaker_cooloff_s",
+        "charging_mode", "initial_balance_vnd"}},
+      {"pipeline",
+       {"temp_error_status", "max_inflight", "concat_timeout_s", "concat_on_timeout",
+        "charge_batch_size", "charge_concurrency", "charge_lease_s", "reply_batch_size",
+        "poll_interval_ms", "instance_id", "blocklist_file", "start_charging_paused"}},
+      {"http", {"listen"}},
+      {"admin", {"enabled", "listen", "token_env", "token_file"}},
+      {"log", {"level", "format", "file", "mask_msisdn", "max_repeats_per_minute", "components"}},
+      {"", {"smsc", "database", "campaign", "charging", "pipeline", "http", "admin", "log"}},
+      {"log.components", std::vector<std::string_view>(std::begin(kLogComponents), std::end(kLogComponents))},
+  };
+  return schema;
+}
+
+std::vector<std::string_view> KeysOf(std::string_view section) {
+  for (const auto& [name, keys] : Schema()) {
+    if (name == section) return keys;
+  }
+  return {};
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reading one table: known keys declared up front, so unknown keys (with a did-you-mean hint)
 // are reported once, and a required key that is missing only because of a typo is reported
@@ -484,8 +531,7 @@ std::string Lower(std::string_view s) {
 // Sections
 
 void ReadTls(Context& ctx, TableReader& parent, const toml::table& t, TlsConfig& tls, LinkMode mode) {
-  TableReader r(ctx, t, parent.KeyPath("tls"),
-                {"enabled", "ca_file", "cert_file", "key_file", "verify_peer", "server_name"});
+  TableReader r(ctx, t, parent.KeyPath("tls"), KeysOf("smsc.tls"));
   r.Bool("enabled", tls.enabled);
   r.File("ca_file", tls.ca_file);
   bool cert = r.File("cert_file", tls.cert_file);
@@ -505,15 +551,7 @@ void ReadTls(Context& ctx, TableReader& parent, const toml::table& t, TlsConfig&
 
 void ReadLink(Context& ctx, const toml::table& t, size_t index, SmscLink& link) {
   const std::string path = "smsc[" + std::to_string(index) + "]";
-  TableReader r(ctx, t, path,
-                {"name", "operator", "mode", "host", "port", "system_id", "password_env",
-                 "password_file", "system_type", "bind_type", "window", "tps",
-                 "enquire_link_interval_s", "response_timeout_s", "reconnect_backoff_min_s",
-                 "reconnect_backoff_max_s", "throttle_pause_s", "throttle_max_retries",
-                 "max_pdu_size", "message_id_normalization", "reply_long_mode", "gsm_packed",
-                 "mo_id_tlv", "source_ton", "source_npi", "dest_ton", "dest_npi", "tls",
-                 "allowed_ips", "max_binds_per_account", "idle_timeout_s", "bind_timeout_s",
-                 "max_failed_binds_per_ip", "failed_bind_delay_s"});
+  TableReader r(ctx, t, path, KeysOf("smsc"));
   if (r.String("name", link.name, true)) CheckIdentifier(r, "name", link.name);
   if (r.String("operator", link.operator_name, true)) CheckIdentifier(r, "operator", link.operator_name);
   r.Enum("mode", link.mode, {{"client", LinkMode::kClient}, {"server", LinkMode::kServer}});
@@ -596,10 +634,7 @@ void ReadLink(Context& ctx, const toml::table& t, size_t index, SmscLink& link) 
 }
 
 void ReadDatabase(Context& ctx, const toml::table& t, DatabaseConfig& db) {
-  TableReader r(ctx, t, "database",
-                {"conninfo", "conninfo_env", "conninfo_file", "pool_size", "batch_size",
-                 "batch_linger_ms", "run_migrations_on_start", "statement_timeout_ms",
-                 "connect_timeout_s"});
+  TableReader r(ctx, t, "database", KeysOf("database"));
   // conninfo may be inline: a unix-socket or peer-authenticated conninfo holds no secret.
   db.conninfo = r.SecretValue("conninfo", /*allow_inline=*/true, /*required=*/true);
   r.Integer("pool_size", db.pool_size, 1, 64);
@@ -611,8 +646,7 @@ void ReadDatabase(Context& ctx, const toml::table& t, DatabaseConfig& db) {
 }
 
 void ReadTemplates(Context& ctx, TableReader& parent, const toml::table& t, ReplyTemplates& tpl) {
-  TableReader r(ctx, t, parent.KeyPath("templates"),
-                {"success", "partial", "insufficient", "syntax", "daily_cap", "inactive", "failed"});
+  TableReader r(ctx, t, parent.KeyPath("templates"), KeysOf("campaign.templates"));
   std::pair<std::string_view, std::string*> fields[] = {
       {"success", &tpl.success},     {"partial", &tpl.partial},     {"insufficient", &tpl.insufficient},
       {"syntax", &tpl.syntax},       {"daily_cap", &tpl.daily_cap}, {"inactive", &tpl.inactive},
@@ -635,10 +669,7 @@ void ReadTemplates(Context& ctx, TableReader& parent, const toml::table& t, Repl
 
 void ReadCampaign(Context& ctx, const toml::table& t, size_t index, Campaign& c) {
   const std::string path = "campaign[" + std::to_string(index) + "]";
-  TableReader r(ctx, t, path,
-                {"name", "keyword", "shortcode", "unit_price_vnd", "max_units_per_message",
-                 "max_units_per_day_per_msisdn", "active_from", "active_to", "charging_mode",
-                 "templates"});
+  TableReader r(ctx, t, path, KeysOf("campaign"));
   if (r.String("name", c.name, true)) {
     bool printable = std::none_of(c.name.begin(), c.name.end(),
                                   [](char ch) { return static_cast<unsigned char>(ch) < 0x20; });
@@ -671,11 +702,7 @@ void ReadCampaign(Context& ctx, const toml::table& t, size_t index, Campaign& c)
 
 void ReadCharging(Context& ctx, const toml::table& t, size_t index, ChargingBackendConfig& b) {
   const std::string path = "charging[" + std::to_string(index) + "]";
-  TableReader r(ctx, t, path,
-                {"operator", "backend", "url", "timeout_ms", "max_concurrency", "retries",
-                 "status_backoff_min_ms", "status_backoff_max_ms", "token_env", "token_file",
-                 "tls_verify", "ca_file", "breaker_failure_threshold", "breaker_cooloff_s",
-                 "charging_mode", "initial_balance_vnd"});
+  TableReader r(ctx, t, path, KeysOf("charging"));
   if (r.String("operator", b.operator_name, true)) CheckIdentifier(r, "operator", b.operator_name);
   bool backend_set = r.Enum("backend", b.backend,
                             {{"http", ChargingBackendKind::kHttp},
@@ -716,10 +743,7 @@ void ReadCharging(Context& ctx, const toml::table& t, size_t index, ChargingBack
 }
 
 void ReadPipeline(Context& ctx, const toml::table& t, PipelineConfig& p) {
-  TableReader r(ctx, t, "pipeline",
-                {"temp_error_status", "max_inflight", "concat_timeout_s", "concat_on_timeout",
-                 "charge_batch_size", "charge_concurrency", "charge_lease_s", "reply_batch_size",
-                 "poll_interval_ms", "instance_id", "blocklist_file", "start_charging_paused"});
+  TableReader r(ctx, t, "pipeline", KeysOf("pipeline"));
   r.Enum("temp_error_status", p.temp_error_status,
          {{"ESME_RX_T_APPN", TempErrorStatus::kAppn}, {"ESME_RTHROTTLED", TempErrorStatus::kThrottled}});
   r.Integer("max_inflight", p.max_inflight, 1, 1000000);
@@ -751,12 +775,12 @@ void ReadListen(TableReader& r, std::string& out) {
 }
 
 void ReadHttp(Context& ctx, const toml::table& t, HttpConfig& h) {
-  TableReader r(ctx, t, "http", {"listen"});
+  TableReader r(ctx, t, "http", KeysOf("http"));
   ReadListen(r, h.listen);
 }
 
 void ReadAdmin(Context& ctx, const toml::table& t, AdminConfig& a) {
-  TableReader r(ctx, t, "admin", {"enabled", "listen", "token_env", "token_file"});
+  TableReader r(ctx, t, "admin", KeysOf("admin"));
   r.Bool("enabled", a.enabled);
   ReadListen(r, a.listen);
   a.token = r.SecretValue("token", /*allow_inline=*/false, /*required=*/a.enabled);
@@ -768,8 +792,7 @@ const std::initializer_list<std::pair<std::string_view, LogLevel>> kLevels = {
     {"off", LogLevel::kOff}};
 
 void ReadLog(Context& ctx, const toml::table& t, LogConfig& l) {
-  TableReader r(ctx, t, "log",
-                {"level", "format", "file", "mask_msisdn", "max_repeats_per_minute", "components"});
+  TableReader r(ctx, t, "log", KeysOf("log"));
   r.Enum("level", l.level, kLevels);
   r.Enum("format", l.format, {{"keyvalue", LogFormat::kKeyValue}, {"json", LogFormat::kJson}});
   if (r.String("file", l.file) && !l.file.empty()) {
@@ -783,7 +806,7 @@ void ReadLog(Context& ctx, const toml::table& t, LogConfig& l) {
   r.Bool("mask_msisdn", l.mask_msisdn);
   r.Integer("max_repeats_per_minute", l.max_repeats_per_minute, 0, 1000000);
   if (const toml::table* comps = r.SubTable("components")) {
-    std::vector<std::string_view> names(std::begin(kLogComponents), std::end(kLogComponents));
+    std::vector<std::string_view> names = KeysOf("log.components");
     TableReader c(ctx, *comps, r.KeyPath("components"), names);
     for (auto name : names) {
       LogLevel level;
@@ -859,8 +882,7 @@ void CrossChecks(Context& ctx, const toml::table& root, Config& cfg, bool chargi
 }
 
 void ReadRoot(Context& ctx, const toml::table& root, Config& cfg) {
-  TableReader r(ctx, root, "",
-                {"smsc", "database", "campaign", "charging", "pipeline", "http", "admin", "log"});
+  TableReader r(ctx, root, "", KeysOf(""));
 
   if (const toml::array* links = ArrayOfTables(ctx, r, "smsc")) {
     cfg.links.resize(links->size());
@@ -917,6 +939,12 @@ void SortByPosition(std::vector<Diagnostic>& d) {
 }
 
 }  // namespace
+
+std::vector<std::pair<std::string, std::vector<std::string>>> SchemaKeys() {
+  std::vector<std::pair<std::string, std::vector<std::string>>> out;
+  for (const auto& [name, keys] : Schema()) out.emplace_back(std::string(name), std::vector<std::string>(keys.begin(), keys.end()));
+  return out;
+}
 
 std::string Diagnostic::ToString() const {
   std::string out = file;

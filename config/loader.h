@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
@@ -56,5 +57,10 @@ LoadResult LoadConfigFromString(std::string_view toml_text, const std::string& s
 // Checks one reply template: placeholders must be in kTemplatePlaceholders, braces balanced
 // ("{{" / "}}" are literal braces). Returns an empty string when valid, else the reason.
 std::string ValidateTemplate(std::string_view text);
+
+// Every key the loader accepts, as (table, keys) pairs: "" is the root table, "smsc",
+// "smsc.tls", "database", "campaign", "campaign.templates", "charging", "pipeline", "http",
+// "admin", "log", "log.components". For documentation checks and tooling.
+std::vector<std::pair<std::string, std::vector<std::string>>> SchemaKeys();
 
 }  // namespace donagate::config

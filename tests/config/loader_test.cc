@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <sstream>
 
 #include "tests/common/test_env.h"
 
@@ -556,6 +557,45 @@ TEST(LoaderTest, FindHelpers) {
   EXPECT_EQ(FindCampaign(r.config, "1408", "CV"), nullptr);
   EXPECT_EQ(FindLink(r.config, "opb-in")->operator_name, "opb");
   EXPECT_EQ(FindCharging(r.config, "opx"), nullptr);
+}
+
+}  // namespace
+}  // namespace donagate::config
+
+namespace donagate::config {
+namespace {
+
+std::string ReadSource(const std::string& relative) {
+  std::ifstream in(SourcePath(relative));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The example config and docs/configuration.md must describe every key the loader accepts, so
+// an operator never meets a key that is documented nowhere.
+TEST(SchemaDocumentationTest, ExampleAndDocsMentionEveryKey) {
+  const std::string example = ReadSource("config/donagate.example.toml");
+  const std::string docs = ReadSource("docs/configuration.md");
+  size_t count = 0;
+  for (const auto& [table, keys] : SchemaKeys()) {
+    for (const std::string& key : keys) {
+      ++count;
+      if (table == "log.components") {
+        EXPECT_NE(example.find(" " + key), std::string::npos) << "component " << key;
+        EXPECT_NE(docs.find(key), std::string::npos) << "component " << key;
+        continue;
+      }
+      std::string header_or_key = "^[ \\t]*(#[ \\t]*)?(" + key + "[ \\t]*=|\\[+" +
+                                  (table.empty() ? "" : table + "\\.") + key + "\\]+)";
+      EXPECT_TRUE(std::regex_search(example, std::regex(header_or_key, std::regex::multiline)))
+          << (table.empty() ? "" : table + ".") << key << " is not in config/donagate.example.toml";
+      std::string in_docs = "`\\[*(" + (table.empty() ? "" : table + "\\.") + ")?" + key + "\\]*`";
+      EXPECT_TRUE(std::regex_search(docs, std::regex(in_docs)))
+          << (table.empty() ? "" : table + ".") << key << " is not in docs/configuration.md";
+    }
+  }
+  EXPECT_GT(count, 100u);
 }
 
 }  // namespace
