@@ -58,7 +58,8 @@ Reassembler::Placement Reassembler::Place(MessagePart&& part, std::vector<Assemb
   auto it = sets_.find(part.key);
   if (it == sets_.end()) {
     if (tombstones_.count(part.key) != 0) return Placement::kDuplicate;
-    while (sets_.size() >= options_.max_pending_sets) {
+    // A one-part "set" completes at once and never occupies memory: it must not push anyone out.
+    while (part.key.total > 1 && sets_.size() >= options_.max_pending_sets) {
       evicted->push_back(Take(sets_.find(sets_by_age_.begin()->second)));
     }
     PendingSet set;

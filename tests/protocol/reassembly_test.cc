@@ -158,6 +158,11 @@ TEST(Reassembler, MemoryBoundPushesOutTheOldestSet) {
   EXPECT_EQ(add.evicted[0].key.source, "a");
   EXPECT_EQ(add.evicted[0].text.utf8, "old");
   EXPECT_EQ(r.pending_sets(), 2u);
+  // A single-part message completes without pushing anyone out.
+  AddResult single = r.Add(Part(Key("d", 1, 1), 1, "one", kT0 + seconds(3)));
+  EXPECT_EQ(single.outcome, PartOutcome::kCompleted);
+  EXPECT_TRUE(single.evicted.empty());
+  EXPECT_EQ(r.pending_sets(), 2u);
   // Parts of existing sets never evict anything.
   AddResult same_set = r.Add(Part(Key("b", 1, 2), 2, "!", kT0 + seconds(3)));
   EXPECT_EQ(same_set.outcome, PartOutcome::kCompleted);
