@@ -139,6 +139,7 @@ class TestPeer {
     CloseConnection();
     fd_ = ::accept(listen_fd_, nullptr, nullptr);
     buffer_.clear();
+    eof_ = false;
     return fd_ >= 0;
   }
   bool Connect(int port, const char* ip = "127.0.0.1") {
@@ -156,6 +157,16 @@ class TestPeer {
     fd_ = -1;
   }
   bool connected() const { return fd_ >= 0; }
+  // Hands the current connection to `other` (so one listener can serve several connections).
+  void MoveConnectionTo(TestPeer& other) {
+    other.CloseConnection();
+    other.fd_ = fd_;
+    other.buffer_ = std::move(buffer_);
+    other.eof_ = eof_;
+    fd_ = -1;
+    buffer_.clear();
+    eof_ = false;
+  }
 
   void WriteRaw(std::string_view bytes) {
     size_t off = 0;
