@@ -11,6 +11,14 @@
 
 namespace donagate::smpp {
 
+// True when esm_class marks a deliver_sm / data_sm as an SMSC delivery receipt (message type
+// bits 5..2 = 0001, 0x04) or an intermediate delivery notification (1000, 0x20), which uses the
+// same format. SME acknowledgements (0x08, 0x10) and ordinary MOs are not receipts.
+constexpr bool IsDeliveryReceiptEsmClass(uint8_t esm_class) {
+  uint8_t message_type = esm_class & 0x3C;
+  return message_type == 0x04 || message_type == 0x20;
+}
+
 // message_state values (§5.2.28); kSkipped is SMPP 5.0's 9. kUnrecognised: a stat text we do
 // not know (kept in stat_raw).
 enum class MessageState : uint8_t {

@@ -162,6 +162,17 @@ TEST(ParseDeliveryReceipt, TlvsTakePrecedence) {
   EXPECT_EQ(ParseDeliveryReceipt("id:9", invalid).receipt.state, MessageState::kSkipped);
 }
 
+TEST(IsDeliveryReceiptEsmClass, OnlyReceiptMessageTypes) {
+  EXPECT_TRUE(IsDeliveryReceiptEsmClass(0x04));
+  EXPECT_TRUE(IsDeliveryReceiptEsmClass(0x44));  // with UDHI
+  EXPECT_TRUE(IsDeliveryReceiptEsmClass(0x20));  // intermediate notification
+  EXPECT_FALSE(IsDeliveryReceiptEsmClass(0x00));
+  EXPECT_FALSE(IsDeliveryReceiptEsmClass(0x40));  // concatenated MO
+  EXPECT_FALSE(IsDeliveryReceiptEsmClass(0x08));  // SME delivery acknowledgement
+  EXPECT_FALSE(IsDeliveryReceiptEsmClass(0x10));  // manual/user acknowledgement
+  EXPECT_FALSE(IsDeliveryReceiptEsmClass(0x03));  // messaging mode bits only
+}
+
 TEST(MessageState, StatSpellingsAndFinality) {
   EXPECT_EQ(ParseStat("DELIVRD"), MessageState::kDelivered);
   EXPECT_EQ(ParseStat("undeliv"), MessageState::kUndeliverable);
