@@ -1,6 +1,6 @@
 // Delivery receipts (SMPP 3.4 Appendix B and §5.3.2.12/.35/.31 TLVs). A deliver_sm / data_sm is
-// a receipt when its esm_class says so (bits 2..5 == 0001, i.e. esm_class & 0x3C == 0x04); this
-// parser is only called for those, never used to guess from the text.
+// a receipt when its esm_class says so (IsDeliveryReceiptEsmClass below); this parser is only
+// called for those, never used to guess from the text.
 #ifndef DONAGATE_PROTOCOL_DELIVERY_RECEIPT_H_
 #define DONAGATE_PROTOCOL_DELIVERY_RECEIPT_H_
 
