@@ -41,6 +41,13 @@ std::string Dump(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// "<what>: <reason>", without repeating <what> when the reporter already wrote it.
+std::string Reason(const std::string& what, const std::string& reason) {
+  if (reason.empty()) return what;
+  if (reason.rfind(what, 0) == 0) return reason;
+  return what + ": " + reason;
+}
+
 }  // namespace
 
 std::string ReadyJson(const ReadyState& state) {
@@ -72,14 +79,12 @@ ReadyState HealthMonitor::Evaluate() const {
     if (!db_known_) {
       state.reasons.push_back("database not checked yet");
     } else if (!db_reachable_) {
-      state.reasons.push_back(db_reason_.empty() ? "database unreachable"
-                                                 : "database unreachable: " + db_reason_);
+      state.reasons.push_back(Reason("database unreachable", db_reason_));
     }
     if (!migrations_known_) {
       state.reasons.push_back("schema version not checked yet");
     } else if (!migrations_current_) {
-      state.reasons.push_back(migrations_reason_.empty() ? "migrations not current"
-                                                         : "migrations not current: " + migrations_reason_);
+      state.reasons.push_back(Reason("migrations not current", migrations_reason_));
     }
   }
   const int bound = bound_links_ ? bound_links_() : 0;

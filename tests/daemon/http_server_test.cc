@@ -228,6 +228,10 @@ TEST_F(HttpServerTest, ReadyzFollowsTheProbes) {
   j = nlohmann::json::parse(r.body);
   ASSERT_EQ(j["reasons"].size(), 1u);
   EXPECT_EQ(j["reasons"][0], "database unreachable: connection refused");
+  health_.SetDatabase(false, "database unreachable: timeout");
+  r = Fetch(server_->port(), http::verb::get, "/readyz");
+  EXPECT_EQ(nlohmann::json::parse(r.body)["reasons"][0], "database unreachable: timeout")
+      << "a reporter's own prefix is not repeated";
 
   health_.SetDatabase(true);
   bound_links_ = 0;
