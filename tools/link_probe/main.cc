@@ -52,8 +52,14 @@ std::string Hex(std::string_view s) {
 }
 
 class PrintingHandler : public InboundHandler {
+ private:
+  std::mutex slow_mu_;
+  std::chrono::steady_clock::time_point next_ack_{};
+
  public:
   uint32_t ack_status = 0;
+  int ack_interval_ms = 0;  // > 0: a slow "pipeline" acknowledging one message per interval
+  asio::io_context* io = nullptr;
   std::string reply_text;
   std::function<void(const std::string&, const std::string&)> reply;
 
@@ -120,7 +126,18 @@ class PrintingHandler : public InboundHandler {
     }
     j["ack_status"] = ack_status;
     Emit(j);
-    done(ack_status);
+    if (ack_interval_ms <= 0) {
+      done(ack_status);
+    } else {
+      // Strictly one acknowledgement per interval, in arrival order.
+      std::lock_guard lock(slow_mu_);
+      const auto now = std::chrono::steady_clock::now();
+      next_ack_ = std::max(next_ack_, now) + std::chrono::milliseconds(ack_interval_ms);
+      auto timer = std::make_shared<asio::steady_timer>(*io, next_ack_);
+      timer->async_wait([timer, done, status = ack_status](const boost::system::error_code&) {
+        done(status);
+      });
+    }
     if (!receipt && !reply_text.empty() && reply) reply(source, reply_text);
   }
 };
@@ -156,6 +173,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-pdu-size", max_pdu_size);
   app.add_option("--allowed-ip", allowed_ips, "server: allowlist entry (repeatable)");
   app.add_option("--ack-status", ack_status, "command_status for every deliver_sm_resp");
+  int ack_interval_ms = 0;
+  app.add_option("--ack-interval-ms", ack_interval_ms,
+                 "acknowledge one MO per interval (a slow pipeline), 0 = at once");
   app.add_option("--reply", reply_text, "submit this text back to the source of every MO");
   app.add_option("--metrics-file", metrics_file, "write the Prometheus text here on exit");
   app.add_option("--log-level", log_level);
@@ -169,6 +189,8 @@ int main(int argc, char** argv) {
   PrintingHandler handler;
   handler.ack_status = ack_status;
   handler.reply_text = reply_text;
+  handler.ack_interval_ms = ack_interval_ms;
+  handler.io = &io;
   LinkManager manager(io.get_executor(), registry, handler);
 
   SessionOptions session;
