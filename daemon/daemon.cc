@@ -258,6 +258,7 @@ int Daemon::Run() {
   ro.store_options.application_name = "donagated-replies";
   ro.batch_size = config_.pipeline.reply_batch_size;
   ro.poll_interval = milliseconds(config_.pipeline.poll_interval_ms);
+  ro.lease = seconds(config_.pipeline.charge_lease_s);  // a crashed sender's claims come back as fast
   replies_ = std::make_unique<ReplySender>(io_.get_executor(), config_, *links_, ro, metrics_.get());
 
   health_ = std::make_unique<HealthMonitor>([this] {

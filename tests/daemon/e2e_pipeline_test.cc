@@ -1,0 +1,479 @@
+// End to end: the real donagated process against tools/smsc_sim (SMPP over loopback),
+// tools/charging_sim (HTTP charging) and a real PostgreSQL database.
+//
+//   ThousandMos...          1,000 MOs, valid and invalid, from many subscribers: ledger totals
+//                           to the dong, one thank-you per valid MO, one help reply per invalid.
+//   SigkillMidStream...     donagated SIGKILLed mid-stream and restarted: every MO the SMSC saw
+//                           acknowledged is stored exactly once, no charge key debited twice,
+//                           every donation final, ledger balanced.
+//   TwoInstances...         two daemons with different links on one database: no double
+//                           processing, totals right, each operator answered through its link.
+// (The PostgreSQL restart scenario is tests/e2e/pg_restart_test.sh: it needs its own cluster.)
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/common/test_env.h"
+#include "tests/common/test_pg.h"
+
+extern char** environ;
+
+namespace {
+
+using donagate::testing::BinaryPath;
+using donagate::testing::CreateFreshDatabase;
+using donagate::testing::FreeTcpPort;
+using donagate::testing::MakeTempDir;
+using donagate::testing::QueryValue;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr int64_t kUnitPrice = 20000;
+constexpr int kMoIdTlv = 0x1401;
+
+// A child process with stdout+stderr in a file.
+class Process {
+ public:
+  Process(std::vector<std::string> argv, const std::string& log_path) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) pid_ = -1;
+  }
+  ~Process() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  bool running() const { return pid_ > 0 && !exited_; }
+  void Signal(int sig) {
+    if (running()) kill(pid_, sig);
+  }
+  // Exit code (128+signal when killed), or -1 on timeout.
+  int Wait(milliseconds timeout) {
+    if (exited_) return status_;
+    auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      int st = 0;
+      pid_t r = waitpid(pid_, &st, WNOHANG);
+      if (r == pid_) {
+        exited_ = true;
+        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        return status_;
+      }
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int status_ = -1;
+};
+
+bool WaitFor(const std::function<bool()>& condition, milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  return condition();
+}
+
+// QueryValue for polling: "" while the schema does not exist yet (migrations still running).
+std::string TryQuery(const std::string& db, const std::string& sql) {
+  try {
+    return QueryValue(db, sql);
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+int TryCount(const std::string& db, const std::string& sql) {
+  std::string v = TryQuery(db, sql);
+  return v.empty() ? 0 : std::stoi(v);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct Mo {
+  std::string source;  // 84xxxxxxxxx
+  std::string text;
+  int units = 0;       // 0 = invalid text
+};
+
+// Realistic traffic: many subscribers, the spellings phones really send, and mistakes.
+std::vector<Mo> MakeTraffic(int count, int subscribers, uint64_t first_msisdn, unsigned seed) {
+  static const char* kInvalid[] = {"hello", "CV abc", "CV 0", "CV 101", "ung ho CV 5", "CV5 CV5", "C V 2", ""};
+  std::mt19937 rng(seed);
+  std::vector<Mo> out;
+  for (int i = 0; i < count; ++i) {
+    Mo mo;
+    mo.source = std::to_string(first_msisdn + static_cast<uint64_t>(rng() % subscribers));
+    if (rng() % 5 == 0) {
+      mo.text = kInvalid[rng() % std::size(kInvalid)];
+      if (mo.text.empty()) mo.text = "?";
+    } else {
+      int units = 1 + static_cast<int>(rng() % 10);
+      switch (rng() % 6) {
+        case 0: mo.text = "CV " + std::to_string(units); break;
+        case 1: mo.text = "cv" + std::to_string(units); break;
+        case 2: mo.text = "Cv." + std::to_string(units); break;
+        case 3: mo.text = " CV-" + std::to_string(units) + "!"; break;
+        case 4: mo.text = "CV_" + std::to_string(units); break;
+        default:
+          mo.text = "CV";
+          units = 1;
+          break;
+      }
+      mo.units = units;
+    }
+    out.push_back(mo);
+  }
+  return out;
+}
+
+int64_t ExpectedVnd(const std::vector<Mo>& mos) {
+  int64_t sum = 0;
+  for (const Mo& m : mos) sum += m.units * kUnitPrice;
+  return sum;
+}
+
+int ValidCount(const std::vector<Mo>& mos) {
+  int n = 0;
+  for (const Mo& m : mos) n += m.units > 0 ? 1 : 0;
+  return n;
+}
+
+std::string WriteMoFile(const std::string& dir, const std::string& name, const std::vector<Mo>& mos) {
+  std::string path = dir + "/" + name;
+  std::ofstream out(path);
+  for (const Mo& m : mos) out << m.source << ",1407," << m.text << "\n";
+  return path;
+}
+
+struct LinkSpec {
+  std::string name;
+  std::string operator_name;
+  int port = 0;
+};
+
+std::string WriteConfig(const std::string& dir, const std::string& name, const std::string& instance,
+                        const std::vector<LinkSpec>& links, int charging_port, int http_port,
+                        bool mo_id_dedupe) {
+  std::string path = dir + "/" + name;
+  std::ofstream out(path);
+  for (const LinkSpec& l : links) {
+    out << "[[smsc]]\nname = \"" << l.name << "\"\noperator = \"" << l.operator_name
+        << "\"\nhost = \"127.0.0.1\"\nport = " << l.port
+        << "\nsystem_id = \"donagate\"\npassword_env = \"E2E_SMSC_PASSWORD\"\n"
+        << "reconnect_backoff_min_s = 1\nreconnect_backoff_max_s = 1\ntps = 0\nwindow = 50\n";
+    if (mo_id_dedupe) out << "mo_id_tlv = " << kMoIdTlv << "\n";
+    out << "\n";
+  }
+  out << "[database]\nconninfo_env = \"E2E_DATABASE_URL\"\npool_size = 4\nbatch_size = 128\n"
+      << "batch_linger_ms = 2\nrun_migrations_on_start = true\n\n"
+      << "[[campaign]]\nname = \"Vi mien Trung\"\nkeyword = \"CV\"\nshortcode = \"1407\"\n"
+      << "unit_price_vnd = " << kUnitPrice << "\nmax_units_per_message = 100\n"
+      << "max_units_per_day_per_msisdn = 0\n\n";
+  for (const char* op : {"opa", "opb"}) {
+    out << "[[charging]]\noperator = \"" << op << "\"\nbackend = \"http\"\nurl = \"http://127.0.0.1:"
+        << charging_port << "\"\ntimeout_ms = 1000\nstatus_backoff_min_ms = 100\n"
+        << "status_backoff_max_ms = 1000\n\n";
+  }
+  out << "[pipeline]\ninstance_id = \"" << instance << "\"\ncharge_lease_s = 5\npoll_interval_ms = 50\n"
+      << "charge_concurrency = 64\n\n"
+      << "[http]\nlisten = \"127.0.0.1:" << http_port << "\"\n\n[log]\nlevel = \"info\"\n";
+  return path;
+}
+
+class E2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir("e2e");
+    setenv("E2E_SMSC_PASSWORD", "secret", 1);
+  }
+  std::unique_ptr<Process> StartChargingSim(int port, int latency_ms = 2, double lost_rate = 0) {
+    std::vector<std::string> argv{BinaryPath("tools/charging_sim/charging_sim"),
+                                  "--listen", "127.0.0.1:" + std::to_string(port),
+                                  "--default-balance", "1000000000",
+                                  "--latency-ms", std::to_string(latency_ms),
+                                  "--debit-log", dir_ + "/debits.csv"};
+    if (lost_rate > 0) {
+      argv.insert(argv.end(), {"--lost-response-rate", std::to_string(lost_rate), "--seed", "7"});
+    }
+    auto p = std::make_unique<Process>(argv, dir_ + "/charging_sim.log");
+    EXPECT_TRUE(WaitFor([&] { return ReadFile(dir_ + "/charging_sim.log").find("listening") != std::string::npos; },
+                        seconds(10)));
+    return p;
+  }
+  std::unique_ptr<Process> StartSmscSim(const std::string& name, int port, const std::string& mo_file,
+                                        int expect_submits, double mo_rate, bool mo_ids) {
+    std::vector<std::string> argv{BinaryPath("tools/smsc_sim/smsc_sim"),
+                                  "--listen", "127.0.0.1:" + std::to_string(port),
+                                  "--system-id", "donagate", "--password", "secret",
+                                  "--mo-file", mo_file, "--window", "50",
+                                  "--redeliver-unacked", "--redeliver-delay-ms", "300",
+                                  "--receipts", "--receipt-delay-ms", "50",
+                                  "--exit-when-done", "--expect-submits", std::to_string(expect_submits),
+                                  "--duration", "150",
+                                  "--report", dir_ + "/" + name + "_report.json"};
+    if (mo_rate > 0) argv.insert(argv.end(), {"--mo-rate", std::to_string(mo_rate)});
+    if (mo_ids) argv.insert(argv.end(), {"--mo-id-tlv", std::to_string(kMoIdTlv)});
+    auto p = std::make_unique<Process>(argv, dir_ + "/" + name + ".log");
+    EXPECT_TRUE(WaitFor([&] { return ReadFile(dir_ + "/" + name + ".log").find("listening") != std::string::npos; },
+                        seconds(10)));
+    return p;
+  }
+  std::unique_ptr<Process> StartDaemon(const std::string& config, const std::string& log_name) {
+    return std::make_unique<Process>(
+        std::vector<std::string>{BinaryPath("daemon/donagated"), "--config", config},
+        dir_ + "/" + log_name);
+  }
+  nlohmann::json Report(const std::string& name) {
+    return nlohmann::json::parse(ReadFile(dir_ + "/" + name + "_report.json"));
+  }
+  // Waits until every donation is in a final state.
+  bool AllDonationsFinal(const std::string& db, int expected, milliseconds timeout) {
+    return WaitFor([&] {
+      return TryQuery(db, "SELECT count(*) FROM donation WHERE state IN "
+                            "('charged','partially_charged','failed','reversed')") == std::to_string(expected);
+    }, timeout);
+  }
+  // Charging simulator debit log: key -> debits.
+  std::map<std::string, int> DebitsByKey() {
+    std::map<std::string, int> out;
+    std::istringstream in(ReadFile(dir_ + "/debits.csv"));
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty() || line.rfind("key,", 0) == 0) continue;
+      out[line.substr(0, line.find(','))]++;
+    }
+    return out;
+  }
+  void ExpectBalancedLedger(const std::string& db, int64_t expected_vnd) {
+    EXPECT_EQ(QueryValue(db, "SELECT coalesce(sum(amount_vnd),0) FROM ledger_entry WHERE direction='debit'"),
+              std::to_string(expected_vnd));
+    EXPECT_EQ(QueryValue(db, "SELECT coalesce(sum(amount_vnd),0) FROM ledger_entry WHERE direction='credit'"),
+              std::to_string(expected_vnd));
+    // Every charged key has exactly one journal: one debit and one credit row.
+    EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM charge c WHERE outcome='charged' AND "
+                             "(SELECT count(*) FROM ledger_entry l WHERE l.charge_key=c.key) <> 2"),
+              "0");
+    EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation d WHERE charged_amount_vnd <> "
+                             "(SELECT coalesce(sum(amount_vnd),0) FROM ledger_entry l WHERE "
+                             "l.donation_id=d.id AND direction='debit')"),
+              "0");
+  }
+  std::string dir_;
+};
+
+TEST_F(E2eTest, ThousandMosFromManySubscribersAreChargedToTheDongAndAnsweredOnce) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = CreateFreshDatabase("e2e_thousand");
+  setenv("E2E_DATABASE_URL", db.c_str(), 1);
+  auto mos = MakeTraffic(1000, 400, 84912000000ull, 11);
+  const int valid = ValidCount(mos);
+  const int64_t expected = ExpectedVnd(mos);
+  const int charging_port = FreeTcpPort(), smsc_port = FreeTcpPort(), http_port = FreeTcpPort();
+
+  auto charging = StartChargingSim(charging_port);
+  auto smsc = StartSmscSim("opa", smsc_port, WriteMoFile(dir_, "mos.txt", mos), 1000, 0, false);
+  auto daemon = StartDaemon(WriteConfig(dir_, "d.toml", "e2e-1", {{"opa-1", "opa", smsc_port}},
+                                        charging_port, http_port, false),
+                            "daemon.log");
+  const auto t0 = Clock::now();
+  ASSERT_EQ(smsc->Wait(seconds(120)), 0) << ReadFile(dir_ + "/daemon.log").substr(0, 4000);
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  ASSERT_TRUE(AllDonationsFinal(db, valid, seconds(30)));
+  daemon->Signal(SIGTERM);
+  EXPECT_EQ(daemon->Wait(seconds(20)), 0);
+  charging->Signal(SIGTERM);
+  charging->Wait(seconds(10));
+
+  nlohmann::json report = Report("opa");
+  EXPECT_EQ(report["mo_acked"], 1000);
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM inbound_message WHERE outcome <> 'receipt'"), "1000");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation WHERE state='charged'"), std::to_string(valid));
+  ExpectBalancedLedger(db, expected);
+  EXPECT_EQ(QueryValue(db, "SELECT sum(amount_vnd) FROM ledger_entry WHERE direction='credit' "
+                           "AND account='fund:Vi mien Trung'"),
+            std::to_string(expected));
+
+  // Replies, as the SMSC saw them: per subscriber, one thank-you per valid MO, one help reply
+  // per invalid one, every one from 1407 with registered_delivery.
+  std::map<std::string, int> want_thanks, want_help, got_thanks, got_help;
+  for (const Mo& m : mos) (m.units > 0 ? want_thanks : want_help)[m.source]++;
+  int other = 0;
+  for (const auto& s : report["submits"]) {
+    if (s.value("status", "") != "ESME_ROK") continue;
+    const std::string text = s.value("text", "");
+    EXPECT_EQ(s.value("source", ""), "1407");
+    EXPECT_EQ(s.value("registered_delivery", 0), 1);
+    if (text.rfind("Cam on Quy khach", 0) == 0) got_thanks[s.value("destination", "")]++;
+    else if (text.rfind("Sai cu phap", 0) == 0) got_help[s.value("destination", "")]++;
+    else ++other;
+  }
+  EXPECT_EQ(got_thanks, want_thanks);
+  EXPECT_EQ(got_help, want_help);
+  EXPECT_EQ(other, 0);
+  // The charging simulator debited each key once, and exactly what the ledger says.
+  auto debits = DebitsByKey();
+  EXPECT_EQ(static_cast<int>(debits.size()), valid);
+  for (const auto& [key, n] : debits) EXPECT_EQ(n, 1) << key;
+  std::printf("[ e2e ] 1000 MOs (%d valid, %lld VND) acked, charged and answered in %.1f s\n", valid,
+              static_cast<long long>(expected), secs);
+}
+
+TEST_F(E2eTest, SigkillMidStreamThenRestartLosesNothingAndChargesNothingTwice) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = CreateFreshDatabase("e2e_kill");
+  setenv("E2E_DATABASE_URL", db.c_str(), 1);
+  auto mos = MakeTraffic(1500, 500, 84913000000ull, 23);
+  const int valid = ValidCount(mos);
+  const int64_t expected = ExpectedVnd(mos);
+  const int charging_port = FreeTcpPort(), smsc_port = FreeTcpPort(), http_port = FreeTcpPort();
+
+  // 5% of charges are "charged but the response was lost": resolved by Status, never re-debited.
+  auto charging = StartChargingSim(charging_port, 3, 0.05);
+  auto smsc = StartSmscSim("opa", smsc_port, WriteMoFile(dir_, "mos.txt", mos), 1500, 400, true);
+  const std::string config = WriteConfig(dir_, "d.toml", "e2e-kill", {{"opa-1", "opa", smsc_port}},
+                                         charging_port, http_port, true);
+  auto daemon = StartDaemon(config, "daemon1.log");
+  ASSERT_TRUE(WaitFor([&] { return TryCount(db, "SELECT count(*) FROM inbound_message") >= 400; },
+                      seconds(60)))
+      << ReadFile(dir_ + "/daemon1.log").substr(0, 4000);
+  daemon->Signal(SIGKILL);
+  EXPECT_EQ(daemon->Wait(seconds(5)), 128 + SIGKILL);
+  const std::string at_kill = QueryValue(db, "SELECT count(*) FROM inbound_message");
+  std::this_thread::sleep_for(milliseconds(500));
+  daemon = StartDaemon(config, "daemon2.log");
+
+  ASSERT_EQ(smsc->Wait(seconds(120)), 0) << ReadFile(dir_ + "/daemon2.log").substr(0, 4000);
+  ASSERT_TRUE(AllDonationsFinal(db, valid, seconds(60)))
+      << QueryValue(db, "SELECT string_agg(state || '=' || n, ',') FROM (SELECT state, count(*) n "
+                        "FROM donation GROUP BY state) s");
+  daemon->Signal(SIGTERM);
+  EXPECT_EQ(daemon->Wait(seconds(20)), 0);
+  charging->Signal(SIGTERM);
+  charging->Wait(seconds(10));
+
+  nlohmann::json report = Report("opa");
+  EXPECT_EQ(report["mo_acked"], 1500);
+  // Every MO the SMSC saw acknowledged is stored exactly once (dedupe by the SMSC's MO id).
+  std::set<std::string> acked_ids;
+  for (const auto& mo : report["mos"]) {
+    if (mo["acked"]) acked_ids.insert("mo" + std::to_string(mo["index"].get<int>()) + "p1");
+  }
+  EXPECT_EQ(acked_ids.size(), 1500u);
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM inbound_message WHERE outcome <> 'receipt'"), "1500");
+  EXPECT_EQ(QueryValue(db, "SELECT count(DISTINCT smsc_mo_id) FROM inbound_message WHERE outcome <> 'receipt'"),
+            "1500");
+  std::string missing;
+  for (const std::string& id : acked_ids) {
+    if (QueryValue(db, "SELECT count(*) FROM inbound_message WHERE smsc_mo_id='" + id + "'") != "1") {
+      missing += id + " ";
+    }
+  }
+  EXPECT_EQ(missing, "");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation WHERE state='charged'"), std::to_string(valid));
+  ExpectBalancedLedger(db, expected);
+  auto debits = DebitsByKey();
+  EXPECT_EQ(static_cast<int>(debits.size()), valid);
+  int twice = 0;
+  for (const auto& [key, n] : debits) twice += n > 1 ? 1 : 0;
+  EXPECT_EQ(twice, 0);
+  std::printf("[ e2e ] killed with %s MOs stored; after restart: %d MOs acked once each, %d donations "
+              "charged, %zu keys debited once, redeliveries %d\n",
+              at_kill.c_str(), static_cast<int>(acked_ids.size()), valid, debits.size(),
+              report["mo_redeliveries"].get<int>());
+}
+
+TEST_F(E2eTest, TwoInstancesWithDifferentLinksShareOneDatabaseWithoutDoubleProcessing) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = CreateFreshDatabase("e2e_two");
+  setenv("E2E_DATABASE_URL", db.c_str(), 1);
+  auto mos_a = MakeTraffic(600, 200, 84914000000ull, 31);
+  auto mos_b = MakeTraffic(600, 200, 84915000000ull, 37);
+  const int valid = ValidCount(mos_a) + ValidCount(mos_b);
+  const int64_t expected = ExpectedVnd(mos_a) + ExpectedVnd(mos_b);
+  const int charging_port = FreeTcpPort(), port_a = FreeTcpPort(), port_b = FreeTcpPort();
+
+  auto charging = StartChargingSim(charging_port, 5);
+  auto smsc_a = StartSmscSim("opa", port_a, WriteMoFile(dir_, "a.txt", mos_a), 600, 0, false);
+  auto smsc_b = StartSmscSim("opb", port_b, WriteMoFile(dir_, "b.txt", mos_b), 600, 0, false);
+  // Both instances can charge both operators (same [[charging]]), each has one operator's link.
+  auto daemon_a = StartDaemon(WriteConfig(dir_, "a.toml", "inst-a", {{"opa-1", "opa", port_a}},
+                                          charging_port, FreeTcpPort(), false),
+                              "daemon_a.log");
+  auto daemon_b = StartDaemon(WriteConfig(dir_, "b.toml", "inst-b", {{"opb-1", "opb", port_b}},
+                                          charging_port, FreeTcpPort(), false),
+                              "daemon_b.log");
+  ASSERT_EQ(smsc_a->Wait(seconds(120)), 0) << ReadFile(dir_ + "/daemon_a.log").substr(0, 3000);
+  ASSERT_EQ(smsc_b->Wait(seconds(120)), 0) << ReadFile(dir_ + "/daemon_b.log").substr(0, 3000);
+  ASSERT_TRUE(AllDonationsFinal(db, valid, seconds(30)));
+  daemon_a->Signal(SIGTERM);
+  daemon_b->Signal(SIGTERM);
+  EXPECT_EQ(daemon_a->Wait(seconds(20)), 0);
+  EXPECT_EQ(daemon_b->Wait(seconds(20)), 0);
+  charging->Signal(SIGTERM);
+  charging->Wait(seconds(10));
+
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM inbound_message WHERE outcome <> 'receipt'"), "1200");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation WHERE state='charged'"), std::to_string(valid));
+  ExpectBalancedLedger(db, expected);
+  EXPECT_EQ(QueryValue(db, "SELECT sum(amount_vnd) FROM ledger_entry WHERE direction='debit' AND account='receivable:opa'"),
+            std::to_string(ExpectedVnd(mos_a)));
+  EXPECT_EQ(QueryValue(db, "SELECT sum(amount_vnd) FROM ledger_entry WHERE direction='debit' AND account='receivable:opb'"),
+            std::to_string(ExpectedVnd(mos_b)));
+  // Each donation was claimed into "charging" exactly once: nobody processed one twice.
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM (SELECT donation_id FROM donation_transition WHERE "
+                           "to_state='charging' GROUP BY donation_id HAVING count(*) > 1) x"),
+            "0");
+  auto debits = DebitsByKey();
+  EXPECT_EQ(static_cast<int>(debits.size()), valid);
+  for (const auto& [key, n] : debits) EXPECT_EQ(n, 1) << key;
+  // Each SMSC got exactly its own subscribers' replies, one per MO.
+  for (const auto& [name, mos] : {std::pair{std::string("opa"), &mos_a}, std::pair{std::string("opb"), &mos_b}}) {
+    nlohmann::json report = Report(name);
+    EXPECT_EQ(report["mo_acked"], 600);
+    std::map<std::string, int> want, got;
+    for (const Mo& m : *mos) want[m.source]++;
+    for (const auto& s : report["submits"]) {
+      if (s.value("status", "") == "ESME_ROK") got[s.value("destination", "")]++;
+    }
+    EXPECT_EQ(got, want) << name;
+  }
+  std::printf("[ e2e ] two instances: 1200 MOs, %d donations, actors %s\n", valid,
+              QueryValue(db, "SELECT string_agg(DISTINCT actor, ',') FROM donation_transition").c_str());
+}
+
+}  // namespace
