@@ -554,9 +554,12 @@ void ReadLink(Context& ctx, const toml::table& t, size_t index, SmscLink& link) 
   TableReader r(ctx, t, path, KeysOf("smsc"));
   if (r.String("name", link.name, true)) CheckIdentifier(r, "name", link.name);
   if (r.String("operator", link.operator_name, true)) CheckIdentifier(r, "operator", link.operator_name);
-  r.Enum("mode", link.mode, {{"client", LinkMode::kClient}, {"server", LinkMode::kServer}});
+  // With an invalid mode, mode-dependent checks would only add noise to the one real error.
+  const bool mode_known =
+      r.Enum("mode", link.mode, {{"client", LinkMode::kClient}, {"server", LinkMode::kServer}}) ||
+      !r.Has("mode");
   if (link.mode == LinkMode::kClient) {
-    r.String("host", link.host, true);
+    r.String("host", link.host, mode_known);
   } else if (!r.String("host", link.host)) {
     link.host = "0.0.0.0";
   }
@@ -612,6 +615,7 @@ void ReadLink(Context& ctx, const toml::table& t, size_t index, SmscLink& link) 
       "allowed_ips", "max_binds_per_account", "idle_timeout_s", "bind_timeout_s",
       "max_failed_binds_per_ip", "failed_bind_delay_s"};
   if (link.mode == LinkMode::kClient) {
+    if (!mode_known) return;
     for (auto key : kServerOnly) {
       if (r.Has(key)) r.Error(key, "applies to mode = \"server\" only");
     }
@@ -709,8 +713,9 @@ void ReadCharging(Context& ctx, const toml::table& t, size_t index, ChargingBack
                              {"operator_billed", ChargingBackendKind::kOperatorBilled},
                              {"in_process", ChargingBackendKind::kInProcess}});
   if (!backend_set && !r.Has("backend")) r.Missing("backend");
-  if (b.backend == ChargingBackendKind::kHttp) {
-    if (r.String("url", b.url, !backend_set ? false : true) && !ValidUrl(b.url)) {
+  // Backend-specific checks only when the backend is known (else they would only add noise).
+  if (b.backend == ChargingBackendKind::kHttp || !backend_set) {
+    if (r.String("url", b.url, backend_set) && !ValidUrl(b.url)) {
       r.Error("url", Quote(b.url) + " is not an http:// or https:// URL");
     }
   } else if (r.Has("url")) {
@@ -735,7 +740,7 @@ void ReadCharging(Context& ctx, const toml::table& t, size_t index, ChargingBack
   if (r.Enum("charging_mode", mode, {{"whole", ChargingMode::kWhole}, {"per_unit", ChargingMode::kPerUnit}})) {
     b.charging_mode = mode;
   }
-  if (b.backend == ChargingBackendKind::kInProcess) {
+  if (b.backend == ChargingBackendKind::kInProcess || !backend_set) {
     r.Integer("initial_balance_vnd", b.initial_balance_vnd, 0, int64_t{1} << 53);
   } else if (r.Has("initial_balance_vnd")) {
     r.Error("initial_balance_vnd", "applies to backend = \"in_process\" only");

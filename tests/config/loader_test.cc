@@ -458,6 +458,14 @@ TEST(LoaderTest, ValidateTemplateDirectly) {
   EXPECT_EQ(ValidateTemplate("{{}}"), "");
 }
 
+TEST(LoaderTest, InvalidEnumDoesNotCascade) {
+  // A typo in mode or backend is one error, not also "host missing" / "applies to ... only".
+  std::string text = Replace(kBase, "host = \"127.0.0.1\"\n", "mode = \"sever\"\nallowed_ips = [\"10.0.0.1\"]\n");
+  EXPECT_EQ(Only(Load(text)), "t.toml:4:8: smsc[0].mode: \"sever\" is not one of \"client\", \"server\"");
+  text = Replace(kBase, "backend = \"in_process\"", "backend = \"in_proces\"\ninitial_balance_vnd = 5");
+  EXPECT_THAT(Only(Load(text)), HasSubstr("charging[0].backend: \"in_proces\" is not one of"));
+}
+
 TEST(LoaderTest, ServerOnlyKeysInClientMode) {
   LoadResult r = Load(Replace(kBase, "port = 2775\n", "port = 2775\nallowed_ips = [\"10.0.0.1\"]\n"));
   EXPECT_EQ(Only(r), "t.toml:6:15: smsc[0].allowed_ips: applies to mode = \"server\" only");
