@@ -87,6 +87,8 @@ async function main() {
   check(await deliver(session, { data_coding: 0, short_message: gsm7(gsmText) }, 'gsm') === 0, 'GSM 7-bit MO acknowledged');
   check(await deliver(session, { data_coding: 3, short_message: Buffer.from(latinText, 'latin1') }, 'latin1') === 0, 'Latin-1 MO acknowledged');
   check(await deliver(session, { data_coding: 8, short_message: Buffer.from(ucsText, 'utf16le').swap16() }, 'ucs2') === 0, 'UCS-2 MO acknowledged');
+  // The probe prints each MO before acknowledging it; its stdout may reach us after the ack.
+  await waitFor(() => probe.mos().length >= 3, 3000, 'three printed MOs');
   const texts = probe.mos().map((m) => m.text);
   check(texts.includes(gsmText), 'GSM 7-bit decoded: ' + JSON.stringify(texts[0]));
   check(texts.includes(latinText), 'Latin-1 decoded: ' + JSON.stringify(texts[1]));
@@ -96,6 +98,7 @@ async function main() {
   const udh = (seq) => Buffer.from([0x05, 0x00, 0x03, 0x42, 0x02, seq]);
   await deliver(session, { data_coding: 0, esm_class: 0x40, short_message: Buffer.concat([udh(2), gsm7(' two')]) }, 'part2');
   await deliver(session, { data_coding: 0, esm_class: 0x40, short_message: Buffer.concat([udh(1), gsm7('CV part one and')]) }, 'part1');
+  await waitFor(() => probe.mos().filter((m) => m.concat && m.concat.ref === 0x42).length >= 2, 3000, 'printed parts');
   const parts = probe.mos().filter((m) => m.concat && m.concat.ref === 0x42);
   check(parts.length === 2 && parts.every((p) => p.concat.total === 2), 'both concatenated parts delivered with their UDH');
   const joined = parts.sort((a, b) => a.concat.seq - b.concat.seq).map((p) => p.text).join('');
@@ -131,16 +134,18 @@ async function main() {
   const bindsBefore = bindCount;
   await waitFor(() => bindCount > bindsBefore && sessions[sessions.length - 1].bound, 8000, 'rebind after drop');
   session = sessions[sessions.length - 1];
-  const printed = new Set(probe.mos().map((m) => m.text));
-  check(ackedBeforeDrop.every((t) => printed.has(t)),
+  const printedAll = () => { const p = new Set(probe.mos().map((m) => m.text)); return ackedBeforeDrop.every((t) => p.has(t)); };
+  await waitFor(printedAll, 3000, 'acknowledged MOs to show in the probe output');
+  check(printedAll(),
         'every MO acknowledged before the drop was handed over (' + ackedBeforeDrop.length + ')');
   const unacked = burst.filter((t) => acked.get(t) !== 0);
   for (const text of unacked) {
     await deliver(session, { data_coding: 0, short_message: gsm7(text) }, text);
   }
   check(unacked.length > 0 && burst.every((t) => acked.get(t) === 0), 'after redelivery all 30 burst MOs are acknowledged (' + unacked.length + ' redelivered)');
-  const printedAfter = new Set(probe.mos().map((m) => m.text));
-  check(burst.every((t) => printedAfter.has(t)), 'every acknowledged MO reached the handler');
+  const allPrinted = () => { const p = new Set(probe.mos().map((m) => m.text)); return burst.every((t) => p.has(t)); };
+  await waitFor(allPrinted, 3000, 'every burst MO in the probe output');
+  check(allPrinted(), 'every acknowledged MO reached the handler');
 
   // 7. Peer unbind: answered, then the link binds again.
   const beforeUnbind = bindCount;
