@@ -454,6 +454,71 @@ TEST_F(StoreTest, ChargedDonationWritesBalancedLedgerAndReplayIsANoOp) {
   EXPECT_EQ(QueryValue(db_, "SELECT outcome FROM charge"), "charged");
 }
 
+TEST_F(StoreTest, DonationReplyIsQueuedOnceAndMarksTheDonationReplied) {
+  int64_t id = IngestDonation("84912345678", 1);
+  ClaimOne(id);
+  ChargeOutcomeRecord rec;
+  rec.donation_id = id;
+  rec.new_state = DonationState::kCharged;
+  rec.charges.push_back(Charge("don-" + std::to_string(id), 0, 1, 20000, ChargeOutcome::kCharged));
+  rec.reply = Reply("84912345678", "Cam on Quy khach da ung ho 20.000 dong");
+  std::vector<RecordResult> results;
+  ASSERT_TRUE(store_->RecordChargeOutcomes({rec, rec}, &results).ok());  // twice in one call
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_FALSE(results[0].refused) << results[0].message;
+  EXPECT_FALSE(results[1].refused) << results[1].message;
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM outbox"), 1);
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM ledger_entry"), 2);
+
+  std::vector<OutboxReply> replies;
+  ASSERT_TRUE(store_->ClaimReplies({"viettel"}, 10, 30s, &replies).ok());
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].donation_id, id);
+  EXPECT_EQ(replies[0].purpose, "success");
+  EXPECT_EQ(replies[0].text, "Cam on Quy khach da ung ho 20.000 dong");
+  EXPECT_EQ(QueryValue(db_, "SELECT replied_at IS NULL FROM donation"), "t");
+  ASSERT_TRUE(store_->MarkReplySubmitted(replies[0].id, {"MSG1", "MSG2"}).ok());
+  EXPECT_EQ(QueryValue(db_, "SELECT replied_at IS NOT NULL FROM donation"), "t");
+  EXPECT_EQ(QueryValue(db_, "SELECT string_agg(smsc_message_id, ',' ORDER BY part) FROM outbox_message_id"), "MSG1,MSG2");
+  // Replaying the submit (answer lost) changes nothing.
+  ASSERT_TRUE(store_->MarkReplySubmitted(replies[0].id, {"MSG1", "MSG2"}).ok());
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM outbox_message_id"), 2);
+  EXPECT_TRUE(store_->MarkReplySubmitted(424242, {"X"}).permanent());
+}
+
+TEST_F(StoreTest, ReleasedDonationsAreImmediatelyClaimableAgain) {
+  int64_t fresh = IngestDonation("84912345678", 1);
+  int64_t started = IngestDonation("84912345679", 2, config::ChargingMode::kPerUnit);
+  std::vector<DonationWork> work;
+  ASSERT_TRUE(store_->ClaimDonations(10, 600s, {}, &work).ok());
+  ASSERT_EQ(work.size(), 2u);
+  // `started` had its first unit charged before the instance decided to stop.
+  ChargeOutcomeRecord rec;
+  rec.donation_id = started;
+  rec.new_state = DonationState::kReceived;
+  rec.next_attempt_at = StoreClock::now() - 1s;
+  rec.charges.push_back(Charge("don-" + std::to_string(started) + "-1", 1, 1, 20000, ChargeOutcome::kCharged));
+  ASSERT_TRUE(store_->RecordChargeOutcomes({rec}, nullptr).ok());
+  ASSERT_TRUE(store_->ClaimDonations(10, 600s, {}, &work).ok());
+  ASSERT_EQ(work.size(), 1u);
+
+  // Shutdown: hand both back without waiting for the leases to expire.
+  ASSERT_TRUE(store_->ReleaseDonations({fresh, started}).ok());
+  EXPECT_EQ(QueryValue(db_, "SELECT state FROM donation WHERE id = " + std::to_string(fresh)), "received");
+  EXPECT_EQ(QueryValue(db_, "SELECT state FROM donation WHERE id = " + std::to_string(started)), "charging")
+      << "a donation with charges keeps its state: the next claimer must know requests were sent";
+  auto other = MakeStore("instance-b");
+  ASSERT_TRUE(other->ClaimDonations(10, 60s, {}, &work).ok());
+  ASSERT_EQ(work.size(), 2u);
+  EXPECT_EQ(work[0].donation_id, fresh);
+  EXPECT_EQ(work[0].previous_state, DonationState::kReceived);
+  EXPECT_EQ(work[1].previous_state, DonationState::kCharging);
+  EXPECT_EQ(work[1].charged_units, 1);
+  // Another instance's claims are not released by us.
+  ASSERT_TRUE(store_->ReleaseDonations({fresh}).ok());
+  EXPECT_EQ(QueryValue(db_, "SELECT lease_owner FROM donation WHERE id = " + std::to_string(fresh)), "instance-b");
+}
+
 TEST_F(StoreTest, RecordsThatContradictTheDonationAreRefused) {
   int64_t id = IngestDonation("84912345678", 5);
   ClaimOne(id);
