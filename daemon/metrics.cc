@@ -89,7 +89,7 @@ const Histogram::BucketBoundaries& BatchSizeBuckets() {
 
 Metrics::Metrics(prometheus::Registry& registry, std::string_view version)
     : mo_received_family_(CounterFamily(registry, "donagate_mo_received_total",
-                                        "MO PDUs (deliver_sm/data_sm, not receipts) received per link")),
+                                        "deliver_sm/data_sm PDUs received per link (receipts and concatenated parts included)")),
       mo_accepted_family_(CounterFamily(registry, "donagate_mo_accepted_total",
                                         "MOs committed to the store and acknowledged with ESME_ROK")),
       donations_family_(CounterFamily(registry, "donagate_donations_total",

@@ -5,7 +5,8 @@
 // backend names come from the configuration; every other label value comes from a closed enum
 // below. Never an MSISDN, a message id or free text.
 //
-//   donagate_mo_received_total{link}                         MO PDUs (deliver_sm/data_sm) received
+//   donagate_mo_received_total{link}                         deliver_sm/data_sm PDUs received
+//                                                            (receipts and each concat part included)
 //   donagate_mo_accepted_total{link}                         MOs committed and acknowledged ESME_ROK
 //   donagate_mo_rejected_total{reason}                       committed but not a donation
 //                                                            (billing::MessageOutcome names)
