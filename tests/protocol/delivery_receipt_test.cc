@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <ostream>
 #include <string>
 
 namespace donagate::smpp {
@@ -43,6 +44,9 @@ struct ReceiptCase {
   std::string err_raw;
   std::string body;
 };
+
+// Test names carry the case; print just the name instead of the raw bytes.
+void PrintTo(const ReceiptCase& c, std::ostream* os) { *os << c.name; }
 
 class ReceiptTable : public ::testing::TestWithParam<ReceiptCase> {};
 

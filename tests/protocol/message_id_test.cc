@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <random>
+#include <ostream>
 #include <string>
 
 namespace donagate::smpp {
@@ -23,6 +24,9 @@ struct IdCase {
   std::string receipt_id;   // as given in the receipt text
   std::string canonical;
 };
+
+// Test names carry the case; print just the name instead of the raw bytes.
+void PrintTo(const IdCase& c, std::ostream* os) { *os << c.name; }
 
 class SameMessage : public ::testing::TestWithParam<IdCase> {};
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,9 @@ struct DecodeCase {
   std::string expected;
   std::size_t replacements;
 };
+
+// Test names carry the case; print just the name instead of the raw bytes.
+void PrintTo(const DecodeCase& c, std::ostream* os) { *os << c.name; }
 
 class DecodeTable : public ::testing::TestWithParam<DecodeCase> {};
 
@@ -272,6 +276,9 @@ struct EncodeCase {
   std::string payload;
   std::size_t units;
 };
+
+// Test names carry the case; print just the name instead of the raw bytes.
+void PrintTo(const EncodeCase& c, std::ostream* os) { *os << c.name; }
 
 class EncodeTable : public ::testing::TestWithParam<EncodeCase> {};
 

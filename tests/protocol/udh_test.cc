@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ struct UdhCase {
   std::size_t header_length;
   std::string user_data;
 };
+
+// Test names carry the case; print just the name instead of the raw bytes.
+void PrintTo(const UdhCase& c, std::ostream* os) { *os << c.name; }
 
 class UdhTable : public ::testing::TestWithParam<UdhCase> {};
 
