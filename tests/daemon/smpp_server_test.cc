@@ -6,6 +6,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <future>
+#include <set>
 
 #include "daemon/smpp_client_link.h"
 #include "tests/daemon/smpp_test_peer.h"
@@ -362,6 +363,228 @@ TEST_F(ServerTest, OurClientLinkBindsToOurServer) {
   auto client_stopped = std::make_shared<std::promise<void>>();
   client->Stop(100ms, [client_stopped] { client_stopped->set_value(); });
   EXPECT_EQ(client_stopped->get_future().wait_for(5s), std::future_status::ready);
+}
+
+}  // namespace
+}  // namespace donagate::daemon
+
+// --- TLS, robustness, the link manager -------------------------------------------------------
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <random>
+
+#include "daemon/link_manager.h"
+#include "tests/common/test_env.h"
+
+namespace donagate::daemon {
+namespace {
+
+// Writes a self-signed certificate for CN/SAN "localhost" + 127.0.0.1 and its key.
+void MakeSelfSignedCert(const std::string& cert_path, const std::string& key_path) {
+  EVP_PKEY* key = EVP_RSA_gen(2048);
+  ASSERT_NE(key, nullptr);
+  X509* cert = X509_new();
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
+  X509_set_pubkey(cert, key);
+  X509_NAME* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
+  X509_set_issuer_name(cert, name);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* san =
+      X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
+  X509_add_ext(cert, san, -1);
+  X509_EXTENSION_free(san);
+  X509_EXTENSION* bc = X509V3_EXT_conf_nid(nullptr, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+  X509_add_ext(cert, bc, -1);
+  X509_EXTENSION_free(bc);
+  X509_sign(cert, key, EVP_sha256());
+  FILE* f = std::fopen(cert_path.c_str(), "w");
+  PEM_write_X509(f, cert);
+  std::fclose(f);
+  f = std::fopen(key_path.c_str(), "w");
+  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(f);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+}
+
+class TlsTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    dir_ = donagate::testing::MakeTempDir("smpp_tls");
+    cert_ = dir_ + "/cert.pem";
+    key_ = dir_ + "/key.pem";
+    MakeSelfSignedCert(cert_, key_);
+  }
+  ServerOptions TlsServerOptions() {
+    auto o = Options();
+    config::TlsConfig tls;
+    tls.enabled = true;
+    tls.cert_file = cert_;
+    tls.key_file = key_;
+    tls.verify_peer = false;  // no client certificates in this test
+    std::string error;
+    o.tls = MakeTlsContext(tls, TlsRole::kServer, &error);
+    EXPECT_TRUE(o.tls) << error;
+    return o;
+  }
+  std::shared_ptr<SmppClientLink> TlsClient(const std::string& server_name, bool with_ca,
+                                            RecordingHandler* handler) {
+    ClientLinkOptions co;
+    co.session.link_name = "tls_client";
+    co.session.operator_name = "operator_b";
+    co.session.system_id = "opb";
+    co.session.password = "s3cret";
+    co.session.response_timeout = 1000ms;
+    co.session.unbind_timeout = 300ms;
+    co.host = "127.0.0.1";
+    co.port = static_cast<uint16_t>(port_);
+    co.backoff_min = 100ms;
+    co.backoff_max = 200ms;
+    config::TlsConfig tls;
+    tls.enabled = true;
+    if (with_ca) tls.ca_file = cert_;
+    tls.verify_peer = true;
+    std::string error;
+    co.tls = MakeTlsContext(tls, TlsRole::kClient, &error);
+    EXPECT_TRUE(co.tls) << error;
+    co.tls_server_name = server_name;
+    co.tls_verify_name = true;
+    return SmppClientLink::Create(io_.executor(), co, handler,
+                                  std::make_shared<LinkMetrics>(registry_, "tls_client"));
+  }
+  static void StopLink(const std::shared_ptr<Link>& link) {
+    auto stopped = std::make_shared<std::promise<void>>();
+    link->Stop(100ms, [stopped] { stopped->set_value(); });
+    EXPECT_EQ(stopped->get_future().wait_for(5s), std::future_status::ready);
+  }
+  std::string dir_, cert_, key_;
+};
+
+TEST_F(TlsTest, ClientVerifiesTheServerCertificateAndBinds) {
+  Start(TlsServerOptions());
+  RecordingHandler client_handler;
+  auto client = TlsClient("localhost", true, &client_handler);
+  client->Start();
+  ASSERT_TRUE(WaitUntil([&] { return client->CanTransmit() && server_->CanTransmit(); }));
+  StopLink(client);
+}
+
+TEST_F(TlsTest, WrongServerNameOrUnknownCaIsRefused) {
+  Start(TlsServerOptions());
+  RecordingHandler h1, h2;
+  auto wrong_name = TlsClient("smsc.example.com", true, &h1);
+  auto unknown_ca = TlsClient("localhost", false, &h2);
+  wrong_name->Start();
+  unknown_ca->Start();
+  std::this_thread::sleep_for(800ms);
+  EXPECT_FALSE(wrong_name->CanTransmit());
+  EXPECT_FALSE(unknown_ca->CanTransmit());
+  EXPECT_EQ(server_->Status().bound_sessions, 0);
+  StopLink(wrong_name);
+  StopLink(unknown_ca);
+}
+
+TEST_F(TlsTest, PlainTextPeerCannotBindToATlsServer) {
+  Start(TlsServerOptions());
+  TestPeer plain;
+  ASSERT_TRUE(plain.Connect(port_));
+  plain.Bind("opb", "s3cret", CommandId::kBindTransceiver, 1, 1s);
+  EXPECT_TRUE(plain.WaitClosed(3s));
+  EXPECT_FALSE(server_->CanTransmit());
+}
+
+TEST_F(ServerTest, RandomGarbageNeverHurtsTheServer) {
+  Start(Options());
+  std::mt19937 rng(12345);
+  for (int i = 0; i < 150; ++i) {
+    TestPeer p;
+    ASSERT_TRUE(p.Connect(port_));
+    std::string junk(1 + rng() % 300, '\0');
+    for (auto& c : junk) c = static_cast<char>(rng());
+    if (i % 3 == 0) {
+      // A plausible header so the body parser is exercised too.
+      const uint32_t len = 16 + rng() % 200;
+      junk.insert(0, std::string{static_cast<char>(0), static_cast<char>(0),
+                                 static_cast<char>(len >> 8), static_cast<char>(len & 0xFF),
+                                 0, 0, 0, static_cast<char>(1 + rng() % 9)});
+    }
+    p.WriteRaw(junk);
+    p.Read(20ms);
+  }
+  TestPeer fine;
+  ASSERT_TRUE(fine.Connect(port_));
+  auto r = fine.Bind("opb", "s3cret");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->header.command_status, st::kOk);
+}
+
+TEST(LinkManagerTest, BuildsLinksFromConfigPicksTransmittersAndStopsAll) {
+  IoThreads io;
+  prometheus::Registry registry;
+  RecordingHandler handler;
+  LinkManager manager(io.executor(), registry, handler);
+
+  config::SmscLink server;
+  server.name = "opb_server";
+  server.operator_name = "operator_b";
+  server.mode = config::LinkMode::kServer;
+  server.host = "127.0.0.1";
+  server.port = static_cast<uint16_t>(donagate::testing::FreeTcpPort());
+  server.system_id = "opb";
+  server.password = config::Secret("env:TEST", "s3cret");
+  std::string error;
+  ASSERT_TRUE(manager.AddFromConfig(server, &error)) << error;
+
+  config::SmscLink client;
+  client.name = "opb_client";
+  client.operator_name = "operator_b";
+  client.mode = config::LinkMode::kClient;
+  client.host = "127.0.0.1";
+  client.port = server.port;
+  client.system_id = "opb";
+  client.password = config::Secret("env:TEST", "s3cret");
+  ASSERT_TRUE(manager.AddFromConfig(client, &error)) << error;
+
+  config::SmscLink broken = server;
+  broken.name = "broken";
+  broken.allowed_ips = {"not-an-ip"};
+  EXPECT_FALSE(manager.AddFromConfig(broken, &error));
+  EXPECT_NE(error.find("not-an-ip"), std::string::npos);
+
+  EXPECT_EQ(manager.PickTransmitter("operator_b"), nullptr);
+  manager.StartAll();
+  ASSERT_TRUE(WaitUntil([&] {
+    return manager.Find("opb_server")->CanTransmit() && manager.Find("opb_client")->CanTransmit();
+  }, 10s));
+  std::set<std::string> picked;
+  for (int i = 0; i < 4; ++i) picked.insert(manager.PickTransmitter("operator_b")->name());
+  EXPECT_EQ(picked, (std::set<std::string>{"opb_server", "opb_client"})) << "round-robin";
+  EXPECT_EQ(manager.PickTransmitter("operator_x"), nullptr);
+  EXPECT_EQ(manager.OperatorsWithTransmitter(), std::vector<std::string>{"operator_b"});
+  EXPECT_TRUE(manager.AnyBound());
+  auto statuses = manager.Statuses();
+  ASSERT_EQ(statuses.size(), 2u);
+  for (const auto& s : statuses) {
+    EXPECT_EQ(s.state, LinkState::kBound) << s.name;
+    EXPECT_EQ(s.last_error.find("s3cret"), std::string::npos);
+  }
+  EXPECT_TRUE(manager.StopAllAndWait(500ms, 10s));
+  for (const auto& s : manager.Statuses()) EXPECT_EQ(s.state, LinkState::kStopped) << s.name;
+  const std::string text = prometheus::TextSerializer().Serialize(registry.Collect());
+  EXPECT_NE(text.find("donagate_link_up{link=\"opb_client\"} 0"), std::string::npos);
+  EXPECT_NE(text.find("donagate_link_binds_total{link=\"opb_server\"} 1"), std::string::npos);
+  EXPECT_EQ(text.find("s3cret"), std::string::npos);
 }
 
 }  // namespace
