@@ -371,6 +371,10 @@ class HttpServer::Impl::Listener : public std::enable_shared_from_this<Listener>
 bool HttpServer::Impl::Start(std::string* error) {
   std::string local_error;
   if (error == nullptr) error = &local_error;
+  if (main_listener_ || stopped_) {
+    *error = "http server: Start called twice or after Stop";
+    return false;
+  }
   if (handlers_.registry == nullptr) {
     *error = "http server: no metrics registry";
     return false;
@@ -405,8 +409,12 @@ bool HttpServer::Impl::Start(std::string* error) {
 
 void HttpServer::Impl::Stop() {
   if (stopped_.exchange(true)) return;
+  // Listeners hold this Impl; dropping our references here breaks the cycle. The posted
+  // Close() keeps each listener alive until it has run.
   if (main_listener_) main_listener_->Close();
   if (admin_listener_) admin_listener_->Close();
+  main_listener_.reset();
+  admin_listener_.reset();
 }
 
 Response HttpServer::Impl::Handle(ListenerKind kind, const Request& request, const std::string& remote) {

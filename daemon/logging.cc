@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "billing/msisdn.h"
+
 namespace donagate::daemon {
 namespace {
 
@@ -64,7 +66,9 @@ void MaskMsisdnLike(std::string& text) {
     const bool international = len == 11 && text[i] == '8' && text[i + 1] == '4';
     const bool national = len == 10 && text[i] == '0' && text[i + 1] != '0';
     if (international || national) {
-      for (size_t k = i + 6; k < j; ++k) text[k] = '*';
+      const std::string masked = billing::MaskMsisdn(std::string_view(text).substr(i, len));
+      text.replace(i, len, masked);
+      j = i + masked.size();
     }
     i = j;
   }
@@ -340,12 +344,7 @@ void SetRepeatWindowForTesting(std::chrono::steady_clock::duration window) { g_r
 
 std::string Masked(std::string_view msisdn) {
   if (!g_mask_msisdn.load(std::memory_order_relaxed)) return std::string(msisdn);
-  constexpr size_t kVisible = 6;
-  std::string out(msisdn.size(), '*');
-  if (msisdn.size() > kVisible) {
-    for (size_t i = 0; i < kVisible; ++i) out[i] = msisdn[i];
-  }
-  return out;
+  return billing::MaskMsisdn(msisdn);
 }
 
 std::string Quote(std::string_view value) {

@@ -13,7 +13,7 @@
 // Components are named loggers ("main", "link", "pipeline", "store", "charging", "reply",
 // "http", "admin"; config::kLogComponents), each with its own level ([log.components]).
 //
-// Privacy: pass MSISDNs through Masked() (849123***** when [log] mask_msisdn, the default).
+// Privacy: pass MSISDNs through Masked() (849123**** when [log] mask_msisdn, the default).
 // As a safety net the formatter also masks any 84xxxxxxxxx / 0xxxxxxxxx digit run that reaches
 // it. Secrets (config::Secret) must never be logged; log Secret::source() instead.
 //
@@ -57,8 +57,8 @@ void FlushLogs();
 // Tests only: the repeat window used by the next SetupLogging (default one minute).
 void SetRepeatWindowForTesting(std::chrono::steady_clock::duration window);
 
-// "849123*****": keeps the first 6 characters, one '*' for each further character; returned
-// unchanged when masking is off. Short inputs (< 7 chars) are fully starred.
+// billing::MaskMsisdn ("84912345678" → "849123****") when [log] mask_msisdn is on (the
+// default); the input unchanged when it is off.
 std::string Masked(std::string_view msisdn);
 
 // key=value with the value quoted ("..." with \" and \\ escapes) when it is empty or contains
