@@ -144,6 +144,20 @@ RestoreResult Reassembler::Restore(std::vector<MessagePart> parts) {
   return result;
 }
 
+std::vector<AssembledMessage> Reassembler::Reinstate(AssembledMessage message, uint8_t uncommitted_seq) {
+  std::vector<AssembledMessage> evicted;
+  if (auto tombstone = tombstones_.find(message.key); tombstone != tombstones_.end()) {
+    tombstones_by_age_.erase(tombstone->second);
+    tombstones_.erase(tombstone);
+  }
+  ConcatKey unused;
+  for (MessagePart& part : message.parts) {
+    if (part.seq == uncommitted_seq) continue;
+    Place(std::move(part), &evicted, &unused);  // cannot complete: one part is left out
+  }
+  return evicted;
+}
+
 std::vector<AssembledMessage> Reassembler::Expire(ReassemblyTime now) {
   std::vector<AssembledMessage> expired;
   ReassemblyTime cutoff = now - options_.timeout;

@@ -118,6 +118,13 @@ class Reassembler {
   // now - timeout; also drops tombstones that old.
   std::vector<AssembledMessage> Expire(ReassemblyTime now);
 
+  // Undoes a completion whose processing could not be committed (e.g. the database refused the
+  // batch holding the completing part, so its deliver_sm_resp carries a temporary error and the
+  // SMSC will redeliver it): the parts go back to pending, except `uncommitted_seq`, and the
+  // tombstone is dropped, so that the redelivered part completes the set again instead of being
+  // taken for a duplicate. Returns sets pushed out by the memory bound, as Add does.
+  std::vector<AssembledMessage> Reinstate(AssembledMessage message, uint8_t uncommitted_seq);
+
   // Forgets a pending set (e.g. the pipeline resolved it another way); returns it if it existed.
   std::optional<AssembledMessage> Remove(const ConcatKey& key);
 

@@ -195,6 +195,24 @@ TEST(Reassembler, RestoreReportsSetsAlreadyCompleteAndKeepsTheRest) {
   EXPECT_EQ(finish.completed->first_received_at, kT0);  // restored age is kept for the timeout
 }
 
+TEST(Reassembler, ReinstateLetsTheRedeliveredLastPartCompleteAgain) {
+  Reassembler r;
+  ConcatKey key = Key("849", 8, 3);
+  r.Add(Part(key, 1, "CV ", kT0));
+  r.Add(Part(key, 3, "0", kT0 + seconds(1)));
+  AddResult done = r.Add(Part(key, 2, "1", kT0 + seconds(2)));
+  ASSERT_EQ(done.outcome, PartOutcome::kCompleted);
+  // Without Reinstate the SMSC's redelivery of part 2 would be a duplicate and the message lost.
+  EXPECT_TRUE(r.Reinstate(std::move(*done.completed), 2).empty());
+  EXPECT_EQ(r.pending_parts(), 2u);
+  EXPECT_EQ(r.tombstones(), 0u);
+  AddResult again = r.Add(Part(key, 2, "1", kT0 + seconds(9)));
+  ASSERT_EQ(again.outcome, PartOutcome::kCompleted);
+  EXPECT_EQ(again.completed->text.utf8, "CV 10");
+  EXPECT_EQ(again.completed->first_received_at, kT0);
+  EXPECT_EQ(r.Add(Part(key, 2, "1", kT0 + seconds(10))).outcome, PartOutcome::kDuplicate);
+}
+
 TEST(Reassembler, RemoveForgetsAPendingSet) {
   Reassembler r;
   ConcatKey key = Key("849", 5, 2);
