@@ -59,9 +59,53 @@ std::string Micros(std::string_view column) {
   return "(extract(epoch from " + std::string(column) + ") * 1000000)::bigint";
 }
 
+// PostgreSQL text must be valid UTF-8 without NUL. Fields that come from the network (addresses,
+// ids, decoded text) are stored as given when valid; a NUL or an invalid byte is written as the
+// four characters \xNN, so nothing is lost or silently dropped and the batch is not refused
+// (the raw bytes of the message are kept in raw_payload anyway).
+std::string Clean(std::string_view in) {
+  auto valid_from = [&](size_t i, size_t* len) {
+    unsigned char c = static_cast<unsigned char>(in[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || c == 0 || i + n > in.size()) return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(in[i + k]) & 0xc0) != 0x80) return false;
+    uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1f) : n == 3 ? (c & 0x0f) : (c & 0x07);
+    for (size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(in[i + k]) & 0x3f);
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;  // overlong, surrogate
+    *len = n;
+    return true;
+  };
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size();) {
+    size_t len = 0;
+    if (valid_from(i, &len)) {
+      out.append(in.substr(i, len));
+      i += len;
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      unsigned char c = static_cast<unsigned char>(in[i]);
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> CleanAll(const std::vector<std::string>& in) {
+  std::vector<std::string> out;
+  out.reserve(in.size());
+  for (const auto& s : in) out.push_back(Clean(s));
+  return out;
+}
+
 std::optional<std::string> NullIfEmpty(const std::string& s) {
   if (s.empty()) return std::nullopt;
-  return s;
+  return Clean(s);
 }
 
 bool CheckedMul(int64_t a, int64_t b, int64_t* out) { return !__builtin_mul_overflow(a, b, out); }
@@ -91,7 +135,9 @@ StoreStatus ValidateItem(size_t i, const IngestItem& item) {
       return Invalid(i, "receipt info with an outcome other than receipt");
     if (item.donation) {
       const DonationDraft& d = *item.donation;
-      if (m.msisdn.empty()) return Invalid(i, "donation without a normalised msisdn");
+      bool msisdn_ok = m.msisdn.size() >= 10 && m.msisdn.size() <= 14 && m.msisdn.rfind("84", 0) == 0 &&
+                       m.msisdn.find_first_not_of("0123456789") == std::string::npos;
+      if (!msisdn_ok) return Invalid(i, "donation msisdn '" + Clean(m.msisdn) + "' is not 84 + 8..12 digits");
       if (d.campaign.empty()) return Invalid(i, "donation without a campaign");
       if (d.units < 1) return Invalid(i, "donation units must be >= 1");
       if (d.unit_price_vnd < 1) return Invalid(i, "donation unit price must be > 0");
@@ -339,13 +385,15 @@ RETURNING o.id, coalesce(o.donation_id, 0), coalesce(o.inbound_message_id, 0), o
 }  // namespace
 
 std::string_view ToString(MessageOutcome outcome) {
-  return kMessageOutcomeNames[static_cast<size_t>(outcome)];
+  size_t i = static_cast<size_t>(outcome);
+  return i < std::size(kMessageOutcomeNames) ? kMessageOutcomeNames[i] : "other";
 }
 bool ParseMessageOutcome(std::string_view name, MessageOutcome* out) {
   return ParseName(kMessageOutcomeNames, name, out);
 }
 std::string_view ToString(DonationState state) {
-  return kDonationStateNames[static_cast<size_t>(state)];
+  size_t i = static_cast<size_t>(state);
+  return i < std::size(kDonationStateNames) ? kDonationStateNames[i] : "invalid";
 }
 bool ParseDonationState(std::string_view name, DonationState* out) {
   return ParseName(kDonationStateNames, name, out);
@@ -354,7 +402,10 @@ bool IsFinal(DonationState state) {
   return state == DonationState::kCharged || state == DonationState::kPartiallyCharged ||
          state == DonationState::kFailed || state == DonationState::kReversed;
 }
-std::string_view ToString(ReplyState state) { return kReplyStateNames[static_cast<size_t>(state)]; }
+std::string_view ToString(ReplyState state) {
+  size_t i = static_cast<size_t>(state);
+  return i < std::size(kReplyStateNames) ? kReplyStateNames[i] : "invalid";
+}
 bool ParseReplyState(std::string_view name, ReplyState* out) {
   return ParseName(kReplyStateNames, name, out);
 }
@@ -434,10 +485,10 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
       if (!items[i].part) continue;
       const ConcatPart& p = *items[i].part;
       idx.push_back(static_cast<int64_t>(i));
-      link.push_back(p.set.link);
-      op.push_back(p.operator_name);
-      src.push_back(p.set.source_addr);
-      dst.push_back(p.set.dest_addr);
+      link.push_back(Clean(p.set.link));
+      op.push_back(Clean(p.operator_name));
+      src.push_back(Clean(p.set.source_addr));
+      dst.push_back(Clean(p.set.dest_addr));
       ref.push_back(p.set.concat_ref);
       ref16.push_back(p.set.ref16);
       total.push_back(p.set.total);
@@ -445,7 +496,7 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
       dc.push_back(p.data_coding);
       esm.push_back(p.esm_class);
       raw.push_back(pg::HexEncode(p.raw_payload));
-      text.push_back(p.text);
+      text.push_back(Clean(p.text));
       mo_id.push_back(NullIfEmpty(p.smsc_mo_id));
       rec.push_back(ToMicros(p.received_at));
     }
@@ -483,15 +534,15 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
       if (!it.message || part_duplicate[i]) continue;
       const InboundMessage& m = *it.message;
       idx.push_back(static_cast<int64_t>(i));
-      link.push_back(m.link);
-      op.push_back(m.operator_name);
-      src.push_back(m.source_addr);
+      link.push_back(Clean(m.link));
+      op.push_back(Clean(m.operator_name));
+      src.push_back(Clean(m.source_addr));
       msisdn.push_back(NullIfEmpty(m.msisdn));
-      dst.push_back(m.dest_addr);
+      dst.push_back(Clean(m.dest_addr));
       dc.push_back(m.data_coding);
       esm.push_back(m.esm_class);
       raw.push_back(pg::HexEncode(m.raw_payload));
-      text.push_back(m.text);
+      text.push_back(Clean(m.text));
       mo_id.push_back(NullIfEmpty(m.smsc_mo_id));
       cref.push_back(m.concat_ref ? std::optional<int64_t>(*m.concat_ref) : std::nullopt);
       ctot.push_back(m.concat_total ? std::optional<int64_t>(*m.concat_total) : std::nullopt);
@@ -501,8 +552,8 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
       if (it.donation) {
         const DonationDraft& d = *it.donation;
         d_idx.push_back(static_cast<int64_t>(i));
-        d_campaign.push_back(d.campaign);
-        d_shortcode.push_back(d.shortcode.empty() ? m.dest_addr : d.shortcode);
+        d_campaign.push_back(Clean(d.campaign));
+        d_shortcode.push_back(Clean(d.shortcode.empty() ? m.dest_addr : d.shortcode));
         d_units.push_back(d.units);
         d_price.push_back(d.unit_price_vnd);
         d_amount.push_back(d.amount_vnd);
@@ -512,10 +563,10 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
       if (it.reply) {
         const ReplyDraft& rp = *it.reply;
         r_idx.push_back(static_cast<int64_t>(i));
-        r_purpose.push_back(rp.purpose.empty() ? std::string("reply") : rp.purpose);
-        r_src.push_back(rp.source_addr);
-        r_dst.push_back(rp.dest_addr);
-        r_text.push_back(rp.text);
+        r_purpose.push_back(rp.purpose.empty() ? std::string("reply") : Clean(rp.purpose));
+        r_src.push_back(Clean(rp.source_addr));
+        r_dst.push_back(Clean(rp.dest_addr));
+        r_text.push_back(Clean(rp.text));
         r_link.push_back(NullIfEmpty(rp.link));
       }
     }
@@ -558,18 +609,18 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
       const IngestItem& it = items[i];
       if (out[i].duplicate || out[i].inbound_message_id == 0) continue;
       if (it.consume_set) {
-        link.push_back(it.consume_set->link);
-        src.push_back(it.consume_set->source_addr);
-        dst.push_back(it.consume_set->dest_addr);
+        link.push_back(Clean(it.consume_set->link));
+        src.push_back(Clean(it.consume_set->source_addr));
+        dst.push_back(Clean(it.consume_set->dest_addr));
         ref.push_back(it.consume_set->concat_ref);
         ref16.push_back(it.consume_set->ref16);
         total.push_back(it.consume_set->total);
         msg_id.push_back(out[i].inbound_message_id);
       }
       if (it.receipt) {
-        r_op.push_back(it.receipt->operator_name);
-        r_id.push_back(it.receipt->smsc_message_id);
-        r_stat.push_back(it.receipt->stat);
+        r_op.push_back(Clean(it.receipt->operator_name));
+        r_id.push_back(Clean(it.receipt->smsc_message_id));
+        r_stat.push_back(Clean(it.receipt->stat));
         r_err.push_back(NullIfEmpty(it.receipt->err));
         r_done.push_back(it.receipt->done_at ? std::optional<int64_t>(ToMicros(*it.receipt->done_at))
                                              : std::nullopt);
@@ -612,7 +663,7 @@ StoreStatus Store::LoadPendingParts(const std::vector<std::string>& links, std::
           Micros("received_at") +
           " FROM mo_part WHERE consumed_at IS NULL"
           " AND (cardinality($1::text[]) = 0 OR link = ANY($1::text[])) ORDER BY received_at, id",
-      pg::Params().TextArray(links), &r);
+      pg::Params().TextArray(CleanAll(links)), &r);
   if (!st.ok()) return st;
   for (int i = 0; i < r.rows(); ++i) {
     StoredPart sp;
@@ -678,7 +729,7 @@ StoreStatus Store::ClaimDonations(int limit, std::chrono::seconds lease,
   pg::Result r;
   st = conn.Prepared("claim_donations", kClaimDonationsSql,
                      pg::Params().Text(options_.instance_id).Int(limit)
-                         .Int(std::max<int64_t>(1, lease.count())).TextArray(operators),
+                         .Int(std::max<int64_t>(1, lease.count())).TextArray(CleanAll(operators)),
                      &r);
   if (!st.ok()) return st;
   std::vector<DonationWork> claimed;
@@ -1032,7 +1083,7 @@ StoreStatus Store::RecordChargeOutcomes(const std::vector<ChargeOutcomeRecord>& 
       amount.push_back(v.second.amount_vnd);
       outcome.emplace_back(ToString(v.second.outcome));
       ref.push_back(NullIfEmpty(v.second.operator_reference));
-      detail.push_back(v.second.detail);
+      detail.push_back(Clean(v.second.detail));
     }
     st = conn.Prepared("record_upsert_charges", kUpsertChargesSql,
                        pg::Params().TextArray(k).IntArray(did).IntArray(unit).IntArray(units)
@@ -1057,7 +1108,7 @@ StoreStatus Store::RecordChargeOutcomes(const std::vector<ChargeOutcomeRecord>& 
       from.push_back(u.from);
       to.push_back(u.to);
       reason.push_back(u.reason);
-      why.push_back(u.transition_reason);
+      why.push_back(Clean(u.transition_reason));
       cu.push_back(u.charged_units);
       ca.push_back(u.charged_amount);
       next.push_back(u.next_us);
@@ -1075,10 +1126,10 @@ StoreStatus Store::RecordChargeOutcomes(const std::vector<ChargeOutcomeRecord>& 
     std::vector<std::optional<std::string>> link;
     for (const auto& rp : replies) {
       did.push_back(rp.donation_id);
-      purpose.push_back(rp.draft.purpose.empty() ? std::string("reply") : rp.draft.purpose);
-      src.push_back(rp.draft.source_addr);
-      dst.push_back(rp.draft.dest_addr);
-      text.push_back(rp.draft.text);
+      purpose.push_back(rp.draft.purpose.empty() ? std::string("reply") : Clean(rp.draft.purpose));
+      src.push_back(Clean(rp.draft.source_addr));
+      dst.push_back(Clean(rp.draft.dest_addr));
+      text.push_back(Clean(rp.draft.text));
       link.push_back(NullIfEmpty(rp.draft.link));
     }
     pg::Result q;
@@ -1126,7 +1177,7 @@ StoreStatus Store::ClaimReplies(const std::vector<std::string>& operators, int l
   pg::Result r;
   st = impl_->conn.Prepared("claim_replies", kClaimRepliesSql,
                             pg::Params().Text(options_.instance_id).Int(limit)
-                                .Int(std::max<int64_t>(1, lease.count())).TextArray(operators),
+                                .Int(std::max<int64_t>(1, lease.count())).TextArray(CleanAll(operators)),
                             &r);
   if (!st.ok()) return st;
   for (int i = 0; i < r.rows(); ++i) {
@@ -1173,7 +1224,7 @@ StoreStatus Store::MarkReplySubmitted(int64_t reply_id, const std::vector<std::s
         "INSERT INTO outbox_message_id (outbox_id, operator, smsc_message_id, part)"
         " SELECT $1, $2, m, ord FROM unnest($3::text[]) WITH ORDINALITY AS u(m, ord)"
         " ON CONFLICT DO NOTHING",
-        pg::Params().Int(reply_id).Text(op).TextArray(smsc_message_ids));
+        pg::Params().Int(reply_id).Text(op).TextArray(CleanAll(smsc_message_ids)));
     if (!st.ok()) return st;
     // Receipts that overtook this submit_sm_resp: apply them now, in arrival order.
     st = conn.Prepared(
@@ -1181,7 +1232,7 @@ StoreStatus Store::MarkReplySubmitted(int64_t reply_id, const std::vector<std::s
         "WITH p AS (DELETE FROM pending_receipt WHERE operator = $1 AND smsc_message_id = ANY($2::text[])"
         " RETURNING *) SELECT apply_receipt(s.operator, s.smsc_message_id, s.stat, s.err, s.done_at,"
         " s.inbound_message_id) FROM (SELECT * FROM p ORDER BY id) s",
-        pg::Params().Text(op).TextArray(smsc_message_ids));
+        pg::Params().Text(op).TextArray(CleanAll(smsc_message_ids)));
     if (!st.ok()) return st;
   }
   if (has_donation) {
@@ -1201,7 +1252,7 @@ StoreStatus Store::MarkReplyRetry(int64_t reply_id, StoreTime next_attempt_at, c
       "UPDATE outbox SET state = 'pending', next_attempt_at = " + Ts("$2::bigint") +
           ", last_error = $3, lease_owner = NULL, lease_until = NULL, updated_at = now()"
           " WHERE id = $1 AND state IN ('pending', 'claimed')",
-      pg::Params().Int(reply_id).Int(ToMicros(next_attempt_at)).Text(reason));
+      pg::Params().Int(reply_id).Int(ToMicros(next_attempt_at)).Text(Clean(reason)));
 }
 
 StoreStatus Store::MarkReplyFailed(int64_t reply_id, const std::string& reason) {
@@ -1211,7 +1262,7 @@ StoreStatus Store::MarkReplyFailed(int64_t reply_id, const std::string& reason) 
       "reply_failed",
       "UPDATE outbox SET state = 'failed', last_error = $2, lease_owner = NULL, lease_until = NULL,"
       " updated_at = now() WHERE id = $1 AND state IN ('pending', 'claimed')",
-      pg::Params().Int(reply_id).Text(reason));
+      pg::Params().Int(reply_id).Text(Clean(reason)));
 }
 
 StoreStatus Store::ApplyReceipt(const ReceiptInfo& receipt, bool* matched) {
@@ -1219,7 +1270,7 @@ StoreStatus Store::ApplyReceipt(const ReceiptInfo& receipt, bool* matched) {
   if (!st.ok()) return st;
   pg::Result r;
   pg::Params params;
-  params.Text(receipt.operator_name).Text(receipt.smsc_message_id).Text(receipt.stat)
+  params.Text(Clean(receipt.operator_name)).Text(Clean(receipt.smsc_message_id)).Text(Clean(receipt.stat))
       .OptionalText(NullIfEmpty(receipt.err));
   if (receipt.done_at) params.Int(ToMicros(*receipt.done_at));
   else params.Null();
@@ -1254,7 +1305,7 @@ StoreStatus Store::ReverseDonation(int64_t donation_id, const std::string& reaso
   if (!st.ok()) return st;
   pg::Result r;
   st = impl_->conn.Prepared("reverse_donation", "SELECT * FROM reverse_donation($1, $2, $3)",
-                            pg::Params().Int(donation_id).Text(reason).Text(actor), &r);
+                            pg::Params().Int(donation_id).Text(Clean(reason)).Text(Clean(actor)), &r);
   if (!st.ok()) return st;
   if (r.rows() != 1) return StoreStatus::Permanent("reverse_donation returned no row");
   if (result) {

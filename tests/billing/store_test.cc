@@ -181,6 +181,33 @@ TEST_F(StoreTest, IngestBatchStoresEveryMessageAndDedupesSmscMoId) {
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation WHERE msisdn = '84912345678'"), 3);
 }
 
+TEST_F(StoreTest, BytesThatAreNotTextAreEscapedNotRefused) {
+  // A broken SMSC sends a source address with a stray byte, a NUL and invalid UTF-8 in the text:
+  // the MO is recorded (text columns escape the bad bytes as \xNN), not refused forever.
+  IngestItem odd;
+  odd.message = Message("84912345678", "", MessageOutcome::kInvalidMsisdn, std::string("id\0\xfe", 4));
+  odd.message->source_addr = "849\xff" "12";
+  odd.message->text = std::string("CV\0 5 \xc3\x28 \xe2\x82\xac", 12);  // NUL, bad 2-byte seq, euro
+  odd.message->raw_payload = odd.message->text;
+  odd.message->outcome_detail = "quote \" backslash \\ comma ,{}";
+  std::vector<IngestResult> results;
+  StoreStatus st = store_->IngestBatch({odd}, &results);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  std::string id = std::to_string(results[0].inbound_message_id);
+  EXPECT_EQ(QueryValue(db_, "SELECT source_addr FROM inbound_message WHERE id = " + id), "849\\xff12");
+  EXPECT_EQ(QueryValue(db_, "SELECT text FROM inbound_message WHERE id = " + id), "CV\\x00 5 \\xc3( \u20ac");
+  EXPECT_EQ(QueryValue(db_, "SELECT smsc_mo_id FROM inbound_message WHERE id = " + id), "id\\x00\\xfe");
+  EXPECT_EQ(QueryValue(db_, "SELECT outcome_detail FROM inbound_message WHERE id = " + id),
+            "quote \" backslash \\ comma ,{}");
+  EXPECT_EQ(QueryValue(db_, "SELECT length(raw_payload) FROM inbound_message WHERE id = " + id), "12");
+
+  // A donation whose msisdn is not normalised is a caller bug: refused with a clear message.
+  IngestItem bad = DonationItem("0912345678", 1);
+  st = store_->IngestBatch({bad}, &results);
+  EXPECT_TRUE(st.permanent());
+  EXPECT_NE(st.message().find("0912345678"), std::string::npos) << st.message();
+}
+
 TEST_F(StoreTest, InvalidItemsFailTheBatchPermanentlyAndStoreNothing) {
   IngestItem ok = DonationItem("84912345678", 1);
   IngestItem wrong = DonationItem("84912345678", 3);
