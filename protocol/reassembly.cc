@@ -121,7 +121,14 @@ RestoreResult Reassembler::Restore(std::vector<MessagePart> parts) {
   // Oldest first, so that the memory bound pushes out the same sets it would have live.
   std::stable_sort(parts.begin(), parts.end(),
                    [](const MessagePart& a, const MessagePart& b) { return a.received_at < b.received_at; });
-  std::vector<std::pair<ConcatKey, ReassemblyTime>> completed_keys;
+  // Stored parts are the truth: if a completed set's parts are still stored, its completion was
+  // not committed, so its tombstone must not turn them (or the redelivered last part) away.
+  for (const MessagePart& part : parts) {
+    if (auto tombstone = tombstones_.find(part.key); tombstone != tombstones_.end()) {
+      tombstones_by_age_.erase(tombstone->second);
+      tombstones_.erase(tombstone);
+    }
+  }
   for (MessagePart& part : parts) {
     ReassemblyTime received_at = part.received_at;
     ConcatKey completed_key;

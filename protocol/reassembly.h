@@ -111,7 +111,9 @@ class Reassembler {
 
   // Adds parts loaded from storage after a restart, in any order. Sets that are complete once all
   // are in are returned (a crash may have struck between storing the last part and processing
-  // the message) and forgotten, leaving a tombstone like Add does.
+  // the message) and forgotten, leaving a tombstone like Add does. The parts are taken as the
+  // truth: a tombstone for their key is dropped first (parts still stored mean that completion
+  // was not committed), so reloading from storage after a failed batch is enough to recover.
   RestoreResult Restore(std::vector<MessagePart> parts);
 
   // Returns (oldest first) and forgets the incomplete sets whose first part arrived at or before

@@ -213,6 +213,22 @@ TEST(Reassembler, ReinstateLetsTheRedeliveredLastPartCompleteAgain) {
   EXPECT_EQ(r.Add(Part(key, 2, "1", kT0 + seconds(10))).outcome, PartOutcome::kDuplicate);
 }
 
+TEST(Reassembler, RestoreAfterAFailedCompletionOverridesTheTombstone) {
+  // The pipeline's recovery path after a failed batch: reload what the database holds.
+  Reassembler r;
+  ConcatKey key = Key("849", 4, 2);
+  r.Add(Part(key, 1, "CV ", kT0, 0, 11));
+  ASSERT_EQ(r.Add(Part(key, 2, "7", kT0 + seconds(1))).outcome, PartOutcome::kCompleted);
+  // The completing batch failed: only part 1 is stored.
+  RestoreResult restored = r.Restore({Part(key, 1, "CV ", kT0, 0, 11)});
+  EXPECT_EQ(restored.duplicates, 0u);
+  EXPECT_TRUE(restored.completed.empty());
+  EXPECT_EQ(r.pending_parts(), 1u);
+  AddResult again = r.Add(Part(key, 2, "7", kT0 + seconds(5)));
+  ASSERT_EQ(again.outcome, PartOutcome::kCompleted);
+  EXPECT_EQ(again.completed->text.utf8, "CV 7");
+}
+
 TEST(Reassembler, RemoveForgetsAPendingSet) {
   Reassembler r;
   ConcatKey key = Key("849", 5, 2);
