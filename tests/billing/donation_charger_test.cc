@@ -98,7 +98,9 @@ class DonationChargerTest : public ::testing::Test {
   // Every key in the simulator's debit log appears exactly once.
   void ExpectOneDebitPerKey() {
     std::map<std::string, int> seen;
-    for (const auto& d : sim_->Debits()["debits"]) ++seen[d["key"].get<std::string>()];
+    const nlohmann::json log = sim_->Debits();
+    ASSERT_TRUE(log.contains("debits"));
+    for (const auto& d : log["debits"]) ++seen[d["key"].get<std::string>()];
     for (const auto& [key, n] : seen) EXPECT_EQ(n, 1) << key << " debited " << n << " times";
   }
 
@@ -278,7 +280,9 @@ TEST_F(DonationChargerTest, BadInputFailsWithoutCallingTheBackend) {
   DonationChargeOutcome o = Run(mismatch);
   EXPECT_EQ(o.state, DonationChargeState::kFailed);
   EXPECT_EQ(o.failure_reason, ChargeFailureReason::kInvalidRequest);
-  DonationChargeInput overflow = Donation(14, 2, ChargingMode::kWhole, int64_t{1} << 62);
+  DonationChargeInput overflow = Donation(14, 2, ChargingMode::kWhole);
+  overflow.unit_price_vnd = int64_t{1} << 62;  // 2 × 2^62 does not fit in int64
+  overflow.amount_vnd = std::numeric_limits<int64_t>::min();
   EXPECT_EQ(Run(overflow).failure_reason, ChargeFailureReason::kInvalidRequest);
   DonationChargeInput long_key = Donation(9223372036854775807LL, 1000000, ChargingMode::kPerUnit, 1);
   EXPECT_EQ(Run(long_key).failure_reason, ChargeFailureReason::kInvalidRequest);

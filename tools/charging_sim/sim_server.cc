@@ -222,7 +222,9 @@ class SimServer::State {
       if (j.is_discarded() || !j.is_object()) throw std::runtime_error("body must be a JSON object");
       key = j.at("key").get<std::string>();
       c.msisdn = j.at("msisdn").get<std::string>();
+      if (!j.at("amount_vnd").is_number_integer()) throw std::runtime_error("amount_vnd must be an integer");
       c.amount_vnd = j.at("amount_vnd").get<int64_t>();
+      if (j.contains("units") && !j["units"].is_number_integer()) throw std::runtime_error("units must be an integer");
       c.units = j.value("units", int64_t{1});
       c.campaign = j.value("campaign", std::string());
       c.operator_name = j.value("operator", std::string());
