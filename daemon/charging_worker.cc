@@ -218,8 +218,17 @@ void ChargingWorker::Complete(Done done) {
 }
 
 void ChargingWorker::Run() {
-  auto store_backoff = options_.store_retry;
   for (;;) {
+    {
+      // Group outcomes: a record transaction per finished charge would make the database round
+      // trip the bottleneck. Wait a few ms for half of what is in flight to finish.
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!done_.empty() && !stopping_.load()) {
+        cv_.wait_for(lock, std::chrono::milliseconds(5), [&] {
+          return static_cast<int64_t>(done_.size()) * 2 >= inflight_.load() || stopping_.load();
+        });
+      }
+    }
     RecordPending();
     bool stopping = stopping_.load();
     if (stopping) {
@@ -238,13 +247,15 @@ void ChargingWorker::Run() {
       }
     }
     bool claimed_full = false;
-    if (!paused_.load() && inflight_.load() < options_.concurrency) {
+    // Claim when there is room for a worthwhile batch (or nothing is running at all).
+    const int64_t room = options_.concurrency - inflight_.load();
+    const int64_t worthwhile = std::max<int64_t>(1, std::min(options_.batch_size, options_.concurrency) / 4);
+    if (!paused_.load() && (room >= worthwhile || (room > 0 && inflight_.load() == 0))) {
       int64_t before = inflight_.load();
       ClaimAndStart();
       int64_t claimed = inflight_.load() - before;
       claimed_full = claimed > 0 && inflight_.load() < options_.concurrency &&
                      claimed >= std::min<int64_t>(options_.batch_size, options_.concurrency);
-      (void)store_backoff;
     }
     if (claimed_full) continue;  // more may be waiting: claim again at once
     std::unique_lock<std::mutex> lock(mu_);
