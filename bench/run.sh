@@ -1,0 +1,374 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of donagated (docs/performance.md).
+#
+#   bench/run.sh [--count N] [--duration S] [--latencies "0 50"] [--soak-s S] [--ceiling-s S]
+#                [--skip-deps] [--skip-build] [--skip-micro] [--skip-soak] [--out DIR]
+#
+# From a clean clone: installs the Debian dependencies (deploy/install-deps.sh), builds Release
+# into build-release/, starts a throwaway PostgreSQL with durable settings (fsync=on,
+# synchronous_commit=on), then per charging latency (0 ms and 50 ms by default): charging_sim,
+# loadgen (4 SMSC ports) and donagated (4 client links, window 256, tps unlimited). After each
+# run it verifies from the database that exactly the acked MOs are stored, every donation is
+# final, the ledger balances and equals the expected sum, and the charging simulator debited no
+# key twice. It then measures the machine's ceiling with pgbench (the ingest rows, in batches of
+# 256, same durability), runs a soak at half the peak rate, and the Google Benchmark
+# micro-benchmarks. Output: one JSON line per run on stdout; progress on stderr.
+# Exit status: 0 when every verification passed.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD_DIR:-$ROOT/build-release}
+COUNT=200000        # MOs per peak run (the run also stops after --duration)
+DURATION=30         # max seconds of generation per peak run
+LATENCIES="0 50"    # charging_sim latency of each peak run, ms
+SOAK_S=60           # soak length (5 minutes = 300 for the documented figure)
+CEILING_S=10        # pgbench duration
+BATCH_SIZE=512      # [database] batch_size
+SKIP_DEPS=0 SKIP_BUILD=0 SKIP_MICRO=0 SKIP_SOAK=0
+OUT=""
+
+while (($#)); do
+  case "$1" in
+    --count) COUNT=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --latencies) LATENCIES=$2; shift 2 ;;
+    --soak-s) SOAK_S=$2; shift 2 ;;
+    --ceiling-s) CEILING_S=$2; shift 2 ;;
+    --batch-size) BATCH_SIZE=$2; shift 2 ;;
+    --skip-deps) SKIP_DEPS=1; shift ;;
+    --skip-build) SKIP_BUILD=1; shift ;;
+    --skip-micro) SKIP_MICRO=1; shift ;;
+    --skip-soak) SKIP_SOAK=1; shift ;;
+    --out) OUT=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument $1" >&2; exit 64 ;;
+  esac
+done
+
+log() { echo "bench: $*" >&2; }
+OUT=${OUT:-$(mktemp -d /tmp/donagate-bench.XXXXXX)}
+mkdir -p "$OUT"
+chmod 755 "$OUT"
+log "output in $OUT; load before start: $(uptime)"
+FAILED=0
+
+# ---------------------------------------------------------------------------------------------
+# Dependencies and build
+if ((SKIP_DEPS == 0)); then
+  if [ "$(id -u)" = 0 ]; then bash "$ROOT/deploy/install-deps.sh" >&2
+  else log "not root: skipping deploy/install-deps.sh (run it as root once)"; fi
+fi
+if ((SKIP_BUILD == 0)); then
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake.log" 2>&1 \
+    || { cat "$OUT/cmake.log" >&2; exit 1; }
+  targets=(donagated charging_sim loadgen)
+  for src in "$ROOT"/bench/*_bench.cc; do targets+=("$(basename "$src" .cc)"); done
+  log "building ${targets[*]} (Release) into $BUILD"
+  cmake --build "$BUILD" -j"$(nproc)" --target "${targets[@]}" >"$OUT/build.log" 2>&1 \
+    || { tail -50 "$OUT/build.log" >&2; exit 1; }
+fi
+DONAGATED=$BUILD/daemon/donagated
+CHARGING_SIM=$BUILD/tools/charging_sim/charging_sim
+LOADGEN=$BUILD/tools/loadgen/loadgen
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL (durable: pg.sh sets fsync=on and synchronous_commit=on; a large max_wal_size keeps
+# checkpoints out of a short run, which changes no durability guarantee).
+# shellcheck source=../tests/lib/pg.sh
+source "$ROOT/tests/lib/pg.sh"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  pg_stop || true
+}
+trap cleanup EXIT
+pg_start "max_wal_size = 4GB" "checkpoint_timeout = 30min" "wal_buffers = 16MB" >&2
+PSQL=(psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT_TEST" -U postgres)
+
+free_port() { _pg_free_port; }
+
+wait_for_file() {  # path timeout_s
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do [ -s "$1" ] && return 0; sleep 0.1; done
+  return 1
+}
+
+proc_rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+proc_hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+proc_cpu_s() {  # utime + stime in seconds
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+write_config() {  # file db charging_port http_port ports_csv
+  local file=$1 db=$2 cport=$3 hport=$4 ports=$5 i=0
+  : >"$file"
+  IFS=, read -ra plist <<<"$ports"
+  for p in "${plist[@]}"; do
+    i=$((i + 1))
+    cat >>"$file" <<EOF
+[[smsc]]
+name = "lg-$i"
+operator = "opa"
+mode = "client"
+host = "127.0.0.1"
+port = $p
+system_id = "donagate"
+password_env = "BENCH_SMSC_PASSWORD"
+window = 256
+tps = 0
+enquire_link_interval_s = 30
+response_timeout_s = 30
+mo_id_tlv = 0x1401
+
+EOF
+  done
+  cat >>"$file" <<EOF
+[database]
+conninfo = "host=127.0.0.1 port=$PGPORT_TEST user=postgres dbname=$db"
+pool_size = 4
+batch_size = $BATCH_SIZE
+batch_linger_ms = 2
+run_migrations_on_start = true
+
+[[campaign]]
+name = "bench"
+keyword = "CV"
+shortcode = "1407"
+unit_price_vnd = 20000
+max_units_per_message = 100
+max_units_per_day_per_msisdn = 500
+
+[[charging]]
+operator = "opa"
+backend = "http"
+url = "http://127.0.0.1:$cport"
+timeout_ms = 5000
+max_concurrency = 512
+
+[pipeline]
+max_inflight = 100000
+charge_batch_size = 512
+charge_concurrency = 1024
+reply_batch_size = 512
+poll_interval_ms = 20
+instance_id = "bench"
+
+[http]
+listen = "127.0.0.1:$hport"
+
+[log]
+level = "warn"
+file = "$OUT/donagated-$db.log"
+EOF
+}
+
+# Starts charging_sim, loadgen and donagated for one run; sets CS_PID LG_PID D_PID.
+start_stack() {  # db latency_ms loadgen-args...
+  local db=$1 latency=$2; shift 2
+  "${PSQL[@]}" -d postgres -c "CREATE DATABASE $db" >/dev/null
+  "$CHARGING_SIM" --listen 127.0.0.1:0 --latency-ms "$latency" --default-balance 1000000000 \
+    --debit-log "$OUT/$db-debits.csv" >"$OUT/$db-charging.out" 2>"$OUT/$db-charging.err" &
+  CS_PID=$!; PIDS+=("$CS_PID")
+  wait_for_file "$OUT/$db-charging.out" 10 || { log "charging_sim did not start"; return 1; }
+  local cport
+  cport=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$OUT/$db-charging.out")
+  rm -f "$OUT/$db-ports"
+  "$LOADGEN" --port 0 --listeners 4 --expect-binds 4 --window 256 --mo-id-tlv 0x1401 --receipts \
+    --ready-file "$OUT/$db-ports" --acked-file "$OUT/$db-acked.csv" --summary-file "$OUT/$db-loadgen.json" \
+    --bind-wait-s 60 "$@" >"$OUT/$db-loadgen.out" 2>"$OUT/$db-loadgen.err" &
+  LG_PID=$!; PIDS+=("$LG_PID")
+  wait_for_file "$OUT/$db-ports" 10 || { log "loadgen did not start"; return 1; }
+  write_config "$OUT/$db.toml" "$db" "$cport" "$(free_port)" "$(cat "$OUT/$db-ports")"
+  BENCH_SMSC_PASSWORD=bench "$DONAGATED" --config "$OUT/$db.toml" >"$OUT/$db-donagated.out" 2>&1 &
+  D_PID=$!; PIDS+=("$D_PID")
+}
+
+# Waits until every donation is final and no reply is waiting (or timeout_s passes).
+wait_drained() {  # db timeout_s
+  local i left
+  for ((i = 0; i < $2; i++)); do
+    left=$("${PSQL[@]}" -d "$1" -c "SELECT (SELECT count(*) FROM donation WHERE state IN ('received','charging','unknown'))
+                                         + (SELECT count(*) FROM outbox WHERE state IN ('pending','claimed'))")
+    [ "$left" = 0 ] && return 0
+    sleep 1
+  done
+  log "$1: not drained after $2 s ($left donations/replies left)"
+  return 1
+}
+
+stop_stack() {
+  kill -TERM "$D_PID" 2>/dev/null || true
+  wait "$D_PID" 2>/dev/null || true
+  kill -TERM "$CS_PID" 2>/dev/null || true
+  wait "$CS_PID" 2>/dev/null || true
+}
+
+# Verifies the database of one run against the loadgen's acked file and charging_sim's debit
+# log. Prints a JSON object of the checks; returns 1 when any fails.
+verify() {  # db
+  local db=$1 acked=$OUT/$1-acked.csv debits=$OUT/$1-debits.csv
+  local q
+  q=$("${PSQL[@]}" -d "$db" <<EOF
+CREATE TEMP TABLE acked (seq bigint, source text, units int, text text);
+\copy acked FROM '$acked' WITH (FORMAT csv, HEADER true)
+CREATE TEMP TABLE debits (key text, msisdn text, amount bigint, at text);
+\copy debits FROM '$debits' WITH (FORMAT csv, HEADER true)
+WITH m AS (SELECT * FROM inbound_message WHERE outcome <> 'receipt')
+SELECT json_build_object(
+  'acked', (SELECT count(*) FROM acked),
+  'stored', (SELECT count(*) FROM m),
+  'missing', (SELECT count(*) FROM acked a WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.source_addr = a.source)),
+  'extra', (SELECT count(*) FROM m WHERE NOT EXISTS (SELECT 1 FROM acked a WHERE a.source = m.source_addr)),
+  'duplicates', (SELECT count(*) FROM (SELECT source_addr FROM m GROUP BY 1 HAVING count(*) > 1) d),
+  'text_mismatch', (SELECT count(*) FROM m JOIN acked a ON a.source = m.source_addr WHERE m.text <> a.text),
+  'donations', (SELECT count(*) FROM donation),
+  'expected_donations', (SELECT count(*) FROM acked WHERE units > 0),
+  'units_mismatch', (SELECT count(*) FROM donation d JOIN inbound_message m ON m.id = d.inbound_message_id
+                      JOIN acked a ON a.source = m.source_addr WHERE d.units <> a.units),
+  'not_final', (SELECT count(*) FROM donation WHERE state IN ('received','charging','unknown')),
+  'not_charged', (SELECT count(*) FROM donation WHERE state <> 'charged'),
+  'debit_vnd', (SELECT coalesce(sum(amount_vnd), 0) FROM ledger_entry WHERE direction = 'debit'),
+  'credit_vnd', (SELECT coalesce(sum(amount_vnd), 0) FROM ledger_entry WHERE direction = 'credit'),
+  'expected_vnd', (SELECT coalesce(sum(units), 0)::bigint * 20000 FROM acked WHERE units > 0),
+  'charged_vnd', (SELECT coalesce(sum(charged_amount_vnd), 0) FROM donation),
+  'sim_debits', (SELECT count(*) FROM debits),
+  'sim_debit_vnd', (SELECT coalesce(sum(amount), 0) FROM debits),
+  'sim_keys_twice', (SELECT count(*) FROM (SELECT key FROM debits GROUP BY 1 HAVING count(*) > 1) k),
+  'replies_unsent', (SELECT count(*) FROM outbox WHERE state IN ('pending','claimed','failed')));
+EOF
+)
+  echo "$q"
+  echo "$q" | jq -e '.missing == 0 and .extra == 0 and .duplicates == 0 and .text_mismatch == 0
+      and .donations == .expected_donations and .units_mismatch == 0 and .not_final == 0
+      and .debit_vnd == .credit_vnd and .debit_vnd == .expected_vnd and .charged_vnd == .expected_vnd
+      and .sim_debit_vnd == .expected_vnd and .sim_keys_twice == 0 and .acked == .stored' >/dev/null
+}
+
+declare -A RESULT
+PEAK_MO_PER_S=0
+
+run_peak() {  # latency_ms
+  local latency=$1 db=bench_${1}ms
+  log "run: charging latency $latency ms, up to $COUNT MOs / $DURATION s (load: $(uptime | sed 's/.*load average: //'))"
+  start_stack "$db" "$latency" --count "$COUNT" --duration "$DURATION" --drain-s 60 --reply-wait-s 180 --reply-idle-s 20
+  local cpu0 lg_rc=0
+  # The daemon's own start (migrations) is not the benchmark: count CPU from the first bind.
+  sleep 0.5; cpu0=$(proc_cpu_s "$D_PID")
+  wait "$LG_PID" || lg_rc=$?
+  local drained=1
+  wait_drained "$db" 120 || drained=0
+  local hwm cpu
+  hwm=$(proc_hwm_kib "$D_PID"); cpu=$(proc_cpu_s "$D_PID")
+  stop_stack
+  local checks ok=1
+  checks=$(verify "$db") || ok=0
+  ((lg_rc == 0 && drained == 1)) || ok=0
+  ((ok)) || { FAILED=1; log "$db: VERIFICATION FAILED (loadgen rc $lg_rc, drained $drained): $checks"; }
+  local lg; lg=$(tail -1 "$OUT/$db-loadgen.out")
+  RESULT[$latency]=$(jq -c -n --argjson lg "$lg" --argjson checks "$checks" --arg hwm "$hwm" --arg cpu "$cpu" \
+    --arg cpu0 "$cpu0" --arg latency "$latency" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson ok "$ok" '
+    ($cpu | tonumber) - ($cpu0 | tonumber) as $dcpu |
+    {run: ("peak_charging_" + $latency + "ms"), messages: $lg.messages, acked: $lg.acked,
+     mo_per_s: $lg.acked_per_s, e2e_per_s: $lg.valid_replies_per_s, replies_per_s: $lg.replies_per_s,
+     ack_p50_ms: $lg.ack_p50_ms, ack_p99_ms: $lg.ack_p99_ms, e2e_p50_ms: $lg.e2e_p50_ms,
+     e2e_p99_ms: $lg.e2e_p99_ms, temp_errors: $lg.temp_errors,
+     daemon_peak_rss_mib: (($hwm | tonumber) / 1024 | . * 10 | round / 10),
+     daemon_cpu_s: ($dcpu * 100 | round / 100),
+     daemon_cpu_us_per_msg: (if $lg.acked > 0 then ($dcpu * 1e6 / $lg.acked | round) else null end),
+     verified: ($ok == 1), checks: $checks, loadavg: $load}')
+  if [ "$latency" = "$(echo "$LATENCIES" | awk '{print $1}')" ]; then
+    PEAK_MO_PER_S=$(echo "${RESULT[$latency]}" | jq '.mo_per_s')
+    PEAK_DB=$db
+  fi
+}
+
+for l in $LATENCIES; do run_peak "$l"; done
+
+# ---------------------------------------------------------------------------------------------
+# The machine's ceiling: pgbench writing what the ingest transaction writes per MO (an
+# inbound_message row, and for the 85 % valid ones a donation and its transition; the invalid
+# ones an outbox reply), 256 MOs per statement/transaction, 4 clients, same server settings.
+CEILING_DB=bench_ceiling
+"${PSQL[@]}" -d postgres -c "CREATE DATABASE $CEILING_DB TEMPLATE ${PEAK_DB:-bench_0ms}" >/dev/null 2>&1 \
+  || "${PSQL[@]}" -d postgres -c "CREATE DATABASE $CEILING_DB" >/dev/null
+cat >"$OUT/ceiling.sql" <<'EOF'
+WITH input AS MATERIALIZED (
+  SELECT nextval('inbound_message_id_seq') AS id, g,
+         '849' || lpad((random() * 99999999)::bigint::text, 8, '0') AS msisdn,
+         (g % 100) < 85 AS valid
+    FROM generate_series(1, 256) g),
+msg AS (
+  INSERT INTO inbound_message (id, instance_id, link, operator, source_addr, msisdn, dest_addr,
+                               data_coding, esm_class, raw_payload, text, smsc_mo_id, received_at,
+                               outcome, outcome_detail)
+  SELECT id, 'pgbench', 'lg-1', 'opa', msisdn, msisdn, '1407', 0, 0, '\x4356203521'::bytea,
+         CASE WHEN valid THEN 'CV 5' ELSE 'HELLO' END, 'pgb-' || id, now(),
+         CASE WHEN valid THEN 'donation' ELSE 'syntax_error' END, NULL
+    FROM input ORDER BY g
+  ON CONFLICT (operator, smsc_mo_id) WHERE smsc_mo_id IS NOT NULL DO NOTHING
+  RETURNING id),
+don AS (
+  INSERT INTO donation (inbound_message_id, campaign, operator, msisdn, shortcode, units,
+                        unit_price_vnd, amount_vnd, charging_mode, daily_cap_units, received_at)
+  SELECT i.id, 'bench', 'opa', i.msisdn, '1407', 5, 20000, 100000, 'whole', 500, now()
+    FROM input i JOIN msg m ON m.id = i.id WHERE i.valid
+  RETURNING id),
+tr AS (
+  INSERT INTO donation_transition (donation_id, from_state, to_state, reason, actor)
+  SELECT id, NULL, 'received', 'ingest', 'pgbench' FROM don),
+rep AS (
+  INSERT INTO outbox (inbound_message_id, purpose, operator, source_addr, dest_addr, text)
+  SELECT i.id, 'syntax', 'opa', '1407', i.msisdn, 'Sai cu phap. De ung ho, soan CV n gui 1407.'
+    FROM input i JOIN msg m ON m.id = i.id WHERE NOT i.valid)
+SELECT count(*) FROM input;
+EOF
+log "ceiling: pgbench, 256 MOs per transaction, 4 clients, $CEILING_S s"
+pgbench -n -h 127.0.0.1 -p "$PGPORT_TEST" -U postgres -c 4 -j 2 -T "$CEILING_S" -M prepared \
+  -f "$OUT/ceiling.sql" "$CEILING_DB" >"$OUT/ceiling.out" 2>&1 || { cat "$OUT/ceiling.out" >&2; FAILED=1; }
+CEILING_TPS=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$OUT/ceiling.out" | head -1)
+CEILING_ROWS=$(awk -v t="${CEILING_TPS:-0}" 'BEGIN {printf "%d", t * 256}')
+
+for l in $LATENCIES; do
+  echo "${RESULT[$l]}" | jq -c --argjson c "$CEILING_ROWS" \
+    '. + {ceiling_rows_per_s: $c, ratio_to_ceiling: (if $c > 0 then (.mo_per_s / $c * 1000 | round / 1000) else null end)}'
+done
+
+# ---------------------------------------------------------------------------------------------
+# Soak at half the peak rate: RSS must not grow.
+if ((SKIP_SOAK == 0)); then
+  SOAK_RATE=$(awk -v p="$PEAK_MO_PER_S" 'BEGIN {r = int(p / 2); if (r < 100) r = 100; print r}')
+  db=bench_soak
+  log "soak: $SOAK_RATE MO/s for $SOAK_S s"
+  start_stack "$db" 0 --rate "$SOAK_RATE" --duration "$SOAK_S" --drain-s 60 --reply-wait-s 120 --reply-idle-s 20
+  sleep 10
+  rss_start=$(proc_rss_kib "$D_PID")
+  lg_rc=0; wait "$LG_PID" || lg_rc=$?
+  rss_end=$(proc_rss_kib "$D_PID"); hwm=$(proc_hwm_kib "$D_PID")
+  drained=1; wait_drained "$db" 120 || drained=0
+  stop_stack
+  ok=1; checks=$(verify "$db") || ok=0
+  ((lg_rc == 0 && drained == 1)) || ok=0
+  ((ok)) || { FAILED=1; log "$db: VERIFICATION FAILED: $checks"; }
+  jq -c -n --argjson lg "$(tail -1 "$OUT/$db-loadgen.out")" --arg s "$rss_start" --arg e "$rss_end" --arg h "$hwm" \
+    --arg rate "$SOAK_RATE" --arg dur "$SOAK_S" --argjson ok "$ok" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '
+    {run: "soak", soak_s: ($dur | tonumber), rate_mo_per_s: ($rate | tonumber), messages: $lg.messages,
+     acked: $lg.acked, ack_p99_ms: $lg.ack_p99_ms, e2e_p99_ms: $lg.e2e_p99_ms,
+     rss_start_mib: (($s | tonumber) / 1024 | . * 10 | round / 10),
+     rss_end_mib: (($e | tonumber) / 1024 | . * 10 | round / 10),
+     daemon_peak_rss_mib: (($h | tonumber) / 1024 | . * 10 | round / 10), verified: ($ok == 1), loadavg: $load}'
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Micro-benchmarks: one line per benchmark with its items per second.
+if ((SKIP_MICRO == 0)); then
+  for b in "$BUILD"/bench/*_bench; do
+    [ -x "$b" ] || continue
+    "$b" --benchmark_min_time=0.2 --benchmark_format=json 2>/dev/null >"$OUT/$(basename "$b").json" || { FAILED=1; continue; }
+    jq -c --arg bin "$(basename "$b")" '{micro: $bin, results: [.benchmarks[] |
+        {name, ns: (.cpu_time | . * 10 | round / 10), per_s: ((.items_per_second // 0) | round)}]}' \
+      "$OUT/$(basename "$b").json"
+  done
+fi
+
+log "done; load after: $(uptime); files in $OUT"
+exit "$FAILED"
