@@ -50,7 +50,8 @@ class InboundHandler {
 
 enum class SubmitOutcome {
   kOk,        // submit_sm_resp ESME_ROK; message_id set
-  kRejected,  // submit_sm_resp (or generic_nack) with a non-throttling error: final for this PDU
+  kRejected,  // submit_sm_resp (or generic_nack) with a non-throttling error, or a PDU that
+              // cannot be encoded (command_status 0, sent = false): final for this PDU
   kThrottled, // still ESME_RTHROTTLED/ESME_RMSGQFUL after throttle_max_retries pauses
   kTimeout,   // sent, no response within response_timeout: the SMSC MAY have accepted it
   kLinkDown,  // no bound transmitter, or the session closed; `sent` says whether it had left
@@ -63,8 +64,9 @@ struct SubmitResult {
   uint32_t command_status = 0;   // the last answer's status (0 when none arrived)
   std::string message_id;        // as the SMSC wrote it in submit_sm_resp (not normalised)
   int attempts = 0;              // submit_sm PDUs written for this request (retries included)
-  bool sent = false;             // at least one attempt reached the socket: the outcome of a
-                                 // kTimeout/kLinkDown request is unknown, not "not sent"
+  bool sent = false;             // the last attempt was written and got no throttle answer:
+                                 // for kTimeout/kLinkDown the SMSC MAY have accepted it;
+                                 // false means it certainly did not
   std::string link_name;         // which link handled it
 };
 using SubmitCallback = std::function<void(const SubmitResult&)>;

@@ -752,20 +752,21 @@ void SmppSession::HandleResponse() {
 
 // --- Writing -------------------------------------------------------------------------------
 
-void SmppSession::Send(const smpp::Pdu& pdu) {
-  if (state_ == State::kClosed) return;
+bool SmppSession::Send(const smpp::Pdu& pdu) {
+  if (state_ == State::kClosed) return false;
   std::string wire;
   smpp::EncodeError err = smpp::Encode(pdu, &wire);
   if (err != smpp::EncodeError::kNone) {
-    spdlog::error("link={} session={} event=encode_failed command={} error={}",
+    spdlog::error("link={} session={} event=encode_failed command={} error=\"{}\"",
                   options_.link_name, session_id_, CommandLabel(pdu.header.command_id),
                   smpp::EncodeErrorName(err));
-    return;
+    return false;
   }
   metrics_->Pdu(PduDirection::kOut, CommandLabel(pdu.header.command_id),
                 StatusLabel(pdu.header.command_status));
   outq_.push_back(std::move(wire));
   Flush();
+  return true;
 }
 
 void SmppSession::SendResponse(const smpp::Header& request, uint32_t status) {
@@ -781,10 +782,21 @@ uint32_t SmppSession::SendRequest(smpp::Pdu pdu, std::unique_ptr<SubmitJob> job)
   if (pdu.header.command_id == CommandId::kUnbind) {
     request.deadline = Clock::now() + options_.unbind_timeout;
   }
-  Send(pdu);
   if (state_ == State::kClosed) {
     if (request.job) FinishSubmit(std::move(request.job), SubmitOutcome::kLinkDown, 0, "");
     return sequence;
+  }
+  if (!Send(pdu)) {
+    // Could not be encoded (e.g. a short_message over 254 octets): final, nothing sent.
+    if (request.job) FinishSubmit(std::move(request.job), SubmitOutcome::kRejected, 0, "");
+    return sequence;
+  }
+  if (request.job) {
+    ++request.job->attempts;
+    request.job->sent = true;
+    ++submits_in_flight_;
+    window_in_use_.fetch_add(1, std::memory_order_relaxed);
+    metrics_->WindowAcquired();
   }
   pending_.emplace(sequence, std::move(request));
   return sequence;
@@ -858,11 +870,6 @@ void SmppSession::Pump() {
     submit_queue_.pop_front();
     queued_.fetch_sub(1, std::memory_order_relaxed);
     smpp::Pdu pdu{smpp::Header{0, CommandId::kSubmitSm, st::kOk, 0}, job->pdu};
-    ++job->attempts;
-    job->sent = true;
-    ++submits_in_flight_;
-    window_in_use_.fetch_add(1, std::memory_order_relaxed);
-    metrics_->WindowAcquired();
     SendRequest(std::move(pdu), std::move(job));
   }
 }
@@ -897,6 +904,7 @@ void SmppSession::OnSubmitResponse(std::unique_ptr<SubmitJob> job, const smpp::P
     if (job->throttle_retries < options_.throttle_max_retries &&
         (state_ == State::kBound)) {
       ++job->throttle_retries;
+      job->sent = false;  // a throttle answer is definite: this attempt was not accepted
       pacer_->PauseUntil(Clock::now() + options_.throttle_pause);
       LogWarn("throttled", fmt::format("status={} pause_ms={} retry={}/{}",
                                        StatusLabel(status), options_.throttle_pause.count(),

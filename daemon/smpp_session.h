@@ -183,7 +183,7 @@ class SmppSession : public std::enable_shared_from_this<SmppSession> {
   void CompleteInbound(uint32_t sequence, smpp::CommandId response_id, uint32_t status);
 
   // Writing.
-  void Send(const smpp::Pdu& pdu);
+  bool Send(const smpp::Pdu& pdu);  // false: closed, or the PDU could not be encoded
   void SendResponse(const smpp::Header& request, uint32_t status);
   uint32_t SendRequest(smpp::Pdu pdu, std::unique_ptr<SubmitJob> job);
   void Flush();

@@ -315,6 +315,19 @@ TEST_F(SessionTest, RejectedAndTimedOutSubmitsAreReported) {
   EXPECT_EQ(link_->Status().window_in_use, 0);
 }
 
+TEST_F(SessionTest, SubmitThatCannotBeEncodedIsRejectedWithoutBeingSent) {
+  StartBound(Options());
+  std::promise<SubmitResult> result;
+  link_->Submit(MakeSubmit("84912345678", std::string(300, 'x')),
+                [&](const SubmitResult& r) { result.set_value(r); });
+  auto r = result.get_future().get();
+  EXPECT_EQ(r.outcome, SubmitOutcome::kRejected);
+  EXPECT_FALSE(r.sent);
+  EXPECT_EQ(r.attempts, 0);
+  EXPECT_FALSE(smsc_.ReadSkippingEnquire(300ms));
+  EXPECT_EQ(link_->Status().window_in_use, 0);
+}
+
 TEST_F(SessionTest, PeerUnbindIsAnsweredAndTheLinkRebinds) {
   StartBound(Options());
   smsc_.Write(smpp::MakePdu(CommandId::kUnbind, 5));
