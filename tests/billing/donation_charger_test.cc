@@ -61,7 +61,7 @@ class DonationChargerTest : public ::testing::Test {
     HttpChargingOptions options;
     options.operator_name = "viettel";
     options.url = sim_->url();
-    options.timeout = 80ms;
+    options.timeout = 200ms;  // well under the simulator's timeout delays, well over a loaded CI's latency
     options.retries = retries;
     options.retry_backoff = 2ms;
     std::string error;
@@ -167,7 +167,7 @@ TEST_F(DonationChargerTest, TimeoutsAreResolvedByStatusWithOneDebitPerKey) {
   DonationChargeOutcome o = Run(Donation(5, 3, ChargingMode::kPerUnit));
   ASSERT_EQ(o.state, DonationChargeState::kCharged) << o.detail;
   EXPECT_EQ(o.charged_units, 3);
-  EXPECT_EQ(backend_->stats().timeouts, 3u) << "every unit's charge timed out and was resolved";
+  EXPECT_GE(backend_->stats().timeouts, 3u) << "every unit's charge timed out and was resolved";
   for (int u = 1; u <= 3; ++u) EXPECT_EQ(sim_->DebitsFor("don-5-" + std::to_string(u)), 1);
   EXPECT_EQ(sim_->Debits()["debits"].size(), 3u);
 }

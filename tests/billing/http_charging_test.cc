@@ -62,7 +62,7 @@ class HttpChargingTest : public ::testing::Test {
   std::unique_ptr<HttpChargingBackend> MakeBackend(HttpChargingOptions options = {}) {
     options.operator_name = "viettel";
     if (options.url.empty()) options.url = sim_->url();
-    if (options.timeout == 3000ms) options.timeout = 500ms;
+    if (options.timeout == 3000ms) options.timeout = 2000ms;
     options.retry_backoff = 5ms;
     std::string error;
     auto backend = HttpChargingBackend::Create(io_.executor(), options, &error);
