@@ -43,6 +43,9 @@ struct ChargeRecord {
   int32_t unit_index = 0;          // 0 for whole, 1..n for per_unit
   int32_t units = 1;               // donation units covered (units for whole, 1 for per_unit)
   int64_t amount_vnd = 0;
+  // Reported records only ever hold kCharged, kInsufficientFunds, kSubscriberBarred, kRejected
+  // or kUnknown ("not performed" answers leave no record). Stored rows passed back in may also
+  // say kUnavailable/kNotFound; those keys are simply sent again.
   ChargeOutcome outcome = ChargeOutcome::kUnknown;
   std::string operator_reference;  // for kCharged
   std::string detail;
