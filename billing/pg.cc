@@ -238,10 +238,24 @@ StoreStatus Transaction::Begin(std::string_view begin_sql) {
   return st;
 }
 
-StoreStatus Transaction::Commit() {
+std::string Connection::QuoteLiteral(std::string_view value) const {
+  if (!conn_) return {};
+  char* quoted = PQescapeLiteral(conn_, value.data(), value.size());
+  if (!quoted) return {};
+  std::string out(quoted);
+  PQfreemem(quoted);
+  return out;
+}
+
+StoreStatus Transaction::Commit() { return CommitWith({}); }
+
+StoreStatus Transaction::CommitWith(std::string_view sql) {
   if (!open_) return StoreStatus::Permanent("commit without an open transaction");
   Result r;
-  StoreStatus st = conn_.Exec("COMMIT", &r);
+  std::string text(sql);
+  if (!text.empty()) text += "; ";
+  text += "COMMIT";
+  StoreStatus st = conn_.Exec(text, &r);
   open_ = false;
   if (!st.ok()) {
     if (st.transient() && !conn_.connected())

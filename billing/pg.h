@@ -100,6 +100,9 @@ class Connection {
   bool Alive();
   void Close();
   PGconn* raw() const { return conn_; }
+  // `value` as a quoted SQL literal for this connection (for the few statements that cannot
+  // take parameters); empty when not connected.
+  std::string QuoteLiteral(std::string_view value) const;
   // The server backend's pid (tests kill it with pg_terminate_backend); 0 when not connected.
   int BackendPid() const { return conn_ ? PQbackendPID(conn_) : 0; }
 
@@ -131,6 +134,8 @@ class Transaction {
   StoreStatus Begin(std::string_view begin_sql = "BEGIN");
   // A failed COMMIT over a lost connection is transient and means "outcome unknown".
   StoreStatus Commit();
+  // Runs `sql` (no parameters; may be several statements) and COMMIT in ONE round trip.
+  StoreStatus CommitWith(std::string_view sql);
   void Rollback();
 
  private:

@@ -1,7 +1,10 @@
 #include "billing/store.h"
 
 #include <algorithm>
+#include <charconv>
 #include <map>
+#include <random>
+#include <thread>
 #include <set>
 #include <unordered_map>
 
@@ -418,7 +421,51 @@ std::string_view ChargingModeName(config::ChargingMode mode) {
 class Store::Impl {
  public:
   pg::Connection conn;
+  std::mt19937_64 rng{std::random_device{}()};
+  uint64_t batches = 0;
 };
+
+namespace {
+
+// results[] of ingest_batch: five numbers per item.
+std::string FlattenResults(const std::vector<IngestResult>& results) {
+  std::string out = "{";
+  for (size_t i = 0; i < results.size(); ++i) {
+    const IngestResult& r = results[i];
+    if (i) out += ',';
+    out += (r.duplicate ? "1," : "0,") + std::to_string(r.inbound_message_id) + ',' +
+           std::to_string(r.donation_id) + ',' + std::to_string(r.part_id) + ',' +
+           std::to_string(r.reply_id);
+  }
+  return out + "}";
+}
+
+bool UnflattenResults(std::string_view text, size_t items, std::vector<IngestResult>* out) {
+  std::vector<int64_t> numbers;
+  if (text.size() < 2 || text.front() != '{' || text.back() != '}') return false;
+  text = text.substr(1, text.size() - 2);
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    std::string_view part = text.substr(0, comma);
+    int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), v);
+    if (ec != std::errc() || ptr != part.data() + part.size()) return false;
+    numbers.push_back(v);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+  }
+  if (numbers.size() != items * 5) return false;
+  out->assign(items, IngestResult());
+  for (size_t i = 0; i < items; ++i) {
+    (*out)[i].duplicate = numbers[i * 5] != 0;
+    (*out)[i].inbound_message_id = numbers[i * 5 + 1];
+    (*out)[i].donation_id = numbers[i * 5 + 2];
+    (*out)[i].part_id = numbers[i * 5 + 3];
+    (*out)[i].reply_id = numbers[i * 5 + 4];
+  }
+  return true;
+}
+
+}  // namespace
 
 Store::Store(std::string conninfo, StoreOptions options)
     : conninfo_(std::move(conninfo)), options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
@@ -467,13 +514,9 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
     if (it.part) has_parts = true;
     if (it.consume_set || it.receipt) has_follow_up = true;
   }
-  // A batch of plain messages is ONE statement, atomic on its own: no BEGIN/COMMIT round trips.
-  bool explicit_tx = has_parts || has_follow_up;
   pg::Transaction tx(conn);
-  if (explicit_tx) {
-    st = tx.Begin();
-    if (!st.ok()) return st;
-  }
+  st = tx.Begin();
+  if (!st.ok()) return st;
 
   std::vector<bool> part_duplicate(items.size(), false);
   if (has_parts) {
@@ -643,11 +686,56 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
     }
   }
 
-  if (explicit_tx) {
-    st = tx.Commit();
-    if (!st.ok()) return st;
+  // The batch marker and COMMIT go in one round trip. If the connection is lost while they are
+  // in flight, the marker tells whether the batch committed.
+  std::string token = options_.instance_id + "/" + std::to_string(impl_->rng()) + "/" +
+                      std::to_string(++impl_->batches);
+  const int backend_pid = conn.BackendPid();
+  st = tx.CommitWith("INSERT INTO ingest_batch (token, instance_id, results) VALUES (" +
+                     conn.QuoteLiteral(token) + ", " + conn.QuoteLiteral(options_.instance_id) +
+                     ", '" + FlattenResults(out) + "')");
+  if (!st.ok()) {
+    if (!st.transient() || conn.connected()) return st;
+    bool committed = false;
+    std::vector<IngestResult> recovered;
+    if (!ResolveIngestCommit(token, backend_pid, items.size(), &committed, &recovered).ok() || !committed)
+      return st;
+    out = std::move(recovered);
+  }
+  if (impl_->batches % 1024 == 0) {
+    // Markers are only needed for seconds; best effort, outside the batch.
+    conn.Exec("DELETE FROM ingest_batch WHERE committed_at < now() - interval '1 hour'");
   }
   *results = std::move(out);
+  return StoreStatus::Ok();
+}
+
+StoreStatus Store::ResolveIngestCommit(const std::string& token, int old_backend_pid, size_t items,
+                                       bool* committed, std::vector<IngestResult>* results) {
+  *committed = false;
+  StoreStatus st = Connect();
+  if (!st.ok()) return st;
+  pg::Connection& conn = impl_->conn;
+  // Until the old server process has exited its transaction may still be committing; after
+  // that it is either committed or rolled back for good. (After a failover the old pid does not
+  // exist on the new primary, and the marker is there exactly when the commit replicated.)
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    pg::Result r;
+    st = conn.Exec("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND pid <> pg_backend_pid()",
+                   pg::Params().Int(old_backend_pid), &r);
+    if (!st.ok()) return st;
+    gone = r.Int64(0, 0) == 0;
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!gone) return StoreStatus::Transient("commit outcome unknown: the old session is still alive");
+  pg::Result r;
+  st = conn.Exec("SELECT results FROM ingest_batch WHERE token = $1", pg::Params().Text(token), &r);
+  if (!st.ok()) return st;
+  if (r.rows() == 0) return StoreStatus::Ok();  // rolled back: nothing of the batch exists
+  if (!UnflattenResults(r.Text(0, 0), items, results))
+    return StoreStatus::Permanent("ingest_batch " + token + " holds malformed results");
+  *committed = true;
   return StoreStatus::Ok();
 }
 

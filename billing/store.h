@@ -11,8 +11,9 @@
 //    StoreStatus and never throws.
 //  - Transient after a lost connection during COMMIT means "maybe committed": every write
 //    call is therefore idempotent when replayed (dedupe by SMSC MO id, charge keys, one
-//    journal per charge key, one reply per donation), except IngestBatch of messages
-//    without an SMSC MO id, which the SMSC will redeliver as a new MO (docs/database.md).
+//    journal per charge key, one reply per donation). IngestBatch resolves the doubt itself:
+//    it commits a marker row with the batch and, after such a loss, reconnects and returns ok
+//    (with the committed results) when the marker is there, transient when it is not.
 //  - Times are std::chrono::system_clock (UTC); the database stores timestamptz.
 #pragma once
 
@@ -362,6 +363,11 @@ class Store {
   StoreStatus CurrentSchemaVersion(int* version);
 
  private:
+  // After a connection loss during an ingest COMMIT: reconnects, waits for the old session to
+  // end and reports whether the batch's marker (token) was committed, with its results.
+  StoreStatus ResolveIngestCommit(const std::string& token, int old_backend_pid, size_t items,
+                                  bool* committed, std::vector<IngestResult>* results);
+
   class Impl;
   std::string conninfo_;
   StoreOptions options_;

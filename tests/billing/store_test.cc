@@ -3,8 +3,13 @@
 // cap, and failure behaviour when the connection dies mid-batch.
 #include "billing/store.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -848,6 +853,157 @@ TEST_F(StoreTest, TwoInstancesRecordingTheSameVerdictBookItOnce) {
   EXPECT_EQ(Count(db_, "SELECT sum(amount_vnd) FROM ledger_entry WHERE direction = 'credit'"), 40000 * kDonations);
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM outbox"), kDonations);
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation_transition WHERE to_state = 'charged'"), kDonations);
+}
+
+// A TCP relay between the store and PostgreSQL that can lose the conversation around the
+// commit. Armed with kAfterServerGotIt, when the client sends bytes containing `trigger` it
+// forwards them to the server, then drops the client side (the answer is lost) and keeps the
+// server side open a little while before closing it, as a dying network would. Armed with
+// kBeforeServerGotIt it drops both sides without forwarding.
+class CommitLosingRelay {
+ public:
+  enum class Mode { kOff, kAfterServerGotIt, kBeforeServerGotIt };
+
+  explicit CommitLosingRelay(int server_port) : server_port_(server_port) {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    listen(listener_, 16);
+    socklen_t len = sizeof addr;
+    getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~CommitLosingRelay() {
+    stop_ = true;
+    shutdown(listener_, SHUT_RDWR);
+    close(listener_);
+    acceptor_.join();
+    for (auto& t : pumps_) t.join();
+  }
+  int port() const { return port_; }
+  void Arm(Mode mode, std::string trigger) {
+    std::lock_guard<std::mutex> lock(mu_);
+    mode_ = mode;
+    trigger_ = std::move(trigger);
+  }
+  bool fired() const { return fired_; }
+
+ private:
+  void AcceptLoop() {
+    while (!stop_) {
+      int client = accept(listener_, nullptr, nullptr);
+      if (client < 0) return;
+      int server = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(static_cast<uint16_t>(server_port_));
+      if (connect(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        close(client);
+        close(server);
+        continue;
+      }
+      pumps_.emplace_back([this, client, server] { Pump(client, server); });
+    }
+  }
+  void Pump(int client, int server) {
+    char buf[65536];
+    bool client_open = true;
+    auto drop_at = std::chrono::steady_clock::time_point::max();
+    while (!stop_) {
+      if (!client_open && std::chrono::steady_clock::now() >= drop_at) break;
+      pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+      if (poll(fds + (client_open ? 0 : 1), client_open ? 2 : 1, 50) < 0) break;
+      if (client_open && (fds[0].revents & (POLLIN | POLLHUP))) {
+        ssize_t n = read(client, buf, sizeof buf);
+        if (n <= 0) break;
+        Mode mode;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          mode = mode_;
+          if (mode != Mode::kOff && std::string_view(buf, static_cast<size_t>(n)).find(trigger_) != std::string_view::npos) {
+            mode_ = Mode::kOff;
+            fired_ = true;
+          } else {
+            mode = Mode::kOff;
+          }
+        }
+        if (mode == Mode::kBeforeServerGotIt) break;
+        if (write(server, buf, static_cast<size_t>(n)) != n) break;
+        if (mode == Mode::kAfterServerGotIt) {
+          close(client);
+          client_open = false;
+          drop_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+        }
+      }
+      if (fds[1].revents & (POLLIN | POLLHUP)) {
+        ssize_t n = read(server, buf, sizeof buf);
+        if (n <= 0) break;
+        if (client_open && write(client, buf, static_cast<size_t>(n)) != n) break;
+      }
+    }
+    if (client_open) close(client);
+    close(server);
+  }
+
+  int server_port_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> fired_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> pumps_;
+  std::mutex mu_;
+  Mode mode_ = Mode::kOff;
+  std::string trigger_;
+};
+
+int ServerPort(const std::string& conninfo) {
+  size_t at = conninfo.rfind("port=");
+  return at == std::string::npos ? 5432 : std::stoi(conninfo.substr(at + 5));
+}
+
+TEST_F(StoreTest, LostCommitAnswerIsResolvedWithoutDuplicatesOrLoss) {
+  CommitLosingRelay relay(ServerPort(::donagate::testing::PostgresServerConninfo()));
+  StoreOptions o;
+  o.instance_id = "instance-a";
+  o.application_name = "donagate-store-test";
+  Store via_relay(db_ + " port=" + std::to_string(relay.port()), o);
+  std::vector<IngestItem> items;
+  for (int i = 0; i < 10; ++i) items.push_back(DonationItem("849" + std::to_string(50000000 + i), 1));
+
+  // The COMMIT reaches the server, its answer never comes back: the store finds the batch's
+  // marker after reconnecting and reports success, so the MOs are acked exactly once.
+  relay.Arm(CommitLosingRelay::Mode::kAfterServerGotIt, "INSERT INTO ingest_batch");
+  std::vector<IngestResult> results;
+  StoreStatus st = via_relay.IngestBatch(items, &results);
+  EXPECT_TRUE(relay.fired());
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_EQ(results.size(), items.size());
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation"), 10);
+  for (const auto& r : results) {
+    EXPECT_FALSE(r.duplicate);
+    EXPECT_EQ(QueryValue(db_, "SELECT inbound_message_id FROM donation WHERE id = " + std::to_string(r.donation_id)),
+              std::to_string(r.inbound_message_id));
+  }
+
+  // The COMMIT never reaches the server: rolled back, reported transient, nothing kept.
+  relay.Arm(CommitLosingRelay::Mode::kBeforeServerGotIt, "INSERT INTO ingest_batch");
+  st = via_relay.IngestBatch(items, &results);
+  EXPECT_TRUE(relay.fired());
+  EXPECT_TRUE(st.transient()) << st.ToString();
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation"), 10);
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM inbound_message"), 10);
+
+  // And the next batch goes through normally.
+  st = via_relay.IngestBatch(items, &results);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation"), 20);
 }
 
 TEST_F(StoreTest, UnreachableDatabaseIsTransient) {
