@@ -95,6 +95,10 @@ void ReplySender::Run() {
         metrics_->outbox_backlog().Set(static_cast<double>(backlog));
       }
     }
+    if (Clock::now() >= next_sweep_) {
+      next_sweep_ = Clock::now() + std::chrono::seconds(2);
+      SweepParkedReceipts();
+    }
     int64_t before = inflight_.load();
     Claim();
     bool claimed_full = inflight_.load() - before >= options_.batch_size &&
@@ -106,6 +110,30 @@ void ReplySender::Run() {
     notified_ = false;
   }
   RecordResults();
+}
+
+void ReplySender::SweepParkedReceipts() {
+  // apply_receipt() finds the reply now (the EXISTS guarantees it), updates it and returns true;
+  // the applied rows are then deleted. SKIP LOCKED: another instance may sweep at the same time.
+  static constexpr std::string_view kSweepSql = R"(
+WITH parked AS (
+  SELECT p.id, p.operator, p.smsc_message_id, p.stat, p.err, p.done_at, p.inbound_message_id
+    FROM pending_receipt p
+   WHERE p.received_at < now() - interval '1 second'
+     AND EXISTS (SELECT 1 FROM outbox_message_id m
+                  WHERE m.operator = p.operator AND m.smsc_message_id = p.smsc_message_id)
+   ORDER BY p.id LIMIT 1000
+   FOR UPDATE SKIP LOCKED),
+applied AS (
+  SELECT id, apply_receipt(operator, smsc_message_id, stat, err, done_at, inbound_message_id) AS matched
+    FROM parked)
+DELETE FROM pending_receipt d USING applied a WHERE d.id = a.id AND a.matched)";
+  billing::StoreStatus s = sweep_conn_.Ensure(options_.conninfo, {{"application_name", "donagated-receipts"}});
+  if (s.ok()) s = sweep_conn_.Exec(kSweepSql);
+  if (!s.ok()) {
+    if (metrics_) metrics_->StoreError(s);
+    spdlog::warn("reply: parked receipt sweep failed: {}", s.ToString());
+  }
 }
 
 void ReplySender::Claim() {

@@ -13,6 +13,11 @@
 //      a permanent refusal, or too many attempts → MarkReplyFailed.
 // A crash between submit and MarkReplySubmitted leaves the reply claimed; when the lease
 // expires it is sent again (at-least-once: a duplicate thank-you is preferred to none).
+//
+// Receipt sweep: a receipt committed concurrently with its reply's MarkReplySubmitted can be
+// parked in pending_receipt by one transaction while the other, not seeing it yet, stores the
+// message id (READ COMMITTED). Every couple of seconds the sender applies parked receipts whose
+// message id is now known (SweepParkedReceipts), so no receipt stays stranded.
 #pragma once
 
 #include <atomic>
@@ -29,6 +34,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include "billing/pg.h"
 #include "billing/store.h"
 #include "config/config.h"
 #include "daemon/link.h"
@@ -84,6 +90,7 @@ class ReplySender {
   void Send(billing::OutboxReply reply);
   void RecordResults();
   void Complete(Result result);
+  void SweepParkedReceipts();
 
   boost::asio::any_io_executor executor_;
   const config::Config& config_;
@@ -91,6 +98,7 @@ class ReplySender {
   ReplySenderOptions options_;
   Metrics* metrics_;
   std::unique_ptr<billing::Store> store_;
+  billing::pg::Connection sweep_conn_;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -102,6 +110,7 @@ class ReplySender {
   std::atomic<uint32_t> concat_ref_{0};
   std::chrono::steady_clock::time_point drain_deadline_{};
   std::chrono::steady_clock::time_point next_gauge_update_{};
+  std::chrono::steady_clock::time_point next_sweep_{};
   std::thread thread_;
 };
 

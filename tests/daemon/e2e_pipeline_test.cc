@@ -314,6 +314,8 @@ TEST_F(E2eTest, ThousandMosFromManySubscribersAreChargedToTheDongAndAnsweredOnce
   ASSERT_EQ(smsc->Wait(seconds(120)), 0) << ReadFile(dir_ + "/daemon.log").substr(0, 4000);
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   ASSERT_TRUE(AllDonationsFinal(db, valid, seconds(30)));
+  WaitFor([&] { return TryQuery(db, "SELECT count(*) FROM outbox WHERE state = 'delivered'") == "1000"; },
+          seconds(15));
   daemon->Signal(SIGTERM);
   EXPECT_EQ(daemon->Wait(seconds(20)), 0);
   charging->Signal(SIGTERM);
@@ -343,6 +345,14 @@ TEST_F(E2eTest, ThousandMosFromManySubscribersAreChargedToTheDongAndAnsweredOnce
     else ++other;
   }
   EXPECT_EQ(got_thanks, want_thanks);
+  // The SMSC exits only after its receipts were acknowledged, i.e. committed; a receipt that
+  // overtook the reply's MarkReplySubmitted is parked and applied then. Every reply ends
+  // delivered: it carries the SMSC's message id and the receipt found it.
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM outbox"), "1000");
+  EXPECT_EQ(QueryValue(db, "SELECT string_agg(state || '=' || n, ',') FROM (SELECT state, count(*) n "
+                           "FROM outbox GROUP BY state) s"),
+            "delivered=1000");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM pending_receipt"), "0");
   EXPECT_EQ(got_help, want_help);
   EXPECT_EQ(other, 0);
   // The charging simulator debited each key once, and exactly what the ledger says.

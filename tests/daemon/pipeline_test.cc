@@ -204,6 +204,36 @@ TEST(PipelineTest, DatabaseUnreachableAnswersTheConfiguredTemporaryErrorAndStore
   EXPECT_EQ(h.pipeline().counters().temp_errors.load(), 2u);
 }
 
+TEST(PipelineTest, BeyondMaxInflightTheTemporaryErrorIsAnsweredAtOnce) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_backpressure");
+  config::Config c = TestConfig(db);
+  IngestWriterOptions wo;
+  wo.max_inflight = 2;
+  wo.batch_size = 100;
+  wo.linger = milliseconds(800);  // the first items wait for company: they stay in flight
+  Harness h(c, wo);
+  LinkInfo info;
+  info.link_name = "opa-1";
+  info.operator_name = "opa";
+  std::vector<std::shared_ptr<std::promise<uint32_t>>> promises;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 4; ++i) {
+    auto p = std::make_shared<std::promise<uint32_t>>();
+    promises.push_back(p);
+    h.pipeline().OnMessage(info, DeliverSm("0912345678", "1407", "CV " + std::to_string(i + 1)),
+                           [p](uint32_t status) { p->set_value(status); });
+  }
+  // The two over the limit are refused without waiting for the batch ...
+  EXPECT_EQ(promises[2]->get_future().get(), smpp::status::kXTAppn);
+  EXPECT_EQ(promises[3]->get_future().get(), smpp::status::kXTAppn);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(500));
+  // ... the two accepted ones are acked after their commit, and only they are stored.
+  EXPECT_EQ(promises[0]->get_future().get(), smpp::status::kOk);
+  EXPECT_EQ(promises[1]->get_future().get(), smpp::status::kOk);
+  EXPECT_EQ(QueryValue(db, "SELECT string_agg(units::text, ',' ORDER BY id) FROM donation"), "1,2");
+}
+
 TEST(PipelineTest, ConcatenatedMoIsAssembledAcrossARestart) {
   DONAGATE_REQUIRE_POSTGRES();
   const std::string db = Migrated("pipe_concat");
