@@ -401,9 +401,12 @@ bool HttpServer::Impl::Start(std::string* error) {
   admin_port_ = admin_port;
   main->Run();
   if (admin) admin->Run();
-  http_log_->info("event=listening listen={} port={} admin={}", options_.listen, port,
-                  options_.admin_enabled ? options_.admin_listen + " port=" + std::to_string(admin_port)
-                                         : std::string("disabled"));
+  if (options_.admin_enabled) {
+    http_log_->info("event=listening listen={} port={} admin_listen={} admin_port={}", options_.listen, port,
+                    options_.admin_listen, admin_port);
+  } else {
+    http_log_->info("event=listening listen={} port={} admin=disabled", options_.listen, port);
+  }
   return true;
 }
 
