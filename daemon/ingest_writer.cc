@@ -85,9 +85,7 @@ void IngestWriter::RunOnShard(int shard_index, std::function<void(billing::Store
 }
 
 void IngestWriter::Stop() {
-  if (stopping_.exchange(true)) {
-    // Already stopping; still make sure threads are joined by the first caller.
-  }
+  stopping_.store(true);
   for (auto& shard : shards_) {
     { std::lock_guard<std::mutex> lock(shard->mu); }
     shard->cv.notify_all();

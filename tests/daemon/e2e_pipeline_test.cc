@@ -486,4 +486,25 @@ TEST_F(E2eTest, TwoInstancesWithDifferentLinksShareOneDatabaseWithoutDoubleProce
               QueryValue(db, "SELECT string_agg(DISTINCT actor, ',') FROM donation_transition").c_str());
 }
 
+TEST_F(E2eTest, SighupReopensTheLogFileAndSigtermExitsZero) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = CreateFreshDatabase("e2e_signals");
+  setenv("E2E_DATABASE_URL", db.c_str(), 1);
+  const std::string config = WriteConfig(dir_, "d.toml", "e2e-sig", {{"opa-1", "opa", FreeTcpPort()}},
+                                         FreeTcpPort(), FreeTcpPort(), false);
+  const std::string log = dir_ + "/donagated.log";
+  { std::ofstream(config, std::ios::app) << "file = \"" << log << "\"\n"; }
+  auto daemon = StartDaemon(config, "stdout.log");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(log).find("event=started") != std::string::npos; }, seconds(30)))
+      << ReadFile(dir_ + "/stdout.log");
+  // logrotate: rename, then SIGHUP; the daemon must write to a new file of the old name.
+  ASSERT_EQ(std::rename(log.c_str(), (log + ".1").c_str()), 0);
+  daemon->Signal(SIGHUP);
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(log).find("event=logs_reopened") != std::string::npos; }, seconds(10)));
+  daemon->Signal(SIGTERM);
+  EXPECT_EQ(daemon->Wait(seconds(20)), 0);
+  EXPECT_NE(ReadFile(log).find("event=stopped"), std::string::npos);
+  EXPECT_EQ(ReadFile(log + ".1").find("event=stopped"), std::string::npos);
+}
+
 }  // namespace
