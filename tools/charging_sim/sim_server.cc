@@ -416,17 +416,15 @@ const std::vector<DebitEntry>& SimServer::debits() const { return state_->debits
 
 void SimServer::Accept() {
   acceptor_.async_accept(io_, [this](beast::error_code ec, tcp::socket socket) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted) return;
-    } else {
+    if (ec == asio::error::operation_aborted) return;
+    if (!ec) {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-    }
-    if (ec) {
-    } else if (ssl_ctx_) {
-      std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(*state_, std::move(socket), *ssl_ctx_)->Start();
-    } else {
-      std::make_shared<Session<beast::tcp_stream>>(*state_, std::move(socket))->Start();
+      if (ssl_ctx_) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(*state_, std::move(socket), *ssl_ctx_)->Start();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(*state_, std::move(socket))->Start();
+      }
     }
     Accept();
   });
