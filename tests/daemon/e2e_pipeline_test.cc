@@ -316,6 +316,29 @@ TEST_F(E2eTest, ThousandMosFromManySubscribersAreChargedToTheDongAndAnsweredOnce
   ASSERT_TRUE(AllDonationsFinal(db, valid, seconds(30)));
   WaitFor([&] { return TryQuery(db, "SELECT count(*) FROM outbox WHERE state = 'delivered'") == "1000"; },
           seconds(15));
+  // What finance cross-checks on the dashboard: the counters equal the traffic.
+  Process curl({"/usr/bin/curl", "-s", "-o", dir_ + "/metrics.txt",
+                "http://127.0.0.1:" + std::to_string(http_port) + "/metrics"},
+               dir_ + "/curl.log");
+  EXPECT_EQ(curl.Wait(seconds(10)), 0);
+  const std::string metrics = ReadFile(dir_ + "/metrics.txt");
+  auto metric = [&](const std::string& series) {
+    auto at = metrics.find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(metrics.substr(at + series.size() + 2));
+  };
+  int64_t units = 0;
+  for (const Mo& m : mos) units += m.units;
+  EXPECT_EQ(metric("donagate_donations_vnd_charged_total{campaign=\"Vi mien Trung\",operator=\"opa\"}"),
+            static_cast<double>(expected));
+  EXPECT_EQ(metric("donagate_donations_units_charged_total{campaign=\"Vi mien Trung\",operator=\"opa\"}"),
+            static_cast<double>(units));
+  EXPECT_EQ(metric("donagate_donations_total{campaign=\"Vi mien Trung\",operator=\"opa\",state=\"charged\"}"),
+            static_cast<double>(valid));
+  EXPECT_EQ(metric("donagate_mo_rejected_total{reason=\"syntax_error\"}") +
+                metric("donagate_mo_rejected_total{reason=\"too_many_units\"}"),
+            static_cast<double>(1000 - valid));
+  EXPECT_EQ(metric("donagate_replies_total{operator=\"opa\",result=\"sent\"}"), 1000.0);
+  EXPECT_EQ(metric("donagate_receipts_total{stat=\"DELIVRD\"}"), 1000.0);
   daemon->Signal(SIGTERM);
   EXPECT_EQ(daemon->Wait(seconds(20)), 0);
   charging->Signal(SIGTERM);
