@@ -1,5 +1,6 @@
 #include "billing/http_charging.h"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <atomic>
