@@ -208,7 +208,9 @@ wait_stored() {
 }
 
 metric() { # metric NAME_WITH_LABELS -> value (empty if absent)
-  curl -s "http://127.0.0.1:$HTTP_PORT/metrics" 2>/dev/null | awk -v m="$1" 'index($0, m) == 1 { print $NF; exit }'
+  # No early exit in awk: curl would die of SIGPIPE and pipefail would end the script.
+  { curl -s "http://127.0.0.1:$HTTP_PORT/metrics" 2>/dev/null || true; } |
+    awk -v m="$1" 'index($0, m) == 1 && !found { print $NF; found = 1 }'
 }
 
 faults_wait_smsc() {
