@@ -187,5 +187,6 @@ curl -s http://127.0.0.1:9464/metrics | grep -E '^donagate_(mo_received_total|do
 if [ "$KEEP_RUNNING" -eq 1 ]; then
   say "donagated keeps running (pid $DAEMON_PID); Ctrl-C stops everything"
   echo "database: $DONAGATE_DATABASE_URL"
+  trap 'exit 0' INT TERM  # Ctrl-C is the normal way out here
   wait "$DAEMON_PID" || true
 fi
