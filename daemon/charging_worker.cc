@@ -5,9 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
-#include "billing/http_charging.h"
-#include "billing/in_process_charging.h"
-#include "billing/operator_billed_charging.h"
+#include "billing/charging_factory.h"
 #include "billing/reply_template.h"
 #include "daemon/metrics.h"
 
@@ -96,48 +94,16 @@ std::unique_ptr<ChargerSet> ChargerSet::Create(boost::asio::any_io_executor exec
   for (const config::ChargingBackendConfig& c : config.charging) {
     auto entry = std::make_unique<Entry>();
     entry->counters = metrics ? &metrics->ForBackend(c.operator_name) : nullptr;
-    std::unique_ptr<billing::ChargingBackend> backend;
-    switch (c.backend) {
-      case config::ChargingBackendKind::kHttp: {
-        billing::HttpChargingOptions o;
-        o.operator_name = c.operator_name;
-        o.url = c.url;
-        o.timeout = std::chrono::milliseconds(c.timeout_ms);
-        o.max_concurrency = c.max_concurrency;
-        o.retries = c.retries;
-        o.bearer_token = c.token.Reveal();
-        o.tls_verify = c.tls_verify;
-        o.ca_file = c.ca_file;
-        std::string why;
-        backend = billing::HttpChargingBackend::Create(executor, std::move(o), &why);
-        if (!backend) {
-          if (error) *error = "charging backend for operator " + c.operator_name + ": " + why;
-          return nullptr;
-        }
-        break;
-      }
-      case config::ChargingBackendKind::kOperatorBilled:
-        backend = std::make_unique<billing::OperatorBilledChargingBackend>(executor, c.operator_name);
-        break;
-      case config::ChargingBackendKind::kInProcess:
-        backend = std::make_unique<billing::InProcessChargingBackend>(executor, c.operator_name,
-                                                                     c.initial_balance_vnd);
-        break;
+    std::string why;
+    std::unique_ptr<billing::ChargingBackend> backend = billing::MakeChargingBackend(c, executor, &why);
+    if (!backend) {
+      if (error) *error = why;
+      return nullptr;
     }
     entry->backend = std::make_unique<MeteredBackend>(std::move(backend), entry->counters);
-    billing::CircuitBreakerOptions bo;
-    bo.failure_threshold = c.breaker_failure_threshold;
-    bo.cool_off = std::chrono::seconds(c.breaker_cooloff_s);
-    entry->breaker = std::make_unique<billing::CircuitBreaker>(bo);
-    billing::DonationChargerOptions co;
-    co.status_backoff_min = std::chrono::milliseconds(c.status_backoff_min_ms);
-    co.status_backoff_max = std::chrono::milliseconds(c.status_backoff_max_ms);
-    // Keep one run short: an unresolved key is persisted as unknown and resumed later, which
-    // frees the concurrency slot and makes the state visible.
-    co.status_max_wait = std::max(std::chrono::milliseconds(10000),
-                                  std::chrono::milliseconds(c.status_backoff_max_ms * 2));
-    entry->charger = std::make_unique<billing::DonationCharger>(executor, *entry->backend,
-                                                                entry->breaker.get(), co);
+    entry->breaker = std::make_unique<billing::CircuitBreaker>(billing::BreakerOptionsFor(c));
+    entry->charger = std::make_unique<billing::DonationCharger>(
+        executor, *entry->backend, entry->breaker.get(), billing::ChargerOptionsFor(c));
     entry->mode_override = c.charging_mode;
     set->entries_[c.operator_name] = std::move(entry);
   }
