@@ -2,7 +2,7 @@
 # End-to-end benchmark of donagated (docs/performance.md).
 #
 #   bench/run.sh [--count N] [--duration S] [--drain-s S] [--latencies "0 50"] [--soak-s S] [--ceiling-s S]
-#                [--skip-deps] [--skip-build] [--skip-micro] [--skip-soak] [--out DIR]
+#                [--soak-rate R] [--skip-deps] [--skip-build] [--skip-micro] [--skip-soak] [--out DIR]
 #
 # From a clean clone: installs the Debian dependencies (deploy/install-deps.sh), builds Release
 # into build-release/, starts a throwaway PostgreSQL with durable settings (fsync=on,
@@ -23,6 +23,7 @@ DURATION=15         # max seconds of generation per peak run
 DRAIN_S=90          # after the generator stops: max wait for every donation to be final
 LATENCIES="0 50"    # charging_sim latency of each peak run, ms
 SOAK_S=60           # soak length (5 minutes = 300 for the documented figure)
+SOAK_RATE=""        # MO/s of the soak; default half the first peak run's mo_per_s
 CEILING_S=10        # pgbench duration
 BATCH_SIZE=512      # [database] batch_size
 SKIP_DEPS=0 SKIP_BUILD=0 SKIP_MICRO=0 SKIP_SOAK=0
@@ -35,6 +36,7 @@ while (($#)); do
     --drain-s) DRAIN_S=$2; shift 2 ;;
     --latencies) LATENCIES=$2; shift 2 ;;
     --soak-s) SOAK_S=$2; shift 2 ;;
+    --soak-rate) SOAK_RATE=$2; shift 2 ;;
     --ceiling-s) CEILING_S=$2; shift 2 ;;
     --batch-size) BATCH_SIZE=$2; shift 2 ;;
     --skip-deps) SKIP_DEPS=1; shift ;;
@@ -311,8 +313,9 @@ for l in $LATENCIES; do run_peak "$l"; done
 # inbound_message row, and for the 85 % valid ones a donation and its transition; the invalid
 # ones an outbox reply), 256 MOs per statement/transaction, 4 clients, same server settings.
 CEILING_DB=bench_ceiling
-"${PSQL[@]}" -d postgres -c "CREATE DATABASE $CEILING_DB TEMPLATE ${PEAK_DB:-bench_0ms}" >/dev/null 2>&1 \
-  || "${PSQL[@]}" -d postgres -c "CREATE DATABASE $CEILING_DB" >/dev/null
+CEILING_ROWS=0
+if [ -n "${PEAK_DB:-}" ]; then  # a copy of a run's database: same schema, same table sizes
+"${PSQL[@]}" -d postgres -c "CREATE DATABASE $CEILING_DB TEMPLATE $PEAK_DB" >/dev/null
 cat >"$OUT/ceiling.sql" <<'EOF'
 WITH input AS MATERIALIZED (
   SELECT nextval('inbound_message_id_seq') AS id, g,
@@ -349,6 +352,7 @@ pgbench -n -h 127.0.0.1 -p "$PGPORT_TEST" -U postgres -c 4 -j 2 -T "$CEILING_S" 
   -f "$OUT/ceiling.sql" "$CEILING_DB" >"$OUT/ceiling.out" 2>&1 || { cat "$OUT/ceiling.out" >&2; FAILED=1; }
 CEILING_TPS=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$OUT/ceiling.out" | head -1)
 CEILING_ROWS=$(awk -v t="${CEILING_TPS:-0}" 'BEGIN {printf "%d", t * 256}')
+fi
 
 for l in $LATENCIES; do
   echo "${RESULT[$l]}" | jq -c --argjson c "$CEILING_ROWS" \
@@ -358,7 +362,7 @@ done
 # ---------------------------------------------------------------------------------------------
 # Soak at half the peak rate: RSS must not grow.
 if ((SKIP_SOAK == 0)); then
-  SOAK_RATE=$(awk -v p="$PEAK_MO_PER_S" 'BEGIN {r = int(p / 2); if (r < 100) r = 100; print r}')
+  [ -n "$SOAK_RATE" ] || SOAK_RATE=$(awk -v p="$PEAK_MO_PER_S" 'BEGIN {r = int(p / 2); if (r < 100) r = 100; print r}')
   db=bench_soak
   log "soak: $SOAK_RATE MO/s for $SOAK_S s"
   start_stack "$db" 0 --rate "$SOAK_RATE" --duration "$SOAK_S" --drain-s 60 --reply-wait-s 30 --reply-idle-s 10
