@@ -516,11 +516,14 @@ void Pipeline::SubmitBackground(billing::IngestItem item, uint64_t shard_key) {
 
 void Pipeline::ExpireConcatenated(SysClock::time_point now) {
   std::vector<smpp::AssembledMessage> expired;
+  std::vector<std::pair<billing::IngestItem, uint64_t>> deferred;
   {
     std::lock_guard<std::mutex> lock(reassembly_mu_);
+    deferred.swap(deferred_items_);
     expired = reassembler_.Expire(now);
     if (metrics_) metrics_->concat_parts_pending().Set(static_cast<double>(reassembler_.pending_parts()));
   }
+  for (auto& [item, key] : deferred) SubmitBackground(std::move(item), key);
   for (const smpp::AssembledMessage& m : expired) {
     auto op = link_operator_.find(m.key.link);
     SubmitBackground(BuildAssembledItem(m, op == link_operator_.end() ? "" : op->second, false,
@@ -563,18 +566,27 @@ void Pipeline::RestoreParts(std::vector<billing::StoredPart> stored, int only_sh
     restored = reassembler_.Restore(std::move(parts));
     if (metrics_) metrics_->concat_parts_pending().Set(static_cast<double>(reassembler_.pending_parts()));
   }
+  std::vector<std::pair<billing::IngestItem, uint64_t>> items;
   for (const smpp::AssembledMessage& m : restored.completed) {
     auto op = link_operator_.find(m.key.link);
-    SubmitBackground(BuildAssembledItem(m, op == link_operator_.end() ? "" : op->second, true,
-                                        std::nullopt),
-                     ShardKeyOf(m.key));
+    items.emplace_back(BuildAssembledItem(m, op == link_operator_.end() ? "" : op->second, true,
+                                          std::nullopt),
+                       ShardKeyOf(m.key));
   }
   for (const smpp::AssembledMessage& m : restored.evicted) {
     auto op = link_operator_.find(m.key.link);
-    SubmitBackground(BuildAssembledItem(m, op == link_operator_.end() ? "" : op->second, false,
-                                        std::nullopt),
-                     ShardKeyOf(m.key));
+    items.emplace_back(BuildAssembledItem(m, op == link_operator_.end() ? "" : op->second, false,
+                                          std::nullopt),
+                       ShardKeyOf(m.key));
   }
+  if (only_shard >= 0) {
+    // Called on the shard's DB thread while it still refuses new items: hand them over to the
+    // next housekeeping tick instead.
+    std::lock_guard<std::mutex> lock(reassembly_mu_);
+    for (auto& item : items) deferred_items_.push_back(std::move(item));
+    return;
+  }
+  for (auto& [item, key] : items) SubmitBackground(std::move(item), key);
 }
 
 billing::StoreStatus Pipeline::RecoverFromStore(billing::Store& store) {

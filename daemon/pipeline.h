@@ -36,6 +36,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -79,7 +80,8 @@ class Pipeline final : public InboundHandler {
   void OnMessage(const LinkInfo& link, const smpp::Pdu& pdu, InboundCompletion done) override;
 
   // Records concatenated sets older than concat_timeout (as incomplete, or processes the parts
-  // present, per config). Call periodically.
+  // present, per config), and submits sets rebuilt after a failed batch. Call periodically
+  // (the daemon: every second).
   void ExpireConcatenated(std::chrono::system_clock::time_point now);
 
   // Called (on the completion executor) after committed items created donations.
@@ -130,6 +132,8 @@ class Pipeline final : public InboundHandler {
 
   mutable std::mutex reassembly_mu_;
   smpp::Reassembler reassembler_;
+  // Sets found complete/expired while reloading after a failed batch (guarded by reassembly_mu_).
+  std::vector<std::pair<billing::IngestItem, uint64_t>> deferred_items_;
 };
 
 }  // namespace donagate::daemon
