@@ -14,6 +14,8 @@
 #include "billing/migrate.h"
 #include "daemon/charging_worker.h"
 #include "daemon/ingest_writer.h"
+#include "daemon/link_manager.h"
+#include "daemon/reply_sender.h"
 #include "protocol/udh.h"
 #include "tests/common/test_env.h"
 #include "tests/common/test_pg.h"
@@ -292,6 +294,33 @@ TEST(PipelineTest, DailyCapAndKillSwitch) {
   EXPECT_EQ(QueryValue(db, "SELECT sum(amount_vnd) FROM ledger_entry WHERE direction='debit'"), "120000");
   EXPECT_EQ(QueryValue(db, "SELECT string_agg(purpose, ',' ORDER BY donation_id) FROM outbox"),
             "success,daily_cap,success");
+}
+
+TEST(PipelineTest, AReceiptParkedByARaceWithItsReplyIsAppliedBySweep) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_sweep");
+  Harness h(TestConfig(db));
+  EXPECT_EQ(h.Deliver(DeliverSm("0912345678", "1407", "hello")), smpp::status::kOk);
+  // The state two concurrent transactions can leave behind: the reply's message id stored, and
+  // its receipt parked because the receipt's transaction did not see that id yet.
+  donagate::testing::ExecSql(db,
+      "UPDATE outbox SET state='submitted', submitted_at=now();"
+      "INSERT INTO outbox_message_id (outbox_id, operator, smsc_message_id) "
+      "  SELECT id, operator, '1a2b' FROM outbox;"
+      "INSERT INTO pending_receipt (operator, smsc_message_id, stat, received_at) "
+      "  VALUES ('opa', '1a2b', 'DELIVRD', now() - interval '5 seconds')");
+  prometheus::Registry registry;
+  LinkManager links(h.io().get_executor(), registry, h.pipeline());
+  ReplySenderOptions ro;
+  ro.conninfo = db;
+  ro.poll_interval = milliseconds(20);
+  ReplySender sender(h.io().get_executor(), h.config(), links, ro);
+  sender.Start();
+  EXPECT_TRUE(WaitFor([&] { return QueryValue(db, "SELECT state FROM outbox") == "delivered"; },
+                      milliseconds(10000)));
+  sender.Stop();
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM pending_receipt"), "0");
+  EXPECT_EQ(QueryValue(db, "SELECT receipt_stat FROM outbox"), "DELIVRD");
 }
 
 }  // namespace
