@@ -450,6 +450,36 @@ TEST_F(E2eTest, SigkillMidStreamThenRestartLosesNothingAndChargesNothingTwice) {
               report["mo_redeliveries"].get<int>());
 }
 
+TEST_F(E2eTest, SigtermMidStreamIsGracefulNothingLostNothingStoredTwiceEvenWithoutMoIds) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = CreateFreshDatabase("e2e_term");
+  setenv("E2E_DATABASE_URL", db.c_str(), 1);
+  auto mos = MakeTraffic(800, 300, 84917000000ull, 41);
+  const int valid = ValidCount(mos);
+  const int charging_port = FreeTcpPort(), smsc_port = FreeTcpPort(), http_port = FreeTcpPort();
+  auto charging = StartChargingSim(charging_port);
+  auto smsc = StartSmscSim("opa", smsc_port, WriteMoFile(dir_, "mos.txt", mos), 800, 300, false);
+  // No MO id TLV: a committed MO whose ack never left would come back as a second row. A
+  // graceful stop must therefore ack everything it committed before it unbinds.
+  const std::string config = WriteConfig(dir_, "d.toml", "e2e-term", {{"opa-1", "opa", smsc_port}},
+                                         charging_port, http_port, false);
+  auto daemon = StartDaemon(config, "daemon1.log");
+  ASSERT_TRUE(WaitFor([&] { return TryCount(db, "SELECT count(*) FROM inbound_message") >= 250; }, seconds(60)));
+  daemon->Signal(SIGTERM);
+  EXPECT_EQ(daemon->Wait(seconds(20)), 0) << ReadFile(dir_ + "/daemon1.log").substr(0, 3000);
+  const std::string at_stop = QueryValue(db, "SELECT count(*) FROM inbound_message WHERE outcome <> 'receipt'");
+  daemon = StartDaemon(config, "daemon2.log");
+  ASSERT_EQ(smsc->Wait(seconds(120)), 0);
+  ASSERT_TRUE(AllDonationsFinal(db, valid, seconds(30)));
+  daemon->Signal(SIGTERM);
+  EXPECT_EQ(daemon->Wait(seconds(20)), 0);
+  EXPECT_EQ(Report("opa")["mo_acked"], 800);
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM inbound_message WHERE outcome <> 'receipt'"), "800");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation WHERE state='charged'"), std::to_string(valid));
+  ExpectBalancedLedger(db, ExpectedVnd(mos));
+  std::printf("[ e2e ] SIGTERM with %s MOs stored: exit 0, restart, 800 stored once\n", at_stop.c_str());
+}
+
 TEST_F(E2eTest, TwoInstancesWithDifferentLinksShareOneDatabaseWithoutDoubleProcessing) {
   DONAGATE_REQUIRE_POSTGRES();
   const std::string db = CreateFreshDatabase("e2e_two");
