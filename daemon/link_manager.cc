@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/logging.h"
+
 #include <future>
 #include <mutex>
 
@@ -120,7 +122,7 @@ void LinkManager::StopAll(std::chrono::milliseconds drain, std::function<void()>
   auto countdown = std::make_shared<Countdown>();
   countdown->remaining = links_.size();
   countdown->done = std::move(done);
-  spdlog::info("event=links_stopping links={} drain_ms={}", links_.size(), drain.count());
+  LinkLog().info("event=links_stopping links={} drain_ms={}", links_.size(), drain.count());
   for (auto& link : links_) {
     link->Stop(drain, [countdown] {
       std::function<void()> finish;

@@ -1,5 +1,7 @@
 #include "daemon/link_metrics.h"
 
+#include "daemon/logging.h"
+
 namespace donagate::daemon {
 namespace {
 
@@ -65,6 +67,11 @@ bool LogLimiter::Allow(const std::string& key, uint64_t* suppressed,
   e.written = true;
   e.last_written = now;
   return true;
+}
+
+spdlog::logger& LinkLog() {
+  static const std::shared_ptr<spdlog::logger> logger = Logger("link");
+  return *logger;
 }
 
 LogLimiter& LogLimiter::Links() {

@@ -21,6 +21,7 @@
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
+#include <spdlog/logger.h>
 
 #include <chrono>
 #include <cstdint>
@@ -61,6 +62,9 @@ class LinkMetrics {
   prometheus::Gauge& window_;
   prometheus::Counter& throttled_;
 };
+
+// The "link" component logger (daemon/logging.h), fetched once.
+spdlog::logger& LinkLog();
 
 // Decides whether a repeated log event should be written: at most one line per `period` for
 // each key (e.g. "opa/connect_failed"), reporting how many were suppressed in between.

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/logging.h"
+
 #include <algorithm>
 
 namespace donagate::daemon {
@@ -94,7 +96,7 @@ void SmppClientLink::Start() {
       return;
     }
     self->running_ = true;
-    spdlog::info("link={} event=start mode=client host={} port={} bind={} tls={}",
+    LinkLog().info("event=start link={} mode=client host={} port={} bind={} tls={}",
                  self->name(), self->options_.host, self->options_.port,
                  self->options_.receiver_transmitter_pair ? "receiver_transmitter" : "transceiver",
                  self->options_.tls != nullptr);
@@ -190,9 +192,9 @@ void SmppClientLink::ScheduleReconnect(size_t index, const std::string& why) {
   if (!ch.bind_refused) {
     uint64_t suppressed = 0;
     if (LogLimiter::Links().Allow(name() + "/reconnect", &suppressed)) {
-      spdlog::warn("link={} event=reconnect_scheduled bind={} why=\"{}\" delay_ms={} attempt={} "
+      LinkLog().warn("event=reconnect_scheduled link={} bind={} why={} delay_ms={} attempt={} "
                    "suppressed={}",
-                   name(), ToString(ch.kind), why, delay.count(), ch.attempt, suppressed);
+                   name(), ToString(ch.kind), Quote(why), delay.count(), ch.attempt, suppressed);
     }
   }
   UpdateState(why);
@@ -235,12 +237,12 @@ void SmppClientLink::OnSessionBindRefused(const std::shared_ptr<SmppSession>& se
                            status == smpp::status::kInvPaswd ||
                            status == smpp::status::kBindFail;
   // Loud on purpose, every time: a wrong password is an outage until someone fixes it.
-  spdlog::error("link={} event=bind_refused bind={} status={} system_id={} credentials={} "
-                "retry_in_ms={} action=\"{}\"",
-                name(), ToString(ch->kind), smpp::FormatCommandStatus(status),
+  LinkLog().error("event=bind_refused link={} bind={} status={} system_id={} credentials={} "
+                "retry_in_ms={} action={}",
+                name(), ToString(ch->kind), Quote(smpp::FormatCommandStatus(status)),
                 options_.session.system_id, credentials, options_.backoff_max.count(),
-                credentials ? "check system_id and password with the operator"
-                            : "check the bind settings with the operator");
+                Quote(credentials ? "check system_id and password with the operator"
+                                  : "check the bind settings with the operator"));
 }
 
 void SmppClientLink::OnSessionClosed(const std::shared_ptr<SmppSession>& session,
@@ -279,7 +281,7 @@ void SmppClientLink::Stop(std::chrono::milliseconds drain, std::function<void()>
     self->running_ = false;
     self->stopping_ = true;
     ++self->generation_;
-    spdlog::info("link={} event=stop drain_ms={}", self->name(), drain.count());
+    LinkLog().info("event=stop link={} drain_ms={}", self->name(), drain.count());
     for (auto& ch : self->channels_) {
       ch.timer->cancel();
       if (ch.resolver) ch.resolver->cancel();

@@ -3,6 +3,8 @@
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
+#include "daemon/logging.h"
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -192,7 +194,7 @@ SmppServer::~SmppServer() = default;
 void SmppServer::Start() {
   std::string error;
   if (!StartListening(&error)) {
-    spdlog::error("link={} event=listen_failed error=\"{}\"", name(), error);
+    LinkLog().error("event=listen_failed link={} error={}", name(), Quote(error));
     std::lock_guard lock(status_mu_);
     status_.last_error = error;
   }
@@ -232,7 +234,7 @@ bool SmppServer::StartListening(std::string* error) {
     }
     self->acceptor_ = std::make_unique<tcp::acceptor>(std::move(*shared));
     self->running_ = true;
-    spdlog::info("link={} event=listening mode=server address={}:{} tls={} allowlist={}",
+    LinkLog().info("event=listening link={} mode=server address={}:{} tls={} allowlist={}",
                  self->name(), self->options_.listen_host, self->bound_port_.load(),
                  self->options_.tls != nullptr, !self->allowlist_.empty());
     self->UpdateState();
@@ -254,8 +256,8 @@ void SmppServer::Accept() {
             if (ec != asio::error::operation_aborted) {
               uint64_t suppressed = 0;
               if (LogLimiter::Links().Allow(self->name() + "/accept", &suppressed)) {
-                spdlog::warn("link={} event=accept_failed error=\"{}\" suppressed={}",
-                             self->name(), ec.message(), suppressed);
+                LinkLog().warn("event=accept_failed link={} error={} suppressed={}",
+                             self->name(), Quote(ec.message()), suppressed);
               }
               // Back off briefly (e.g. out of file descriptors) instead of spinning.
               auto timer = std::make_shared<asio::steady_timer>(self->strand_, Millis(100));
@@ -279,7 +281,7 @@ void SmppServer::OnAccept(const Strand& session_strand, tcp::socket socket) {
     metrics_->BindFailed("ip_not_allowed");
     uint64_t suppressed = 0;
     if (LogLimiter::Links().Allow(name() + "/ip_refused/" + ip, &suppressed)) {
-      spdlog::warn("link={} event=connection_refused reason=ip_not_allowed ip={} suppressed={}",
+      LinkLog().warn("event=connection_refused link={} reason=ip_not_allowed ip={} suppressed={}",
                    name(), ip, suppressed);
     }
     return;
@@ -300,7 +302,7 @@ void SmppServer::OnAccept(const Strand& session_strand, tcp::socket socket) {
     std::lock_guard lock(status_mu_);
     status_sessions_.push_back(session);
   }
-  spdlog::info("link={} session={} event=accepted ip={}", name(), session->id(), ip);
+  LinkLog().info("event=accepted link={} session={} ip={}", name(), session->id(), ip);
   session->Start();
 }
 
@@ -356,10 +358,10 @@ void SmppServer::Decide(const std::shared_ptr<SmppSession>& session, std::string
     if (status != smpp::status::kBindFail) failed_binds_.RecordFailure(ip);
     uint64_t suppressed = 0;
     if (LogLimiter::Links().Allow(name() + "/bind_rejected/" + ip, &suppressed)) {
-      spdlog::warn("link={} session={} event=bind_rejected ip={} system_id=\"{}\" status={} "
-                   "reason=\"{}\" answer_delay_ms={} suppressed={}",
-                   name(), session->id(), ip, Printable(system_id),
-                   smpp::CommandStatusName(status), reason, delay.count(), suppressed);
+      LinkLog().warn("event=bind_rejected link={} session={} ip={} system_id={} status={} "
+                   "reason={} answer_delay_ms={} suppressed={}",
+                   name(), session->id(), ip, Quote(Printable(system_id)),
+                   smpp::CommandStatusName(status), Quote(reason), delay.count(), suppressed);
     }
   }
   if (delay.count() <= 0) {
@@ -420,7 +422,7 @@ void SmppServer::Stop(std::chrono::milliseconds drain, std::function<void()> don
     if (self->stopping_) return;
     self->running_ = false;
     self->stopping_ = true;
-    spdlog::info("link={} event=stop drain_ms={} sessions={}", self->name(), drain.count(),
+    LinkLog().info("event=stop link={} drain_ms={} sessions={}", self->name(), drain.count(),
                  self->sessions_.size());
     if (self->acceptor_) {
       boost::system::error_code ignored;

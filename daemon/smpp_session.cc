@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/logging.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -159,10 +161,10 @@ void SmppSession::LogWarn(const std::string& event, const std::string& text) {
   uint64_t suppressed = 0;
   if (!LogLimiter::Links().Allow(options_.link_name + "/" + event, &suppressed)) return;
   if (suppressed > 0) {
-    spdlog::warn("link={} session={} event={} {} suppressed={}", options_.link_name, session_id_,
-                 event, text, suppressed);
+    LinkLog().warn("event={} link={} session={} {} suppressed={}", event, options_.link_name,
+                   session_id_, text, suppressed);
   } else {
-    spdlog::warn("link={} session={} event={} {}", options_.link_name, session_id_, event, text);
+    LinkLog().warn("event={} link={} session={} {}", event, options_.link_name, session_id_, text);
   }
 }
 
@@ -195,7 +197,7 @@ void SmppSession::BeginBind() {
   body.system_type = options_.system_type;
   body.interface_version = smpp::kInterfaceVersion34;
   state_ = State::kBinding;
-  spdlog::info("link={} session={} event=binding bind={} system_id={} remote={}",
+  LinkLog().info("event=binding link={} session={} bind={} system_id={} remote={}",
                options_.link_name, session_id_, ToString(options_.bind_kind),
                options_.system_id, info_.remote);
   SendRequest(std::move(bind), nullptr);
@@ -208,7 +210,7 @@ void SmppSession::SetBound(BindKind kind) {
   can_transmit_.store(CanTransmit(kind, options_.role), std::memory_order_release);
   last_enquire_sent_ = Clock::now();
   metrics_->Bound();
-  spdlog::info("link={} session={} event=bound bind={} system_id={} remote={} tls={}",
+  LinkLog().info("event=bound link={} session={} bind={} system_id={} remote={} tls={}",
                options_.link_name, session_id_, ToString(kind), info_.system_id, info_.remote,
                transport_->is_tls());
   if (auto owner = owner_.lock()) owner->OnSessionBound(shared_from_this());
@@ -237,7 +239,7 @@ void SmppSession::Stop(Millis drain, std::function<void()> done) {
       self->queued_.fetch_sub(1, std::memory_order_relaxed);
       self->FinishSubmit(std::move(job), SubmitOutcome::kLinkDown, 0, "");
     }
-    spdlog::info("link={} session={} event=stopping drain_ms={} in_flight={} pending_inbound={}",
+    LinkLog().info("event=stopping link={} session={} drain_ms={} in_flight={} pending_inbound={}",
                  self->options_.link_name, self->session_id_, drain.count(),
                  self->submits_in_flight_, self->pending_inbound_.load());
     self->MaybeFinishDrain();
@@ -249,7 +251,7 @@ void SmppSession::MaybeFinishDrain() {
   const bool drained = submits_in_flight_ == 0 && pending_inbound_.load() == 0;
   if (!drained && Clock::now() < drain_deadline_) return;
   if (!drained) {
-    spdlog::warn("link={} session={} event=drain_timeout in_flight={} pending_inbound={}",
+    LinkLog().warn("event=drain_timeout link={} session={} in_flight={} pending_inbound={}",
                  options_.link_name, session_id_, submits_in_flight_, pending_inbound_.load());
   }
   state_ = State::kUnbinding;
@@ -305,12 +307,12 @@ void SmppSession::CloseNow(CloseReason reason, std::string detail) {
 
   const bool expected = reason == CloseReason::kLocalUnbind || reason == CloseReason::kAborted;
   if (expected) {
-    spdlog::info("link={} session={} event=closed reason={} detail=\"{}\"", options_.link_name,
-                 session_id_, ToString(reason), detail);
+    LinkLog().info("event=closed link={} session={} reason={} detail={}", options_.link_name,
+                   session_id_, ToString(reason), Quote(detail));
   } else {
     LogWarn(std::string("closed_") + std::string(ToString(reason)),
-            fmt::format("reason={} detail=\"{}\" was_bound={} remote={}", ToString(reason),
-                        detail, previous == State::kBound || previous == State::kStopping ||
+            fmt::format("reason={} detail={} was_bound={} remote={}", ToString(reason),
+                        Quote(detail), previous == State::kBound || previous == State::kStopping ||
                                     previous == State::kUnbinding,
                         info_.remote));
   }
@@ -523,9 +525,9 @@ void SmppSession::HandleDecodeFailure(const smpp::DecodeResult& result) {
   metrics_->Pdu(PduDirection::kIn, CommandLabel(result.header.command_id),
                 StatusLabel(result.status));
   LogWarn("bad_pdu",
-          fmt::format("command={} sequence={} error=\"{}\" field={} answer_status={}",
+          fmt::format("command={} sequence={} error={} field={} answer_status={}",
                       CommandLabel(result.header.command_id), result.header.sequence_number,
-                      smpp::DecodeErrorName(result.error), result.field,
+                      Quote(smpp::DecodeErrorName(result.error)), Quote(result.field),
                       StatusLabel(result.status)));
   if (auto answer = smpp::AnswerFor(result)) {
     Send(*answer);
@@ -568,7 +570,7 @@ void SmppSession::HandleRequest() {
     case CommandId::kUnbind:
       if (state_ == State::kBound || state_ == State::kStopping || state_ == State::kUnbinding) {
         SendResponse(h, st::kOk);
-        spdlog::info("link={} session={} event=peer_unbind", options_.link_name, session_id_);
+        LinkLog().info("event=peer_unbind link={} session={}", options_.link_name, session_id_);
         CloseAfterFlush(CloseReason::kPeerUnbind, "peer sent unbind");
       } else {
         SendResponse(h, st::kInvBndSts);
@@ -582,7 +584,7 @@ void SmppSession::HandleRequest() {
     case CommandId::kOutbind:
       // We never wait for outbind (client mode always binds on its own), so there is nothing
       // to answer: outbind has no response PDU.
-      LogWarn("outbind_ignored", "outbind is not supported and was ignored");
+      LogWarn("outbind_ignored", "reason=outbind_not_supported");
       return;
     case CommandId::kDeliverSm:
     case CommandId::kDataSm:
@@ -718,7 +720,7 @@ void SmppSession::HandleResponse() {
     case CommandId::kBindTransmitter: {
       if (h.command_status == st::kOk && !nack) {
         if (auto* body = std::get_if<smpp::BindRespBody>(&pdu_.body)) {
-          spdlog::debug("link={} session={} event=bind_resp smsc_system_id={}",
+          LinkLog().debug("event=bind_resp link={} session={} smsc_system_id={}",
                         options_.link_name, session_id_, body->system_id);
         }
         SetBound(options_.bind_kind);
@@ -757,9 +759,9 @@ bool SmppSession::Send(const smpp::Pdu& pdu) {
   std::string wire;
   smpp::EncodeError err = smpp::Encode(pdu, &wire);
   if (err != smpp::EncodeError::kNone) {
-    spdlog::error("link={} session={} event=encode_failed command={} error=\"{}\"",
+    LinkLog().error("event=encode_failed link={} session={} command={} error={}",
                   options_.link_name, session_id_, CommandLabel(pdu.header.command_id),
-                  smpp::EncodeErrorName(err));
+                  Quote(smpp::EncodeErrorName(err)));
     return false;
   }
   metrics_->Pdu(PduDirection::kOut, CommandLabel(pdu.header.command_id),
@@ -906,7 +908,7 @@ void SmppSession::OnSubmitResponse(std::unique_ptr<SubmitJob> job, const smpp::P
       ++job->throttle_retries;
       job->sent = false;  // a throttle answer is definite: this attempt was not accepted
       pacer_->PauseUntil(Clock::now() + options_.throttle_pause);
-      LogWarn("throttled", fmt::format("status={} pause_ms={} retry={}/{}",
+      LogWarn("throttled", fmt::format("status={} pause_ms={} retry={} max_retries={}",
                                        StatusLabel(status), options_.throttle_pause.count(),
                                        job->throttle_retries, options_.throttle_max_retries));
       EnqueueSubmit(std::move(job), true);

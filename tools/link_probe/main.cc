@@ -16,13 +16,12 @@
 #include <nlohmann/json.hpp>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 #include <fstream>
 #include <thread>
 
 #include "daemon/link_manager.h"
 #include "daemon/link_metrics.h"
+#include "daemon/logging.h"
 #include "daemon/smpp_client_link.h"
 #include "daemon/smpp_server.h"
 #include "protocol/delivery_receipt.h"
@@ -178,11 +177,19 @@ int main(int argc, char** argv) {
                  "acknowledge one MO per interval (a slow pipeline), 0 = at once");
   app.add_option("--reply", reply_text, "submit this text back to the source of every MO");
   app.add_option("--metrics-file", metrics_file, "write the Prometheus text here on exit");
-  app.add_option("--log-level", log_level);
+  app.add_option("--log-level", log_level, "debug | info | warn | error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   CLI11_PARSE(app, argc, argv);
 
-  spdlog::set_default_logger(spdlog::stderr_color_mt("link_probe"));
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  {
+    config::LogConfig log;
+    log.level = log_level == "debug" ? config::LogLevel::kDebug
+                : log_level == "warn" ? config::LogLevel::kWarn
+                : log_level == "error" ? config::LogLevel::kError
+                                       : config::LogLevel::kInfo;
+    std::string error;
+    if (!SetupLogging(log, &error)) std::cerr << "interop_link_peer: " << error << "\n";
+  }
 
   asio::io_context io;
   prometheus::Registry registry;
