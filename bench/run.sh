@@ -2,7 +2,7 @@
 # End-to-end benchmark of donagated (docs/performance.md).
 #
 #   bench/run.sh [--count N] [--duration S] [--drain-s S] [--latencies "0 50"] [--soak-s S] [--ceiling-s S]
-#                [--soak-rate R] [--skip-deps] [--skip-build] [--skip-micro] [--skip-soak] [--out DIR]
+#                [--soak-rate R] [--pool-size N] [--batch-size N] [--skip-deps] [--skip-build] [--skip-micro] [--skip-soak] [--out DIR]
 #
 # From a clean clone: installs the Debian dependencies (deploy/install-deps.sh), builds Release
 # into build-release/, starts a throwaway PostgreSQL with durable settings (fsync=on,
@@ -18,7 +18,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD_DIR:-$ROOT/build-release}
-COUNT=60000         # MOs per peak run (the run also stops after --duration)
+COUNT=100000        # MOs per peak run (the run also stops after --duration)
 DURATION=15         # max seconds of generation per peak run
 DRAIN_S=90          # after the generator stops: max wait for every donation to be final
 LATENCIES="0 50"    # charging_sim latency of each peak run, ms
@@ -26,6 +26,7 @@ SOAK_S=60           # soak length (5 minutes = 300 for the documented figure)
 SOAK_RATE=""        # MO/s of the soak; default half the first peak run's mo_per_s
 CEILING_S=10        # pgbench duration
 BATCH_SIZE=512      # [database] batch_size
+POOL_SIZE=4         # [database] pool_size (ingest uses pool_size - 2 DB threads)
 SKIP_DEPS=0 SKIP_BUILD=0 SKIP_MICRO=0 SKIP_SOAK=0
 OUT=""
 
@@ -39,6 +40,7 @@ while (($#)); do
     --soak-rate) SOAK_RATE=$2; shift 2 ;;
     --ceiling-s) CEILING_S=$2; shift 2 ;;
     --batch-size) BATCH_SIZE=$2; shift 2 ;;
+    --pool-size) POOL_SIZE=$2; shift 2 ;;
     --skip-deps) SKIP_DEPS=1; shift ;;
     --skip-build) SKIP_BUILD=1; shift ;;
     --skip-micro) SKIP_MICRO=1; shift ;;
@@ -129,7 +131,7 @@ EOF
   cat >>"$file" <<EOF
 [database]
 conninfo = "host=127.0.0.1 port=$PGPORT_TEST user=postgres dbname=$db"
-pool_size = 4
+pool_size = $POOL_SIZE
 batch_size = $BATCH_SIZE
 batch_linger_ms = 2
 run_migrations_on_start = true

@@ -777,6 +777,7 @@ int Run(const Options& options, nlohmann::json* summary) {
   std::string error;
   if (!gen.Listen(&error)) {
     Log(error);
+    (*summary)["error"] = error;
     return 1;
   }
   asio::signal_set signals(io, SIGINT, SIGTERM);
