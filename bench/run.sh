@@ -2,7 +2,7 @@
 # End-to-end benchmark of donagated (docs/performance.md).
 #
 #   bench/run.sh [--count N] [--duration S] [--drain-s S] [--latencies "0 50"] [--soak-s S] [--ceiling-s S]
-#                [--soak-rate R] [--pool-size N] [--batch-size N] [--skip-deps] [--skip-build] [--skip-micro] [--skip-soak] [--out DIR]
+#                [--soak-rate R] [--pool-size N] [--batch-size N] [--ingest-only] [--skip-deps] [--skip-build] [--skip-micro] [--skip-soak] [--out DIR]
 #
 # From a clean clone: installs the Debian dependencies (deploy/install-deps.sh), builds Release
 # into build-release/, starts a throwaway PostgreSQL with durable settings (fsync=on,
@@ -27,6 +27,7 @@ SOAK_RATE=""        # MO/s of the soak; default half the first peak run's mo_per
 CEILING_S=10        # pgbench duration
 BATCH_SIZE=512      # [database] batch_size
 POOL_SIZE=4         # [database] pool_size (ingest uses pool_size - 2 DB threads)
+CHARGING_PAUSED=false  # --ingest-only: start with charging paused (measures ingest alone)
 SKIP_DEPS=0 SKIP_BUILD=0 SKIP_MICRO=0 SKIP_SOAK=0
 OUT=""
 
@@ -41,6 +42,7 @@ while (($#)); do
     --ceiling-s) CEILING_S=$2; shift 2 ;;
     --batch-size) BATCH_SIZE=$2; shift 2 ;;
     --pool-size) POOL_SIZE=$2; shift 2 ;;
+    --ingest-only) CHARGING_PAUSED=true; DRAIN_S=0; shift ;;
     --skip-deps) SKIP_DEPS=1; shift ;;
     --skip-build) SKIP_BUILD=1; shift ;;
     --skip-micro) SKIP_MICRO=1; shift ;;
@@ -158,6 +160,7 @@ charge_concurrency = 1024
 reply_batch_size = 512
 poll_interval_ms = 20
 instance_id = "bench"
+start_charging_paused = $CHARGING_PAUSED
 
 [http]
 listen = "127.0.0.1:$hport"
@@ -199,7 +202,7 @@ start_stack() {  # db latency_ms loadgen-args...
 # Waits until every donation is final (or timeout_s passes). Replies still in the outbox are
 # reported (replies_unsent), not waited for: the generator has unbound by then.
 wait_drained() {  # db timeout_s
-  local i left
+  local i left=unknown
   for ((i = 0; i < $2; i++)); do
     left=$("${PSQL[@]}" -d "$1" -c "SELECT count(*) FROM donation WHERE state IN ('received','charging','unknown')")
     [ "$left" = 0 ] && return 0
