@@ -44,6 +44,7 @@ faults_cleanup() {
   local p
   for p in "${FAULTS_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   pg_stop >/dev/null 2>&1 || true
+  if [ -n "${FAULTS_AFTER_PG_STOP:-}" ]; then $FAULTS_AFTER_PG_STOP || true; fi
   if [ "$rc" -ne 0 ]; then
     echo "--- daemon log (tail)"; tail -n 30 "$WORK/daemon.log" 2>/dev/null || true
     echo "--- smsc_sim log (tail)"; tail -n 10 "$WORK/smsc_sim.log" 2>/dev/null || true
