@@ -28,7 +28,7 @@ start=$SECONDS
 for s in "${scripts[@]}"; do
   name=$(basename "$s" _test.sh)
   t0=$SECONDS
-  if timeout 300 bash "$s" >"/tmp/donagate-faults-$name.log" 2>&1; then
+  if timeout $((150 + ${FAULTS_MESSAGES:-5000} / 25)) bash "$s" >"/tmp/donagate-faults-$name.log" 2>&1; then
     echo "PASS $name ($((SECONDS - t0)) s)"
   else
     echo "FAIL $name ($((SECONDS - t0)) s) — log: /tmp/donagate-faults-$name.log"

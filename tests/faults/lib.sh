@@ -14,13 +14,15 @@
 #   faults_wait_final SECONDS    wait until every stored donation has a final state
 #   faults_verify NAME           the invariants; prints the one-line summary; exits 1 on violation
 #
-# Everything listens on 127.0.0.1 only. FAULTS_MESSAGES scales the load (default 5000; the
+# Everything listens on 127.0.0.1 only; a watchdog ends the script after FAULTS_TIMEOUT s
+# (default 120 + FAULTS_MESSAGES/25). FAULTS_MESSAGES scales the load (default 5000; the
 # issue's full 20,000 is a manual run: FAULTS_MESSAGES=20000 tests/faults.sh).
 set -euo pipefail
 
 FAULTS_SRC=${DONAGATE_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 FAULTS_BIN=${DONAGATE_BINARY_DIR:-$FAULTS_SRC/build}
 FAULTS_MESSAGES=${FAULTS_MESSAGES:-5000}
+FAULTS_TIMEOUT=${FAULTS_TIMEOUT:-$((120 + FAULTS_MESSAGES / 25))}   # 320 s at 5000
 DONAGATED=$FAULTS_BIN/daemon/donagated
 SMSC_SIM=$FAULTS_BIN/tools/smsc_sim/smsc_sim
 CHARGING_SIM=$FAULTS_BIN/tools/charging_sim/charging_sim
@@ -43,6 +45,10 @@ faults_cleanup() {
   local rc=$?
   local p
   for p in "${FAULTS_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  if [ -n "${FAULTS_WATCHDOG:-}" ]; then
+    pkill -P "$FAULTS_WATCHDOG" sleep 2>/dev/null || true
+    kill "$FAULTS_WATCHDOG" 2>/dev/null || true
+  fi
   pg_stop >/dev/null 2>&1 || true
   if [ -n "${FAULTS_AFTER_PG_STOP:-}" ]; then $FAULTS_AFTER_PG_STOP || true; fi
   if [ "$rc" -ne 0 ]; then
@@ -75,6 +81,10 @@ faults_setup() {
   WORK=$(mktemp -d "/tmp/donagate-faults-$FAULTS_NAME.XXXXXX")
   chmod 755 "$WORK"
   trap faults_cleanup EXIT
+  # Whole-script bound (CTest's own timeout is 900 s): SIGTERM ourselves, fail, clean up.
+  trap 'echo "FAIL[$FAULTS_NAME]: timed out after $FAULTS_TIMEOUT s" >&2; exit 124' TERM
+  { sleep "$FAULTS_TIMEOUT" && kill -TERM $$; } &
+  FAULTS_WATCHDOG=$!
   pg_start >/dev/null
   psql "$DONAGATE_TEST_PG" -qc "CREATE DATABASE faults" >/dev/null
   DB="$DONAGATE_TEST_PG dbname=faults"
@@ -97,7 +107,7 @@ faults_gen_mos() {
         if (i % 10 == 9) { printf "%s,1407,ung ho\n", src }
         else { u = 1 + i % 5; printf "%s,1407,CV %d\n", src, u; valid++; vnd += u * 20000 }
       }
-      printf "%d %d\n", valid, vnd > "/dev/stderr"
+      printf "%d %.0f\n", valid, vnd > "/dev/stderr"
     }' >"$MO_FILE" 2>"$WORK/mos.expected"
   read -r VALID EXPECTED_VND <"$WORK/mos.expected"
 }
@@ -270,7 +280,7 @@ faults_verify() {
   local debited dup_keys debit_vnd unbooked
   debited=$(wc -l <"$WORK/debited.keys")
   dup_keys=$(uniq -d "$WORK/debited.keys" | wc -l)
-  debit_vnd=$(tail -n +2 "$WORK/debits.csv" | awk -F, '{ s += $3 } END { printf "%d", s }')
+  debit_vnd=$(tail -n +2 "$WORK/debits.csv" | awk -F, '{ s += $3 } END { printf "%.0f", s }')
   q "SELECT charge_key FROM ledger_entry WHERE direction='debit' AND reverses_journal_id IS NULL" | sort >"$WORK/booked.keys"
   unbooked=$(comm -23 <(sort -u "$WORK/debited.keys") "$WORK/booked.keys" | wc -l)
 
