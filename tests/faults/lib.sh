@@ -85,7 +85,15 @@ faults_setup() {
   trap 'echo "FAIL[$FAULTS_NAME]: timed out after $FAULTS_TIMEOUT s" >&2; exit 124' TERM
   { sleep "$FAULTS_TIMEOUT" && kill -TERM $$; } &
   FAULTS_WATCHDOG=$!
-  pg_start >/dev/null
+  # Retry: another test may grab the random port between the check and the bind.
+  local attempt
+  for attempt in 1 2 3; do
+    if pg_start >"$WORK/pg_start.log" 2>&1; then break; fi
+    tail -n 5 "$WORK/pg_start.log" >&2
+    pg_stop >/dev/null 2>&1 || true
+    [ "$attempt" = 3 ] && fail "could not start PostgreSQL (3 attempts)"
+    sleep 1
+  done
   psql "$DONAGATE_TEST_PG" -qc "CREATE DATABASE faults" >/dev/null
   DB="$DONAGATE_TEST_PG dbname=faults"
   pick_port CHARGING_PORT; pick_port SMSC_PORT; pick_port HTTP_PORT; pick_port ADMIN_PORT
