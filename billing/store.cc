@@ -1287,13 +1287,9 @@ StoreStatus Store::ClaimReplies(const std::vector<std::string>& operators, int l
   return StoreStatus::Ok();
 }
 
-StoreStatus Store::MarkReplySubmitted(int64_t reply_id, const std::vector<std::string>& smsc_message_ids) {
-  StoreStatus st = Connect();
-  if (!st.ok()) return st;
+StoreStatus Store::ReplySubmittedStatements(int64_t reply_id, const std::vector<std::string>& smsc_message_ids) {
   pg::Connection& conn = impl_->conn;
-  pg::Transaction tx(conn);
-  st = tx.Begin();
-  if (!st.ok()) return st;
+  StoreStatus st;
   pg::Result r;
   st = conn.Prepared(
       "reply_submitted",
@@ -1329,12 +1325,22 @@ StoreStatus Store::MarkReplySubmitted(int64_t reply_id, const std::vector<std::s
                        pg::Params().Int(donation_id));
     if (!st.ok()) return st;
   }
+  return StoreStatus::Ok();
+}
+
+
+StoreStatus Store::MarkReplySubmitted(int64_t reply_id, const std::vector<std::string>& smsc_message_ids) {
+  StoreStatus st = Connect();
+  if (!st.ok()) return st;
+  pg::Transaction tx(impl_->conn);
+  st = tx.Begin();
+  if (!st.ok()) return st;
+  st = ReplySubmittedStatements(reply_id, smsc_message_ids);
+  if (!st.ok()) return st;
   return tx.Commit();
 }
 
-StoreStatus Store::MarkReplyRetry(int64_t reply_id, StoreTime next_attempt_at, const std::string& reason) {
-  StoreStatus st = Connect();
-  if (!st.ok()) return st;
+StoreStatus Store::ReplyRetryStatement(int64_t reply_id, StoreTime next_attempt_at, const std::string& reason) {
   return impl_->conn.Prepared(
       "reply_retry",
       "UPDATE outbox SET state = 'pending', next_attempt_at = " + Ts("$2::bigint") +
@@ -1343,14 +1349,78 @@ StoreStatus Store::MarkReplyRetry(int64_t reply_id, StoreTime next_attempt_at, c
       pg::Params().Int(reply_id).Int(ToMicros(next_attempt_at)).Text(Clean(reason)));
 }
 
-StoreStatus Store::MarkReplyFailed(int64_t reply_id, const std::string& reason) {
-  StoreStatus st = Connect();
-  if (!st.ok()) return st;
+StoreStatus Store::ReplyFailedStatement(int64_t reply_id, const std::string& reason) {
   return impl_->conn.Prepared(
       "reply_failed",
       "UPDATE outbox SET state = 'failed', last_error = $2, lease_owner = NULL, lease_until = NULL,"
       " updated_at = now() WHERE id = $1 AND state IN ('pending', 'claimed')",
       pg::Params().Int(reply_id).Text(Clean(reason)));
+}
+
+StoreStatus Store::MarkReplyRetry(int64_t reply_id, StoreTime next_attempt_at, const std::string& reason) {
+  StoreStatus st = Connect();
+  if (!st.ok()) return st;
+  return ReplyRetryStatement(reply_id, next_attempt_at, reason);
+}
+
+StoreStatus Store::MarkReplyFailed(int64_t reply_id, const std::string& reason) {
+  StoreStatus st = Connect();
+  if (!st.ok()) return st;
+  return ReplyFailedStatement(reply_id, reason);
+}
+
+StoreStatus Store::RecordReplyResults(const std::vector<ReplyResultRecord>& records,
+                                      std::vector<StoreStatus>* results) {
+  if (results) results->assign(records.size(), StoreStatus::Ok());
+  if (records.empty()) return StoreStatus::Ok();
+  StoreStatus st = Connect();
+  if (!st.ok()) return st;
+  auto one = [&](const ReplyResultRecord& r) {
+    switch (r.kind) {
+      case ReplyResultRecord::Kind::kSubmitted: return ReplySubmittedStatements(r.reply_id, r.smsc_message_ids);
+      case ReplyResultRecord::Kind::kRetry: return ReplyRetryStatement(r.reply_id, r.next_attempt_at, r.reason);
+      case ReplyResultRecord::Kind::kFailed: return ReplyFailedStatement(r.reply_id, r.reason);
+    }
+    return StoreStatus::Permanent("unknown reply result kind");
+  };
+  {
+    pg::Transaction tx(impl_->conn);
+    st = tx.Begin();
+    if (!st.ok()) return st;
+    bool all_ok = true;
+    for (const ReplyResultRecord& r : records) {
+      st = one(r);
+      if (!st.ok()) {
+        all_ok = false;
+        break;
+      }
+    }
+    if (all_ok) {
+      st = tx.Commit();
+      if (st.ok()) return st;
+    }
+    // Rolled back (by the guard) or the COMMIT failed: fall through to one record at a time.
+    // Every statement is idempotent (state guards, ON CONFLICT), so replaying after an unknown
+    // COMMIT outcome is harmless.
+  }
+  if (st.transient() && !impl_->conn.connected()) {  // the database is gone: the caller retries later
+    if (results) results->assign(records.size(), st);
+    return st;
+  }
+  StoreStatus first_error;
+  for (size_t i = 0; i < records.size(); ++i) {
+    StoreStatus rs;
+    if (records[i].kind == ReplyResultRecord::Kind::kSubmitted) {
+      rs = MarkReplySubmitted(records[i].reply_id, records[i].smsc_message_ids);
+    } else if (records[i].kind == ReplyResultRecord::Kind::kRetry) {
+      rs = MarkReplyRetry(records[i].reply_id, records[i].next_attempt_at, records[i].reason);
+    } else {
+      rs = MarkReplyFailed(records[i].reply_id, records[i].reason);
+    }
+    if (results) (*results)[i] = rs;
+    if (!rs.ok() && first_error.ok()) first_error = rs;
+  }
+  return first_error;
 }
 
 StoreStatus Store::ApplyReceipt(const ReceiptInfo& receipt, bool* matched) {

@@ -343,6 +343,23 @@ class Store {
   StoreStatus MarkReplyRetry(int64_t reply_id, StoreTime next_attempt_at, const std::string& reason);
   // A permanent refusal or too many attempts.
   StoreStatus MarkReplyFailed(int64_t reply_id, const std::string& reason);
+
+  // The three calls above for a whole batch of replies in ONE transaction (one WAL flush for
+  // the batch instead of one per reply: with synchronous_commit=on that flush is what limits
+  // the reply rate). Each record is one of submitted / retry / failed. If the batch fails as a
+  // whole, every record is retried on its own, so one bad row cannot hold back the others;
+  // results[i] (optional, resized) is the status of records[i].
+  struct ReplyResultRecord {
+    enum class Kind { kSubmitted, kRetry, kFailed };
+    Kind kind = Kind::kSubmitted;
+    int64_t reply_id = 0;
+    std::vector<std::string> smsc_message_ids;  // kSubmitted
+    StoreTime next_attempt_at{};                // kRetry
+    std::string reason;                         // kRetry, kFailed
+  };
+  StoreStatus RecordReplyResults(const std::vector<ReplyResultRecord>& records,
+                                 std::vector<StoreStatus>* results);
+
   // Applies a receipt outside IngestBatch (the receipt's MO row is not stored by this call).
   // *matched (optional) says whether a reply was found; otherwise the receipt is parked.
   StoreStatus ApplyReceipt(const ReceiptInfo& receipt, bool* matched);
@@ -367,6 +384,12 @@ class Store {
   // end and reports whether the batch's marker (token) was committed, with its results.
   StoreStatus ResolveIngestCommit(const std::string& token, int old_backend_pid, size_t items,
                                   bool* committed, std::vector<IngestResult>* results);
+
+  // The statements of MarkReplySubmitted / MarkReplyRetry / MarkReplyFailed, run inside the
+  // caller's transaction.
+  StoreStatus ReplySubmittedStatements(int64_t reply_id, const std::vector<std::string>& smsc_message_ids);
+  StoreStatus ReplyRetryStatement(int64_t reply_id, StoreTime next_attempt_at, const std::string& reason);
+  StoreStatus ReplyFailedStatement(int64_t reply_id, const std::string& reason);
 
   class Impl;
   std::string conninfo_;

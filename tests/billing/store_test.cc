@@ -375,6 +375,65 @@ TEST_F(StoreTest, ReplyRetryAndFailure) {
   EXPECT_EQ(QueryValue(db_, "SELECT state || ':' || last_error FROM outbox"), "failed:destination barred");
 }
 
+TEST_F(StoreTest, ReplyResultsOfABatchAreRecordedInOneTransactionAndABadRowDoesNotBlockTheOthers) {
+  std::vector<IngestItem> items;
+  for (int i = 0; i < 6; ++i) {
+    IngestItem bad;
+    std::string msisdn = "8491234560" + std::to_string(i);
+    bad.message = Message(msisdn, "hello", MessageOutcome::kSyntaxError);
+    bad.reply = Reply(msisdn, "Sai cu phap");
+    items.push_back(bad);
+  }
+  std::vector<IngestResult> results;
+  ASSERT_TRUE(store_->IngestBatch(items, &results).ok());
+  std::vector<OutboxReply> replies;
+  ASSERT_TRUE(store_->ClaimReplies({"viettel"}, 10, 30s, &replies).ok());
+  ASSERT_EQ(replies.size(), 6u);
+  // A receipt that overtook the first reply's submit_sm_resp.
+  IngestItem dlr;
+  dlr.message = Message("84912345600", "id:M0 stat:DELIVRD", MessageOutcome::kReceipt);
+  dlr.message->esm_class = 0x04;
+  dlr.receipt = ReceiptInfo{"viettel", "M0", "DELIVRD", "000", StoreClock::now()};
+  ASSERT_TRUE(store_->IngestBatch({dlr}, &results).ok());
+
+  using K = Store::ReplyResultRecord::Kind;
+  std::vector<Store::ReplyResultRecord> records(4);
+  records[0] = {K::kSubmitted, replies[0].id, {"M0"}, {}, ""};
+  records[1] = {K::kSubmitted, replies[1].id, {"M1a", "M1b"}, {}, ""};
+  records[2] = {K::kRetry, replies[2].id, {}, StoreClock::now() + 1h, "throttled"};
+  records[3] = {K::kFailed, replies[3].id, {}, {}, "rejected by SMSC"};
+  std::vector<StoreStatus> statuses;
+  ASSERT_TRUE(store_->RecordReplyResults(records, &statuses).ok());
+  ASSERT_EQ(statuses.size(), 4u);
+  auto state = [&](int64_t id) { return QueryValue(db_, "SELECT state FROM outbox WHERE id = " + std::to_string(id)); };
+  EXPECT_EQ(state(replies[0].id), "delivered");  // submitted, then the parked receipt applied
+  EXPECT_EQ(state(replies[1].id), "submitted");
+  EXPECT_EQ(state(replies[2].id), "pending");
+  EXPECT_EQ(state(replies[3].id), "failed");
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM outbox_message_id WHERE outbox_id = " + std::to_string(replies[1].id)), 2);
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM pending_receipt"), 0);
+  // One transaction for the batch: now() is the transaction's start time, so every row it
+  // touched carries the same updated_at.
+  EXPECT_EQ(Count(db_, "SELECT count(DISTINCT updated_at) FROM outbox WHERE id IN (" + std::to_string(replies[0].id) +
+                           "," + std::to_string(replies[1].id) + "," + std::to_string(replies[2].id) + "," +
+                           std::to_string(replies[3].id) + ")"),
+            1);
+
+  // A batch with a reply that does not exist: the others are still recorded.
+  std::vector<Store::ReplyResultRecord> mixed(3);
+  mixed[0] = {K::kSubmitted, replies[4].id, {"M4"}, {}, ""};
+  mixed[1] = {K::kSubmitted, 987654321, {"NOPE"}, {}, ""};
+  mixed[2] = {K::kSubmitted, replies[5].id, {"M5"}, {}, ""};
+  StoreStatus st = store_->RecordReplyResults(mixed, &statuses);
+  EXPECT_TRUE(st.permanent()) << st.ToString();
+  ASSERT_EQ(statuses.size(), 3u);
+  EXPECT_TRUE(statuses[0].ok());
+  EXPECT_TRUE(statuses[1].permanent());
+  EXPECT_TRUE(statuses[2].ok());
+  EXPECT_EQ(state(replies[4].id), "submitted");
+  EXPECT_EQ(state(replies[5].id), "submitted");
+}
+
 TEST_F(StoreTest, TwoClaimersNeverGetTheSameDonation) {
   std::vector<IngestItem> items;
   for (int i = 0; i < 200; ++i) items.push_back(DonationItem("849" + std::to_string(10000000 + i), 1));
