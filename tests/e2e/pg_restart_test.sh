@@ -64,16 +64,41 @@ for i in $(seq 0 $((N - 1))); do
   fi
 done
 
-pick_port CHARGING_PORT; pick_port SMSC_PORT; pick_port HTTP_PORT
-"$BIN/tools/charging_sim/charging_sim" --listen "127.0.0.1:$CHARGING_PORT" --default-balance 1000000000 \
-  --latency-ms 2 --debit-log "$WORK/debits.csv" >"$WORK/charging_sim.log" 2>&1 &
-CHARGING_PID=$!; PIDS+=("$CHARGING_PID")
-"$BIN/tools/smsc_sim/smsc_sim" --listen "127.0.0.1:$SMSC_PORT" --system-id donagate --password secret \
+# Starts "$@" (with PORT_PLACEHOLDER replaced by a free port) until it reports "listening":
+# another process may take a port between the check and the bind. Sets $2 (port) and $3 (pid).
+start_listening() {  # name portvar pidvar log cmd...
+  local name=$1 portvar=$2 pidvar=$3 log=$4; shift 4
+  local attempt port pid args a
+  for attempt in 1 2 3 4 5; do
+    pick_port port
+    args=()
+    for a in "$@"; do args+=("${a//PORT_PLACEHOLDER/$port}"); done
+    "${args[@]}" >"$log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 50); do
+      grep -q "listening" "$log" 2>/dev/null && break
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if grep -q "listening" "$log" 2>/dev/null && kill -0 "$pid" 2>/dev/null; then
+      PIDS+=("$pid"); printf -v "$portvar" '%s' "$port"; printf -v "$pidvar" '%s' "$pid"
+      return 0
+    fi
+    kill -KILL "$pid" 2>/dev/null || true
+    echo "$name did not start on port $port (attempt $attempt): $(tail -n 1 "$log")"
+  done
+  fail "$name could not start"
+}
+
+start_listening charging_sim CHARGING_PORT CHARGING_PID "$WORK/charging_sim.log" \
+  "$BIN/tools/charging_sim/charging_sim" --listen "127.0.0.1:PORT_PLACEHOLDER" --default-balance 1000000000 \
+  --latency-ms 2 --debit-log "$WORK/debits.csv"
+start_listening smsc_sim SMSC_PORT SMSC_PID "$WORK/smsc_sim.log" \
+  "$BIN/tools/smsc_sim/smsc_sim" --listen "127.0.0.1:PORT_PLACEHOLDER" --system-id donagate --password secret \
   --mo-file "$WORK/mos.txt" --mo-rate 300 --window 50 --mo-id-tlv 5121 \
   --redeliver-unacked --redeliver-delay-ms 500 --receipts --receipt-delay-ms 50 \
-  --exit-when-done --expect-submits "$N" --duration 150 --report "$WORK/report.json" \
-  >"$WORK/smsc_sim.log" 2>&1 &
-SMSC_PID=$!; PIDS+=("$SMSC_PID")
+  --exit-when-done --expect-submits "$N" --duration 150 --report "$WORK/report.json"
+pick_port HTTP_PORT
 
 cat >"$WORK/donagate.toml" <<EOF
 [[smsc]]
