@@ -75,7 +75,7 @@ class Process {
   int Wait(milliseconds timeout) {
     if (exited_) return status_;
     auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
+    for (;;) {
       int st = 0;
       pid_t r = waitpid(pid_, &st, WNOHANG);
       if (r == pid_) {
@@ -83,9 +83,9 @@ class Process {
         status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         return status_;
       }
+      if (Clock::now() >= deadline) return -1;
       std::this_thread::sleep_for(milliseconds(20));
     }
-    return -1;
   }
 
  private:
@@ -221,37 +221,50 @@ class E2eTest : public ::testing::Test {
     dir_ = MakeTempDir("e2e");
     setenv("E2E_SMSC_PASSWORD", "secret", 1);
   }
-  std::unique_ptr<Process> StartChargingSim(int port, int latency_ms = 2, double lost_rate = 0) {
-    std::vector<std::string> argv{BinaryPath("tools/charging_sim/charging_sim"),
-                                  "--listen", "127.0.0.1:" + std::to_string(port),
-                                  "--default-balance", "1000000000",
-                                  "--latency-ms", std::to_string(latency_ms),
-                                  "--debit-log", dir_ + "/debits.csv"};
-    if (lost_rate > 0) {
-      argv.insert(argv.end(), {"--lost-response-rate", std::to_string(lost_rate), "--seed", "7"});
+  // Starts a simulator listening on a free port, retrying on another one if the port was taken
+  // between FreeTcpPort() and the bind. *port receives the port used.
+  std::unique_ptr<Process> StartListening(const std::string& log_name, int* port,
+                                          const std::function<std::vector<std::string>(int)>& argv) {
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      *port = FreeTcpPort();
+      const std::string log = dir_ + "/" + log_name + "." + std::to_string(attempt) + ".log";
+      auto p = std::make_unique<Process>(argv(*port), log);
+      WaitFor([&] { return ReadFile(log).find("listening") != std::string::npos || p->Wait(milliseconds(0)) >= 0; },
+              seconds(10));
+      if (ReadFile(log).find("listening") != std::string::npos && p->Wait(milliseconds(0)) < 0) return p;
     }
-    auto p = std::make_unique<Process>(argv, dir_ + "/charging_sim.log");
-    EXPECT_TRUE(WaitFor([&] { return ReadFile(dir_ + "/charging_sim.log").find("listening") != std::string::npos; },
-                        seconds(10)));
-    return p;
+    ADD_FAILURE() << log_name << " did not start";
+    return nullptr;
   }
-  std::unique_ptr<Process> StartSmscSim(const std::string& name, int port, const std::string& mo_file,
+  std::unique_ptr<Process> StartChargingSim(int* port, int latency_ms = 2, double lost_rate = 0) {
+    return StartListening("charging_sim", port, [&](int p) {
+      std::vector<std::string> argv{BinaryPath("tools/charging_sim/charging_sim"),
+                                    "--listen", "127.0.0.1:" + std::to_string(p),
+                                    "--default-balance", "1000000000",
+                                    "--latency-ms", std::to_string(latency_ms),
+                                    "--debit-log", dir_ + "/debits.csv"};
+      if (lost_rate > 0) {
+        argv.insert(argv.end(), {"--lost-response-rate", std::to_string(lost_rate), "--seed", "7"});
+      }
+      return argv;
+    });
+  }
+  std::unique_ptr<Process> StartSmscSim(const std::string& name, int* port, const std::string& mo_file,
                                         int expect_submits, double mo_rate, bool mo_ids) {
-    std::vector<std::string> argv{BinaryPath("tools/smsc_sim/smsc_sim"),
-                                  "--listen", "127.0.0.1:" + std::to_string(port),
-                                  "--system-id", "donagate", "--password", "secret",
-                                  "--mo-file", mo_file, "--window", "50",
-                                  "--redeliver-unacked", "--redeliver-delay-ms", "300",
-                                  "--receipts", "--receipt-delay-ms", "50",
-                                  "--exit-when-done", "--expect-submits", std::to_string(expect_submits),
-                                  "--duration", "150",
-                                  "--report", dir_ + "/" + name + "_report.json"};
-    if (mo_rate > 0) argv.insert(argv.end(), {"--mo-rate", std::to_string(mo_rate)});
-    if (mo_ids) argv.insert(argv.end(), {"--mo-id-tlv", std::to_string(kMoIdTlv)});
-    auto p = std::make_unique<Process>(argv, dir_ + "/" + name + ".log");
-    EXPECT_TRUE(WaitFor([&] { return ReadFile(dir_ + "/" + name + ".log").find("listening") != std::string::npos; },
-                        seconds(10)));
-    return p;
+    return StartListening(name, port, [&](int p) {
+      std::vector<std::string> argv{BinaryPath("tools/smsc_sim/smsc_sim"),
+                                    "--listen", "127.0.0.1:" + std::to_string(p),
+                                    "--system-id", "donagate", "--password", "secret",
+                                    "--mo-file", mo_file, "--window", "50",
+                                    "--redeliver-unacked", "--redeliver-delay-ms", "300",
+                                    "--receipts", "--receipt-delay-ms", "50",
+                                    "--exit-when-done", "--expect-submits", std::to_string(expect_submits),
+                                    "--duration", "150",
+                                    "--report", dir_ + "/" + name + "_report.json"};
+      if (mo_rate > 0) argv.insert(argv.end(), {"--mo-rate", std::to_string(mo_rate)});
+      if (mo_ids) argv.insert(argv.end(), {"--mo-id-tlv", std::to_string(kMoIdTlv)});
+      return argv;
+    });
   }
   std::unique_ptr<Process> StartDaemon(const std::string& config, const std::string& log_name) {
     return std::make_unique<Process>(
@@ -303,10 +316,11 @@ TEST_F(E2eTest, ThousandMosFromManySubscribersAreChargedToTheDongAndAnsweredOnce
   auto mos = MakeTraffic(1000, 400, 84912000000ull, 11);
   const int valid = ValidCount(mos);
   const int64_t expected = ExpectedVnd(mos);
-  const int charging_port = FreeTcpPort(), smsc_port = FreeTcpPort(), http_port = FreeTcpPort();
+  int charging_port = 0, smsc_port = 0;
+  const int http_port = FreeTcpPort();
 
-  auto charging = StartChargingSim(charging_port);
-  auto smsc = StartSmscSim("opa", smsc_port, WriteMoFile(dir_, "mos.txt", mos), 1000, 0, false);
+  auto charging = StartChargingSim(&charging_port);
+  auto smsc = StartSmscSim("opa", &smsc_port, WriteMoFile(dir_, "mos.txt", mos), 1000, 0, false);
   auto daemon = StartDaemon(WriteConfig(dir_, "d.toml", "e2e-1", {{"opa-1", "opa", smsc_port}},
                                         charging_port, http_port, false),
                             "daemon.log");
@@ -393,11 +407,12 @@ TEST_F(E2eTest, SigkillMidStreamThenRestartLosesNothingAndChargesNothingTwice) {
   auto mos = MakeTraffic(1500, 500, 84913000000ull, 23);
   const int valid = ValidCount(mos);
   const int64_t expected = ExpectedVnd(mos);
-  const int charging_port = FreeTcpPort(), smsc_port = FreeTcpPort(), http_port = FreeTcpPort();
+  int charging_port = 0, smsc_port = 0;
+  const int http_port = FreeTcpPort();
 
   // 5% of charges are "charged but the response was lost": resolved by Status, never re-debited.
-  auto charging = StartChargingSim(charging_port, 3, 0.05);
-  auto smsc = StartSmscSim("opa", smsc_port, WriteMoFile(dir_, "mos.txt", mos), 1500, 400, true);
+  auto charging = StartChargingSim(&charging_port, 3, 0.05);
+  auto smsc = StartSmscSim("opa", &smsc_port, WriteMoFile(dir_, "mos.txt", mos), 1500, 400, true);
   const std::string config = WriteConfig(dir_, "d.toml", "e2e-kill", {{"opa-1", "opa", smsc_port}},
                                          charging_port, http_port, true);
   auto daemon = StartDaemon(config, "daemon1.log");
@@ -456,9 +471,10 @@ TEST_F(E2eTest, SigtermMidStreamIsGracefulNothingLostNothingStoredTwiceEvenWitho
   setenv("E2E_DATABASE_URL", db.c_str(), 1);
   auto mos = MakeTraffic(800, 300, 84917000000ull, 41);
   const int valid = ValidCount(mos);
-  const int charging_port = FreeTcpPort(), smsc_port = FreeTcpPort(), http_port = FreeTcpPort();
-  auto charging = StartChargingSim(charging_port);
-  auto smsc = StartSmscSim("opa", smsc_port, WriteMoFile(dir_, "mos.txt", mos), 800, 300, false);
+  int charging_port = 0, smsc_port = 0;
+  const int http_port = FreeTcpPort();
+  auto charging = StartChargingSim(&charging_port);
+  auto smsc = StartSmscSim("opa", &smsc_port, WriteMoFile(dir_, "mos.txt", mos), 800, 300, false);
   // No MO id TLV: a committed MO whose ack never left would come back as a second row. A
   // graceful stop must therefore ack everything it committed before it unbinds.
   const std::string config = WriteConfig(dir_, "d.toml", "e2e-term", {{"opa-1", "opa", smsc_port}},
@@ -488,11 +504,11 @@ TEST_F(E2eTest, TwoInstancesWithDifferentLinksShareOneDatabaseWithoutDoubleProce
   auto mos_b = MakeTraffic(600, 200, 84915000000ull, 37);
   const int valid = ValidCount(mos_a) + ValidCount(mos_b);
   const int64_t expected = ExpectedVnd(mos_a) + ExpectedVnd(mos_b);
-  const int charging_port = FreeTcpPort(), port_a = FreeTcpPort(), port_b = FreeTcpPort();
+  int charging_port = 0, port_a = 0, port_b = 0;
 
-  auto charging = StartChargingSim(charging_port, 5);
-  auto smsc_a = StartSmscSim("opa", port_a, WriteMoFile(dir_, "a.txt", mos_a), 600, 0, false);
-  auto smsc_b = StartSmscSim("opb", port_b, WriteMoFile(dir_, "b.txt", mos_b), 600, 0, false);
+  auto charging = StartChargingSim(&charging_port, 5);
+  auto smsc_a = StartSmscSim("opa", &port_a, WriteMoFile(dir_, "a.txt", mos_a), 600, 0, false);
+  auto smsc_b = StartSmscSim("opb", &port_b, WriteMoFile(dir_, "b.txt", mos_b), 600, 0, false);
   // Both instances can charge both operators (same [[charging]]), each has one operator's link.
   auto daemon_a = StartDaemon(WriteConfig(dir_, "a.toml", "inst-a", {{"opa-1", "opa", port_a}},
                                           charging_port, FreeTcpPort(), false),
