@@ -12,7 +12,9 @@
 #   faults_start_daemon          donagated in the background (DAEMON_PID), log appended to daemon.log
 #   faults_wait_smsc SECONDS     wait for smsc_sim to finish (SIGTERM it at the deadline)
 #   faults_wait_final SECONDS    wait until every stored donation has a final state
-#   faults_verify NAME           the invariants; prints the one-line summary; exits 1 on violation
+#   faults_verify                the invariants; prints the one-line summary (+ FAULTS_SUMMARY_EXTRA,
+#                                appended to $FAULTS_RESULTS when set); exits 1 on violation.
+#                                FAULTS_EXPECT_ALL_CHARGED=0 drops "every valid MO charged"
 #
 # Everything listens on 127.0.0.1 only; a watchdog ends the script after FAULTS_TIMEOUT s
 # (default 120 + FAULTS_MESSAGES/25). FAULTS_MESSAGES scales the load (default 5000; the
