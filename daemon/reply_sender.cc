@@ -262,17 +262,34 @@ void ReplySender::RecordResults() {
     std::lock_guard<std::mutex> lock(mu_);
     batch.swap(results_);
   }
-  for (Result& r : batch) {
-    billing::StoreStatus s;
+  // One transaction for the whole batch: with synchronous_commit=on each commit is a WAL
+  // flush, and one flush per reply capped the reply rate (docs/performance.md).
+  using Record = billing::Store::ReplyResultRecord;
+  std::vector<Record> records;
+  records.reserve(batch.size());
+  for (const Result& r : batch) {
+    Record rec;
+    rec.reply_id = r.reply_id;
     if (r.kind == Result::Kind::kSubmitted) {
-      s = store_->MarkReplySubmitted(r.reply_id, r.message_ids);
+      rec.kind = Record::Kind::kSubmitted;
+      rec.smsc_message_ids = r.message_ids;
     } else if (r.kind == Result::Kind::kFailed || r.attempts >= options_.max_attempts) {
-      s = store_->MarkReplyFailed(r.reply_id, r.reason);
+      rec.kind = Record::Kind::kFailed;
+      rec.reason = r.reason;
     } else {
       auto backoff = options_.retry_min * (1LL << std::min(r.attempts - 1, 16));
       backoff = std::min<decltype(backoff)>(backoff, options_.retry_max);
-      s = store_->MarkReplyRetry(r.reply_id, billing::StoreClock::now() + backoff, r.reason);
+      rec.kind = Record::Kind::kRetry;
+      rec.next_attempt_at = billing::StoreClock::now() + backoff;
+      rec.reason = r.reason;
     }
+    records.push_back(std::move(rec));
+  }
+  std::vector<billing::StoreStatus> statuses;
+  store_->RecordReplyResults(records, &statuses);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Result& r = batch[i];
+    const billing::StoreStatus& s = statuses[i];
     if (!s.ok()) {
       // The claim's lease will expire and the reply will be sent again: at-least-once.
       if (metrics_) metrics_->StoreError(s);
