@@ -63,11 +63,13 @@ faults_cleanup() {
 }
 
 # Sets variable $1 to a free loopback port (not via $(...): a subshell replays $RANDOM).
+# 20000..32767: below Linux's ephemeral range (32768+), so no outgoing connection of a parallel
+# test can take the port between this check and the listener's bind.
 FAULTS_USED_PORTS=" "
 pick_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 30000))
+    p=$((20000 + RANDOM % 12768))
     case "$FAULTS_USED_PORTS" in *" $p "*) continue ;; esac
     ss -Hltn "sport = :$p" 2>/dev/null | grep -q . || break
   done
@@ -87,6 +89,7 @@ faults_setup() {
   trap 'echo "FAIL[$FAULTS_NAME]: timed out after $FAULTS_TIMEOUT s" >&2; exit 124' TERM
   { sleep "$FAULTS_TIMEOUT" && kill -TERM $$; } &
   FAULTS_WATCHDOG=$!
+  disown "$FAULTS_WATCHDOG"   # no "Terminated" job notice when cleanup ends it
   # Retry: another test may grab the random port between the check and the bind.
   local attempt
   for attempt in 1 2 3; do
@@ -205,9 +208,26 @@ EOF
 }
 
 faults_start_daemon() {
-  FAULTS_SMSC_PASSWORD=$FAULTS_SMSC_PASSWORD FAULTS_DATABASE_URL=${FAULTS_DATABASE_URL:-$DB} \
-    "$DONAGATED" --config "$WORK/donagate.toml" >>"$WORK/daemon.log" 2>&1 &
-  DAEMON_PID=$!; FAULTS_PIDS+=("$DAEMON_PID")
+  local attempt
+  for attempt in 1 2 3; do
+    FAULTS_SMSC_PASSWORD=$FAULTS_SMSC_PASSWORD FAULTS_DATABASE_URL=${FAULTS_DATABASE_URL:-$DB} \
+      "$DONAGATED" --config "$WORK/donagate.toml" >>"$WORK/daemon.log" 2>&1 &
+    DAEMON_PID=$!; FAULTS_PIDS+=("$DAEMON_PID")
+    # Up when /healthz answers; a listener port taken meanwhile by a parallel test → new port.
+    for _ in $(seq 1 100); do
+      curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/healthz" 2>/dev/null && return 0
+      kill -0 "$DAEMON_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$DAEMON_PID" 2>/dev/null && return 0      # slow start (migrations): let it run
+    wait "$DAEMON_PID" 2>/dev/null || true
+    tail -n 1 "$WORK/daemon.log" | grep -q 'Address already in use' || fail "donagated exited at start: $(tail -n 2 "$WORK/daemon.log")"
+    local old=$HTTP_PORT
+    pick_port HTTP_PORT
+    sed -i "s/127.0.0.1:$old\"/127.0.0.1:$HTTP_PORT\"/" "$WORK/donagate.toml"
+    note "HTTP port $old was taken; retrying on $HTTP_PORT"
+  done
+  fail "donagated could not start (ports taken)"
 }
 
 faults_stop_daemon() {
