@@ -46,6 +46,7 @@ note() { echo "[$FAULTS_NAME +$((SECONDS - FAULTS_T0))s] $*"; }
 faults_cleanup() {
   local rc=$?
   local p
+  disown -a 2>/dev/null || true   # no "Killed" job notices for what we end here
   for p in "${FAULTS_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   if [ -n "${FAULTS_WATCHDOG:-}" ]; then
     pkill -P "$FAULTS_WATCHDOG" sleep 2>/dev/null || true
@@ -87,9 +88,8 @@ faults_setup() {
   trap faults_cleanup EXIT
   # Whole-script bound (CTest's own timeout is 900 s): SIGTERM ourselves, fail, clean up.
   trap 'echo "FAIL[$FAULTS_NAME]: timed out after $FAULTS_TIMEOUT s" >&2; exit 124' TERM
-  { sleep "$FAULTS_TIMEOUT" && kill -TERM $$; } &
+  { sleep "$FAULTS_TIMEOUT" && kill -TERM $$; } 2>/dev/null &
   FAULTS_WATCHDOG=$!
-  disown "$FAULTS_WATCHDOG"   # no "Terminated" job notice when cleanup ends it
   # Retry: another test may grab the random port between the check and the bind.
   local attempt
   for attempt in 1 2 3; do
