@@ -34,7 +34,7 @@ USED_PORTS=" "
 pick_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 30000))
+    p=$((20000 + RANDOM % 12768))  # below the ephemeral range (32768+): no outgoing connection can take it
     case "$USED_PORTS" in *" $p "*) continue ;; esac
     ss -Hltn "sport = :$p" 2>/dev/null | grep -q . || break
   done

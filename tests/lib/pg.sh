@@ -14,10 +14,12 @@ _pg_as() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# 20000..32767: below Linux's ephemeral port range, so an outgoing connection of a parallel
+# test cannot take the port between this check and the server's bind.
 _pg_free_port() {
   local p
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((20000 + RANDOM % 12768))
     if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then echo "$p"; return 0; fi
   done
   return 1
