@@ -277,8 +277,9 @@ void SmppServer::OnAccept(const Strand& session_strand, tcp::socket socket) {
   if (ec) return;  // already gone
   const std::string ip = Unmapped(remote.address()).to_string();
   if (!allowlist_.Allows(remote.address())) {
-    socket.close(ec);
+    // Counted before the close: whoever sees the connection refused also sees it counted.
     metrics_->BindFailed("ip_not_allowed");
+    socket.close(ec);
     uint64_t suppressed = 0;
     if (LogLimiter::Links().Allow(name() + "/ip_refused/" + ip, &suppressed)) {
       LinkLog().warn("event=connection_refused link={} reason=ip_not_allowed ip={} suppressed={}",
