@@ -7,6 +7,7 @@
 
 #include "billing/charging_factory.h"
 #include "billing/reply_template.h"
+#include "daemon/logging.h"
 #include "daemon/metrics.h"
 
 namespace donagate::daemon {
@@ -82,6 +83,9 @@ struct ChargerSet::Entry {
   std::unique_ptr<billing::DonationCharger> charger;
   std::optional<config::ChargingMode> mode_override;
   Metrics::ChargingCounters* counters = nullptr;
+  // Last state written to the log, so an opening or closing breaker is one warn line each
+  // (an outage must be visible in the journal, not only on a dashboard).
+  mutable std::optional<billing::CircuitBreaker::State> logged_state;
 };
 
 ChargerSet::~ChargerSet() = default;
@@ -128,7 +132,19 @@ std::vector<std::string> ChargerSet::Operators() const {
 
 void ChargerSet::ExportBreakerStates() const {
   for (const auto& [name, entry] : entries_) {
-    if (entry->counters) entry->counters->SetBreaker(entry->breaker->state());
+    const billing::CircuitBreaker::State state = entry->breaker->state();
+    if (entry->counters) entry->counters->SetBreaker(state);
+    if (entry->logged_state.has_value() ? *entry->logged_state != state
+                                        : state != billing::CircuitBreaker::State::kClosed) {
+      auto log = Logger("charging");
+      if (state == billing::CircuitBreaker::State::kClosed) {
+        log->info("event=breaker_closed operator={} backend={}", name, entry->backend->Name());
+      } else {
+        log->warn("event=breaker_{} operator={} backend={} effect=\"donations wait, none fail\"",
+                  billing::ToString(state), name, entry->backend->Name());
+      }
+    }
+    entry->logged_state = state;
   }
 }
 

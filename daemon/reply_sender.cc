@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/link_manager.h"
+#include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "protocol/message_id.h"
 #include "protocol/text_codec.h"
@@ -132,7 +133,7 @@ DELETE FROM pending_receipt d USING applied a WHERE d.id = a.id AND a.matched)";
   if (s.ok()) s = sweep_conn_.Exec(kSweepSql);
   if (!s.ok()) {
     if (metrics_) metrics_->StoreError(s);
-    spdlog::warn("reply: parked receipt sweep failed: {}", s.ToString());
+    Logger("reply")->warn("event=receipt_sweep_failed error={}", Quote(s.ToString()));
   }
 }
 
@@ -146,7 +147,7 @@ void ReplySender::Claim() {
   billing::StoreStatus s = store_->ClaimReplies(operators, limit, options_.lease, &replies);
   if (!s.ok()) {
     if (metrics_) metrics_->StoreError(s);
-    spdlog::warn("reply: claim failed: {}", s.ToString());
+    Logger("reply")->warn("event=claim_failed error={}", Quote(s.ToString()));
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_.load(); });
     return;
@@ -293,7 +294,7 @@ void ReplySender::RecordResults() {
     if (!s.ok()) {
       // The claim's lease will expire and the reply will be sent again: at-least-once.
       if (metrics_) metrics_->StoreError(s);
-      spdlog::warn("reply: recording the result of reply {} failed: {}", r.reply_id, s.ToString());
+      Logger("reply")->warn("event=record_failed reply_id={} error={}", r.reply_id, Quote(s.ToString()));
     }
     if (metrics_) {
       auto& counters = metrics_->ForOperator(r.operator_name);
