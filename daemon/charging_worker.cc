@@ -9,6 +9,7 @@
 #include "billing/reply_template.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
+#include "daemon/reply_templates.h"
 
 namespace donagate::daemon {
 
@@ -348,7 +349,7 @@ std::optional<billing::ReplyDraft> ChargingWorker::BuildReply(
   reply.purpose = std::string(billing::ToString(kind));
   reply.source_addr = work.shortcode;
   reply.dest_addr = work.msisdn;
-  reply.text = billing::RenderReply(billing::TemplateFor(campaign.templates, kind), values);
+  reply.text = billing::RenderReply(billing::TemplateFor(*TemplatesFor(campaign), kind), values);
   return reply;
 }
 

@@ -1,5 +1,7 @@
 #include "daemon/daemon.h"
 
+#include "daemon/reply_templates.h"
+
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -35,7 +37,8 @@ using std::chrono::seconds;
 
 class Daemon final : public AdminActions {
  public:
-  explicit Daemon(const config::Config& config) : config_(config) {}
+  Daemon(const config::Config& config, std::string config_path)
+      : config_(config), config_path_(std::move(config_path)) {}
   int Run();
 
   // AdminActions
@@ -62,9 +65,11 @@ class Daemon final : public AdminActions {
     return AdminResult::Ok("starting link " + std::string(name));
   }
   AdminResult ReloadTemplates() override {
-    return AdminResult::Of(AdminResult::Code::kConflict,
-                           "template reload is not supported by this build; restart the daemon "
-                           "(replies already queued keep their text)");
+    std::string message;
+    if (!ReloadTemplatesFromFile(config_path_, config_, &message)) {
+      return AdminResult::Of(AdminResult::Code::kInvalid, message);
+    }
+    return AdminResult::Ok(message + " (replies already queued keep their text)");
   }
   std::vector<LinkStatus> Links() override {
     return links_ ? links_->Statuses() : std::vector<LinkStatus>{};
@@ -76,6 +81,7 @@ class Daemon final : public AdminActions {
   void ScheduleHousekeeping();
 
   const config::Config& config_;
+  const std::string config_path_;
   boost::asio::io_context io_;
   prometheus::Registry registry_;
   std::unique_ptr<Metrics> metrics_;
@@ -367,13 +373,13 @@ int Daemon::Run() {
 
 }  // namespace
 
-int RunDaemon(const config::Config& config) {
+int RunDaemon(const config::Config& config, const std::string& config_path) {
   std::string error;
   if (!SetupLogging(config.log, &error)) {
     fprintf(stderr, "donagated: %s\n", error.c_str());
     return 1;
   }
-  Daemon daemon(config);
+  Daemon daemon(config, config_path);
   return daemon.Run();
 }
 

@@ -19,7 +19,8 @@ namespace donagate::daemon {
 
 // Runs until SIGTERM/SIGINT. Returns the process exit code: 0 after a graceful stop, 1 when
 // the daemon could not start (database unreachable for migrations, HTTP port taken, a link or
-// backend misconfigured beyond what the loader checks).
-int RunDaemon(const config::Config& config);
+// backend misconfigured beyond what the loader checks). `config_path` is the file `config`
+// was loaded from; the admin "reload templates" action re-reads it.
+int RunDaemon(const config::Config& config, const std::string& config_path = "");
 
 }  // namespace donagate::daemon

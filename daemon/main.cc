@@ -64,5 +64,5 @@ int main(int argc, char** argv) {
   }
   auto config = LoadOrReport(config_path);
   if (!config) return kExitConfig;
-  return donagate::daemon::RunDaemon(*config);
+  return donagate::daemon::RunDaemon(*config, config_path);
 }

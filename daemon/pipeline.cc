@@ -1,5 +1,7 @@
 #include "daemon/pipeline.h"
 
+#include "daemon/reply_templates.h"
+
 #include <fstream>
 #include <functional>
 
@@ -212,7 +214,7 @@ billing::IngestItem Pipeline::BuildMessageItem(const LinkInfo& link, const std::
     r.purpose = std::string(billing::ToString(kind));
     r.source_addr = campaign.shortcode;
     r.dest_addr = m.msisdn;
-    r.text = billing::RenderReply(billing::TemplateFor(campaign.templates, kind), v);
+    r.text = billing::RenderReply(billing::TemplateFor(*TemplatesFor(campaign), kind), v);
     return r;
   };
 

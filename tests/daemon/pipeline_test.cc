@@ -16,6 +16,7 @@
 #include "daemon/ingest_writer.h"
 #include "daemon/link_manager.h"
 #include "daemon/reply_sender.h"
+#include "daemon/reply_templates.h"
 #include "protocol/udh.h"
 #include "tests/common/test_env.h"
 #include "tests/common/test_pg.h"
@@ -321,6 +322,27 @@ TEST(PipelineTest, AReceiptParkedByARaceWithItsReplyIsAppliedBySweep) {
   sender.Stop();
   EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM pending_receipt"), "0");
   EXPECT_EQ(QueryValue(db, "SELECT receipt_stat FROM outbox"), "DELIVRD");
+}
+
+}  // namespace
+}  // namespace donagate::daemon
+
+namespace donagate::daemon {
+namespace {
+
+TEST(PipelineTest, ReloadedTemplatesAreUsedForRepliesRenderedAfterTheReload) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_reload");
+  Harness h(TestConfig(db));
+  EXPECT_EQ(h.Deliver(DeliverSm("84912345678", "1407", "ung ho")), smpp::status::kOk);
+  config::ReplyTemplates reloaded = h.config().campaigns.at(0).templates;
+  reloaded.syntax = "Cu phap moi: {keyword} n gui {shortcode}";
+  SetReloadedTemplates({{"Vi mien Trung", reloaded}});
+  EXPECT_EQ(h.Deliver(DeliverSm("84912345679", "1407", "ung ho")), smpp::status::kOk);
+  SetReloadedTemplates({});
+  EXPECT_NE(QueryValue(db, "SELECT text FROM outbox WHERE dest_addr = '84912345678'").find("Sai cu phap"),
+            std::string::npos);
+  EXPECT_EQ(QueryValue(db, "SELECT text FROM outbox WHERE dest_addr = '84912345679'"), "Cu phap moi: CV n gui 1407");
 }
 
 }  // namespace
