@@ -1,6 +1,6 @@
 // Schema migrations: numbered SQL files billing/migrations/NNNN_name.sql, embedded in the
-// binary (billing/migrations_embedded.cc) so a deployed donagated/donagatectl needs no
-// source tree.
+// binary (migrations_embedded.cc, generated from the .sql files at configure time) so a
+// deployed donagated/donagatectl needs no source tree.
 //
 // Migrate() applies, in version order, every migration newer than the database's version,
 // each in its own transaction together with its schema_migrations row. Applying twice is a

@@ -41,10 +41,10 @@ TEST(MigrationsTest, EmbeddedCopiesEqualTheSqlFiles) {
     for (const auto& m : EmbeddedMigrations())
       if (m.version == version) found = &m;
     ASSERT_NE(found, nullptr) << "migration " << stem
-                              << " is not embedded in billing/migrations_embedded.cc";
+                              << " is not embedded (re-run cmake: migrations_embedded.cc is generated)";
     EXPECT_EQ(found->name, name);
     EXPECT_EQ(std::string(found->sql), ReadFile(entry.path()))
-        << "billing/migrations_embedded.cc is stale for " << stem;
+        << "the embedded migrations are stale (re-run cmake) for " << stem;
   }
   EXPECT_EQ(file_versions.size(), EmbeddedMigrations().size());
   int previous = 0;
