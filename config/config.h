@@ -192,7 +192,9 @@ struct PipelineConfig {
   int charge_batch_size = 64;      // donations claimed per round, 1..10000
   int charge_concurrency = 32;     // charges in flight per instance, 1..10000
   int charge_lease_s = 60;         // a claimed donation is reclaimable after this, 5..3600
+  int charge_workers = 1;          // charging DB threads (one connection each), 1..32
   int reply_batch_size = 64;       // outbox rows claimed per round, 1..10000
+  int reply_max_inflight = 256;    // replies being submitted at once, 1..100000
   int poll_interval_ms = 100;      // idle wait between claims, 1..60000
   std::string instance_id;         // default: the host name; [A-Za-z0-9._-], 1..64
   std::string blocklist_file;      // optional: one MSISDN per line; must be readable

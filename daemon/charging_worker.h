@@ -1,6 +1,7 @@
 // The charging worker: turns received donations into charged (or failed) ones.
 //
-// Loop, on one dedicated DB thread with its own Store (connection):
+// Loop, on each of `threads` dedicated DB threads ("lanes"), each with its own Store
+// (connection) and its share of charge_concurrency:
 //   1. claim up to charge_batch_size donations (Store::ClaimDonations: FOR UPDATE SKIP LOCKED
 //      with a lease, so several threads or daemon instances never get the same donation),
 //      keeping at most charge_concurrency donations in flight;
@@ -13,6 +14,11 @@
 //      Status() with the SAME key on the next claim; deferred ones (backend down, breaker open)
 //      go back as received — a donation is never failed because a backend was unavailable.
 // The reply text is rendered here from the campaign's templates (amounts as "100.000").
+//
+// Why lanes: one thread runs claim → charge → record strictly in turn, and each of those
+// waits for a database round trip and a commit; with a fast backend the thread, not the
+// backend, set the rate (docs/performance.md). Lanes are independent workers in one process:
+// the SKIP LOCKED claim keeps them apart exactly as it keeps daemon instances apart.
 //
 // Kill switch: SetPaused(true) stops claiming (receiving and recording go on); in-flight
 // charges finish and are recorded.
@@ -81,6 +87,7 @@ struct ChargingWorkerOptions {
   std::chrono::milliseconds unknown_retry{5000};    // unresolved unknown outcome
   std::chrono::milliseconds store_retry{500};       // a failed store call
   bool start_paused = false;
+  int threads = 1;  // lanes; each claims up to batch_size and holds concurrency / threads
 };
 
 class ChargingWorker {
@@ -102,7 +109,7 @@ class ChargingWorker {
   void SetPaused(bool paused);
   bool paused() const { return paused_.load(); }
 
-  int64_t inflight() const { return inflight_.load(); }
+  int64_t inflight() const;
   // Donations whose outcome was recorded by this worker (tests, /status).
   uint64_t recorded() const { return recorded_.load(); }
 
@@ -112,34 +119,41 @@ class ChargingWorker {
     billing::DonationChargeOutcome outcome;
     bool over_cap = false;
   };
+  // One DB thread with its own connection, claims, outcomes and in-flight count.
+  struct Lane {
+    int index = 0;
+    int64_t concurrency = 1;
+    std::unique_ptr<billing::Store> store;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Done> done;         // outcomes waiting to be recorded
+    bool notified = false;
+    std::atomic<int64_t> inflight{0};  // claimed, not yet recorded
+    std::chrono::steady_clock::time_point next_gauge_update{};
+    std::thread thread;
+  };
 
-  void Run();
-  void ClaimAndStart();
-  void RecordPending();
+  void Run(Lane& lane);
+  void ClaimAndStart(Lane& lane);
+  void RecordPending(Lane& lane);
   billing::ChargeOutcomeRecord BuildRecord(const Done& done) const;
   std::optional<billing::ReplyDraft> BuildReply(const billing::DonationWork& work,
                                                 const billing::DonationChargeOutcome& outcome,
                                                 bool over_cap) const;
-  void Complete(Done done);
+  void Complete(Lane& lane, Done done);
 
   const config::Config& config_;
   ChargerSet& chargers_;
   ChargingWorkerOptions options_;
   Metrics* metrics_;
   std::map<std::string, const config::Campaign*> campaigns_;
-  std::unique_ptr<billing::Store> store_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Done> done_;         // outcomes waiting to be recorded
-  bool notified_ = false;
+  std::mutex stop_mu_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> paused_{false};
-  std::atomic<int64_t> inflight_{0};  // claimed, not yet recorded
   std::atomic<uint64_t> recorded_{0};
-  std::chrono::steady_clock::time_point drain_deadline_{};
-  std::chrono::steady_clock::time_point next_gauge_update_{};
-  std::thread thread_;
+  std::atomic<int64_t> drain_deadline_ns_{0};  // steady_clock, set once by Stop()
 };
 
 }  // namespace donagate::daemon

@@ -243,6 +243,7 @@ int Daemon::Run() {
   co.store_options.application_name = "donagated-charging";
   co.batch_size = config_.pipeline.charge_batch_size;
   co.concurrency = config_.pipeline.charge_concurrency;
+  co.threads = config_.pipeline.charge_workers;
   co.lease = seconds(config_.pipeline.charge_lease_s);
   co.poll_interval = milliseconds(config_.pipeline.poll_interval_ms);
   co.start_paused = config_.pipeline.start_charging_paused;
@@ -263,6 +264,7 @@ int Daemon::Run() {
   ro.store_options = store_options;
   ro.store_options.application_name = "donagated-replies";
   ro.batch_size = config_.pipeline.reply_batch_size;
+  ro.max_inflight = config_.pipeline.reply_max_inflight;
   ro.poll_interval = milliseconds(config_.pipeline.poll_interval_ms);
   ro.lease = seconds(config_.pipeline.charge_lease_s);  // a crashed sender's claims come back as fast
   replies_ = std::make_unique<ReplySender>(io_.get_executor(), config_, *links_, ro, metrics_.get());

@@ -641,6 +641,43 @@ TEST_F(StoreTest, RecordsThatContradictTheDonationAreRefused) {
   EXPECT_EQ(QueryValue(db_, "SELECT state FROM donation"), "charging");
 }
 
+TEST_F(StoreTest, ABatchOfSubmittedDonationRepliesMarksEachDonationRepliedOnce) {
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 3; ++i) {
+    const std::string msisdn = "8491234567" + std::to_string(i);
+    int64_t id = IngestDonation(msisdn, 1);
+    ClaimOne(id);
+    ChargeOutcomeRecord rec;
+    rec.donation_id = id;
+    rec.new_state = DonationState::kCharged;
+    rec.charges.push_back(Charge("don-" + std::to_string(id), 0, 1, 20000, ChargeOutcome::kCharged));
+    rec.reply = Reply(msisdn, "Cam on");
+    std::vector<RecordResult> results;
+    ASSERT_TRUE(store_->RecordChargeOutcomes({rec}, &results).ok());
+    ids.push_back(id);
+  }
+  std::vector<OutboxReply> replies;
+  ASSERT_TRUE(store_->ClaimReplies({"viettel"}, 10, 30s, &replies).ok());
+  ASSERT_EQ(replies.size(), 3u);
+  using K = Store::ReplyResultRecord::Kind;
+  std::vector<Store::ReplyResultRecord> records;
+  records.push_back({K::kSubmitted, replies[0].id, {"A1"}, {}, ""});
+  records.push_back({K::kSubmitted, replies[1].id, {"B1", "B2", "B3"}, {}, ""});
+  records.push_back({K::kRetry, replies[2].id, {}, StoreClock::now() + 1h, "throttled"});
+  std::vector<StoreStatus> statuses;
+  ASSERT_TRUE(store_->RecordReplyResults(records, &statuses).ok());
+  EXPECT_EQ(QueryValue(db_, "SELECT string_agg(id::text || ':' || (replied_at IS NOT NULL), ',' ORDER BY id) FROM donation"),
+            std::to_string(ids[0]) + ":true," + std::to_string(ids[1]) + ":true," + std::to_string(ids[2]) + ":false");
+  EXPECT_EQ(QueryValue(db_, "SELECT string_agg(smsc_message_id || '/' || part, ',' ORDER BY smsc_message_id) "
+                            "FROM outbox_message_id"),
+            "A1/1,B1/1,B2/2,B3/3");
+  // A replay of the batch (its COMMIT answer lost) adds nothing.
+  records.pop_back();
+  ASSERT_TRUE(store_->RecordReplyResults(records, &statuses).ok());
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM outbox_message_id"), 4);
+  EXPECT_EQ(QueryValue(db_, "SELECT string_agg(state, ',' ORDER BY id) FROM outbox"), "submitted,submitted,pending");
+}
+
 TEST_F(StoreTest, PerUnitPartialChargeRecordsThreeOfFiveUnits) {
   int64_t id = IngestDonation("84912345678", 5, config::ChargingMode::kPerUnit);
   DonationWork w = ClaimOne(id);

@@ -252,6 +252,8 @@ TEST(LoaderTest, RangesAreChecked) {
       {"", "max_pdu_size = 10", "smsc[0].max_pdu_size: 10 is outside 64..1048576"},
       {"[database]", "batch_size = 0", "database.batch_size: 0 is outside 1..10000"},
       {"[pipeline]", "charge_lease_s = 1", "pipeline.charge_lease_s: 1 is outside 5..3600"},
+      {"[pipeline]", "charge_workers = 0", "pipeline.charge_workers: 0 is outside 1..32"},
+      {"[pipeline]", "reply_max_inflight = 0", "pipeline.reply_max_inflight: 0 is outside 1..100000"},
       {"[[campaign]]\nname = \"c\"", "unit_price_vnd = 0", "campaign[0].unit_price_vnd: 0 is outside 1..100000000"},
   };
   for (const auto& c : cases) {

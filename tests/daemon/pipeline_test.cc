@@ -297,6 +297,49 @@ TEST(PipelineTest, DailyCapAndKillSwitch) {
             "success,daily_cap,success");
 }
 
+TEST(PipelineTest, SeveralChargingLanesChargeEveryDonationOnceAndKeepTheDailyCap) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_lanes");
+  Harness h(TestConfig(db));  // cap: 8 units per subscriber and day
+  // One subscriber asks for 12 units in six texts (only 8 may be charged), 60 others 1 each.
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(h.Deliver(DeliverSm("0912345678", "1407", "CV 2")), smpp::status::kOk);
+  for (int i = 0; i < 60; ++i) {
+    EXPECT_EQ(h.Deliver(DeliverSm("09870000" + std::to_string(10 + i), "1407", "CV 1")), smpp::status::kOk);
+  }
+
+  auto chargers = ChargerSet::Create(h.io().get_executor(), h.config(), nullptr, nullptr);
+  ASSERT_NE(chargers, nullptr);
+  ChargingWorkerOptions co;
+  co.conninfo = db;
+  co.store_options.instance_id = "test-1";
+  co.poll_interval = milliseconds(20);
+  co.threads = 3;      // three DB threads claiming side by side ...
+  co.batch_size = 4;   // ... in small batches, so their claims interleave
+  co.concurrency = 12;
+  ChargingWorker worker(h.config(), *chargers, co);
+  worker.Start();
+  ASSERT_TRUE(WaitFor([&] {
+    return QueryValue(db, "SELECT count(*) FROM donation WHERE state IN ('charged','failed')") == "66";
+  }));
+  worker.Stop();
+  EXPECT_EQ(worker.recorded(), 66u);
+  EXPECT_EQ(worker.inflight(), 0);
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) || ':' || sum(charged_units) FROM donation "
+                           "WHERE msisdn = '84912345678' AND state = 'charged'"),
+            "4:8");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation WHERE failure_reason = 'daily_cap'"), "2");
+  // Every charged donation exactly one charge and one balanced journal; nothing else.
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM charge"), "64");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM (SELECT donation_id FROM ledger_entry GROUP BY 1 "
+                           "HAVING count(*) <> 2 OR count(DISTINCT journal_id) <> 1) x"),
+            "0");
+  EXPECT_EQ(QueryValue(db, "SELECT sum(amount_vnd) FROM ledger_entry WHERE direction='debit'"),
+            std::to_string((8 + 60) * 20000));
+  EXPECT_EQ(QueryValue(db, "SELECT sum(amount_vnd) FROM ledger_entry WHERE direction='credit'"),
+            std::to_string((8 + 60) * 20000));
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM outbox WHERE donation_id IS NOT NULL"), "66");
+}
+
 TEST(PipelineTest, AReceiptParkedByARaceWithItsReplyIsAppliedBySweep) {
   DONAGATE_REQUIRE_POSTGRES();
   const std::string db = Migrated("pipe_sweep");
