@@ -2,7 +2,8 @@
 # End-to-end benchmark of donagated (docs/performance.md).
 #
 #   bench/run.sh [--count N] [--duration S] [--drain-s S] [--latencies "0 50"] [--soak-s S] [--ceiling-s S]
-#                [--soak-rate R] [--pool-size N] [--batch-size N] [--ingest-only] [--skip-deps] [--skip-build] [--skip-micro] [--skip-soak] [--out DIR]
+#                [--soak-rate R] [--pool-size N] [--batch-size N] [--charge-workers N] [--reply-inflight N]
+#                [--receipt-delay-ms MS] [--ingest-only] [--skip-deps] [--skip-build] [--skip-micro] [--skip-soak] [--out DIR]
 #
 # From a clean clone: installs the Debian dependencies (deploy/install-deps.sh), builds Release
 # into build-release/, starts a throwaway PostgreSQL with durable settings (fsync=on,
@@ -27,6 +28,9 @@ SOAK_RATE=""        # MO/s of the soak; default half the first peak run's mo_per
 CEILING_S=10        # pgbench duration
 BATCH_SIZE=512      # [database] batch_size
 POOL_SIZE=4         # [database] pool_size (ingest uses pool_size - 2 DB threads)
+CHARGE_WORKERS=2    # [pipeline] charge_workers (charging DB threads)
+REPLY_INFLIGHT=2048 # [pipeline] reply_max_inflight
+RECEIPT_DELAY_MS=1000  # loadgen sends each delivery receipt this long after the reply (0: at once)
 CHARGING_PAUSED=false  # --ingest-only: start with charging paused (measures ingest alone)
 SKIP_DEPS=0 SKIP_BUILD=0 SKIP_MICRO=0 SKIP_SOAK=0
 OUT=""
@@ -42,6 +46,9 @@ while (($#)); do
     --ceiling-s) CEILING_S=$2; shift 2 ;;
     --batch-size) BATCH_SIZE=$2; shift 2 ;;
     --pool-size) POOL_SIZE=$2; shift 2 ;;
+    --charge-workers) CHARGE_WORKERS=$2; shift 2 ;;
+    --reply-inflight) REPLY_INFLIGHT=$2; shift 2 ;;
+    --receipt-delay-ms) RECEIPT_DELAY_MS=$2; shift 2 ;;
     --ingest-only) CHARGING_PAUSED=true; DRAIN_S=0; shift ;;
     --skip-deps) SKIP_DEPS=1; shift ;;
     --skip-build) SKIP_BUILD=1; shift ;;
@@ -157,7 +164,9 @@ max_concurrency = 512
 max_inflight = 100000
 charge_batch_size = 512
 charge_concurrency = 1024
+charge_workers = $CHARGE_WORKERS
 reply_batch_size = 512
+reply_max_inflight = $REPLY_INFLIGHT
 poll_interval_ms = 20
 instance_id = "bench"
 start_charging_paused = $CHARGING_PAUSED
@@ -183,6 +192,7 @@ start_stack() {  # db latency_ms loadgen-args...
   cport=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$OUT/$db-charging.out")
   rm -f "$OUT/$db-ports"
   "$LOADGEN" --port 0 --listeners 4 --expect-binds 4 --window 256 --mo-id-tlv 0x1401 --receipts \
+    --receipt-delay-ms "$RECEIPT_DELAY_MS" \
     --ready-file "$OUT/$db-ports" --acked-file "$OUT/$db-acked.csv" --summary-file "$OUT/$db-loadgen.json" \
     --bind-wait-s 60 "$@" >"$OUT/$db-loadgen.out" 2>"$OUT/$db-loadgen.err" &
   LG_PID=$!; PIDS+=("$LG_PID")

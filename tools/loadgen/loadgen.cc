@@ -111,6 +111,7 @@ struct Receipt {
   std::string message_id;
   std::string subscriber;  // the reply's destination: the receipt's source
   std::string shortcode;
+  int64_t due_us = 0;      // not sent before (submit_sm time + receipt_delay_ms)
 };
 
 // One in-flight deliver_sm: an MO (index) or a receipt.
@@ -232,7 +233,8 @@ class Generator {
       for (size_t k = 0; k < sessions_.size(); ++k) {
         auto& s = sessions_[(rr_ + k) % sessions_.size()];
         if (!s->CanDeliver() || s->InFlight() >= static_cast<size_t>(options_.window)) continue;
-        if (!receipts_.empty()) {
+        // FIFO with one fixed delay: the front is always the first one due.
+        if (!receipts_.empty() && receipts_.front().due_us <= NowUs()) {
           Receipt r = std::move(receipts_.front());
           receipts_.pop_front();
           s->SendDeliver(-1, Mo{}, std::move(r));
@@ -336,7 +338,8 @@ class Generator {
     char id[24];
     std::snprintf(id, sizeof id, "%llX", static_cast<unsigned long long>(next_message_id_++));
     if (options_.receipts && (submit.registered_delivery & 0x03) != 0) {
-      receipts_.push_back(Receipt{id, submit.destination_addr, submit.source_addr});
+      receipts_.push_back(Receipt{id, submit.destination_addr, submit.source_addr,
+                                  NowUs() + int64_t{options_.receipt_delay_ms} * 1000});
     }
     return id;
   }

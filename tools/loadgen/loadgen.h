@@ -38,6 +38,7 @@ struct Options {
   std::string shortcode = "1407";
   uint16_t mo_id_tlv = 0;          // if set, a unique MO id in this TLV (same on redelivery)
   bool receipts = false;           // send a delivery receipt for every submit_sm asking for one
+  int receipt_delay_ms = 0;        // ... this long after the submit_sm (a handset takes seconds)
   int redeliver_ms = 200;          // delay before redelivering after a temporary error
   double drain_s = 30;             // after generation stops, wait this long at most for acks
   double reply_wait_s = 30;        // then wait for replies at most this long ...

@@ -24,6 +24,9 @@ int main(int argc, char** argv) {
   app.add_option("--shortcode", o.shortcode, "destination address of the MOs");
   app.add_option("--mo-id-tlv", o.mo_id_tlv, "TLV tag carrying a unique MO id (0: none)");
   app.add_flag("--receipts", o.receipts, "send delivery receipts for replies that ask for one");
+  app.add_option("--receipt-delay-ms", o.receipt_delay_ms,
+                 "send each receipt this long after its submit_sm (0: at once)")
+      ->check(CLI::Range(0, 600000));
   app.add_option("--redeliver-ms", o.redeliver_ms, "delay before redelivering after a temporary error");
   app.add_option("--drain-s", o.drain_s, "max wait for outstanding acks after generation stops");
   app.add_option("--reply-wait-s", o.reply_wait_s, "max wait for replies after the acks");
