@@ -3,7 +3,7 @@
 #
 #   bench/run.sh [--count N] [--duration S] [--drain-s S] [--latencies "0 50"] [--soak-s S] [--ceiling-s S]
 #                [--soak-rate R] [--pool-size N] [--batch-size N] [--charge-workers N] [--reply-inflight N]
-#                [--receipt-delay-ms MS] [--ingest-only] [--skip-deps] [--skip-build] [--skip-micro] [--skip-soak] [--out DIR]
+#                [--receipt-delay-ms MS] [--charge-yield N] [--ingest-only] [--skip-deps] [--skip-build] [--skip-micro] [--skip-soak] [--out DIR]
 #
 # From a clean clone: installs the Debian dependencies (deploy/install-deps.sh), builds Release
 # into build-release/, starts a throwaway PostgreSQL with durable settings (fsync=on,
@@ -30,6 +30,7 @@ BATCH_SIZE=512      # [database] batch_size
 POOL_SIZE=4         # [database] pool_size (ingest uses pool_size - 2 DB threads)
 CHARGE_WORKERS=2    # [pipeline] charge_workers (charging DB threads)
 REPLY_INFLIGHT=2048 # [pipeline] reply_max_inflight
+CHARGE_YIELD=256    # [pipeline] charge_yield_ingest_backlog (0: charging never yields to ingest)
 RECEIPT_DELAY_MS=1000  # loadgen sends each delivery receipt this long after the reply (0: at once)
 CHARGING_PAUSED=false  # --ingest-only: start with charging paused (measures ingest alone)
 SKIP_DEPS=0 SKIP_BUILD=0 SKIP_MICRO=0 SKIP_SOAK=0
@@ -49,6 +50,7 @@ while (($#)); do
     --charge-workers) CHARGE_WORKERS=$2; shift 2 ;;
     --reply-inflight) REPLY_INFLIGHT=$2; shift 2 ;;
     --receipt-delay-ms) RECEIPT_DELAY_MS=$2; shift 2 ;;
+    --charge-yield) CHARGE_YIELD=$2; shift 2 ;;
     --ingest-only) CHARGING_PAUSED=true; DRAIN_S=0; shift ;;
     --skip-deps) SKIP_DEPS=1; shift ;;
     --skip-build) SKIP_BUILD=1; shift ;;
@@ -165,6 +167,7 @@ max_inflight = 100000
 charge_batch_size = 512
 charge_concurrency = 1024
 charge_workers = $CHARGE_WORKERS
+charge_yield_ingest_backlog = $CHARGE_YIELD
 reply_batch_size = 512
 reply_max_inflight = $REPLY_INFLIGHT
 poll_interval_ms = 20

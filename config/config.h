@@ -193,6 +193,9 @@ struct PipelineConfig {
   int charge_concurrency = 32;     // charges in flight per instance, 1..10000
   int charge_lease_s = 60;         // a claimed donation is reclaimable after this, 5..3600
   int charge_workers = 1;          // charging DB threads (one connection each), 1..32
+  // While more MOs than this wait for their commit, each charging thread and the reply sender
+  // claim at most one batch per second (acks first). 0 = never yield. 0..1000000
+  int charge_yield_ingest_backlog = 256;
   int reply_batch_size = 64;       // outbox rows claimed per round, 1..10000
   int reply_max_inflight = 256;    // replies being submitted at once, 1..100000
   int poll_interval_ms = 100;      // idle wait between claims, 1..60000

@@ -141,6 +141,7 @@ const std::vector<std::pair<std::string_view, std::vector<std::string_view>>>& S
       {"pipeline",
        {"temp_error_status", "max_inflight", "concat_timeout_s", "concat_on_timeout",
         "charge_batch_size", "charge_concurrency", "charge_lease_s", "charge_workers",
+        "charge_yield_ingest_backlog",
         "reply_batch_size", "reply_max_inflight", "poll_interval_ms", "instance_id", "blocklist_file", "start_charging_paused"}},
       {"http", {"listen"}},
       {"admin", {"enabled", "listen", "token_env", "token_file"}},
@@ -760,6 +761,7 @@ void ReadPipeline(Context& ctx, const toml::table& t, PipelineConfig& p) {
   r.Integer("charge_concurrency", p.charge_concurrency, 1, 10000);
   r.Integer("charge_lease_s", p.charge_lease_s, 5, 3600);
   r.Integer("charge_workers", p.charge_workers, 1, 32);
+  r.Integer("charge_yield_ingest_backlog", p.charge_yield_ingest_backlog, 0, 1000000);
   r.Integer("reply_batch_size", p.reply_batch_size, 1, 10000);
   r.Integer("reply_max_inflight", p.reply_max_inflight, 1, 100000);
   r.Integer("poll_interval_ms", p.poll_interval_ms, 1, 60000);

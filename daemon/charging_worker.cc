@@ -270,7 +270,13 @@ void ChargingWorker::Run(Lane& lane) {
     const int64_t room = lane.concurrency - lane.inflight.load();
     const int64_t worthwhile =
         std::max<int64_t>(1, std::min<int64_t>(options_.batch_size, lane.concurrency) / 4);
-    if (!paused_.load() && (room >= worthwhile || (room > 0 && lane.inflight.load() == 0))) {
+    bool yield = false;
+    if (options_.ingest_busy && options_.ingest_busy()) {
+      yield = Clock::now() < lane.next_claim_while_busy;
+      if (!yield) lane.next_claim_while_busy = Clock::now() + options_.yield_floor;
+      if (metrics_ && yield) metrics_->charging_yields().Increment();
+    }
+    if (!paused_.load() && !yield && (room >= worthwhile || (room > 0 && lane.inflight.load() == 0))) {
       int64_t before = lane.inflight.load();
       ClaimAndStart(lane);
       int64_t claimed = lane.inflight.load() - before;

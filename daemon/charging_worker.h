@@ -29,6 +29,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -88,6 +89,12 @@ struct ChargingWorkerOptions {
   std::chrono::milliseconds store_retry{500};       // a failed store call
   bool start_paused = false;
   int threads = 1;  // lanes; each claims up to batch_size and holds concurrency / threads
+  // Ingest first: while this returns true (MOs are waiting for their commit), each lane claims
+  // at most one batch per `yield_floor`, leaving the database to the acknowledgements. An MO
+  // not acknowledged in time is retried by the SMSC and counts against us; a donation charged
+  // a few seconds later costs nobody anything. Null: never yield.
+  std::function<bool()> ingest_busy;
+  std::chrono::milliseconds yield_floor{1000};
 };
 
 class ChargingWorker {
@@ -130,6 +137,7 @@ class ChargingWorker {
     bool notified = false;
     std::atomic<int64_t> inflight{0};  // claimed, not yet recorded
     std::chrono::steady_clock::time_point next_gauge_update{};
+    std::chrono::steady_clock::time_point next_claim_while_busy{};
     std::thread thread;
   };
 

@@ -244,6 +244,10 @@ int Daemon::Run() {
   co.batch_size = config_.pipeline.charge_batch_size;
   co.concurrency = config_.pipeline.charge_concurrency;
   co.threads = config_.pipeline.charge_workers;
+  if (config_.pipeline.charge_yield_ingest_backlog > 0) {
+    const int64_t backlog = config_.pipeline.charge_yield_ingest_backlog;
+    co.ingest_busy = [this, backlog] { return writer_->inflight() > backlog; };
+  }
   co.lease = seconds(config_.pipeline.charge_lease_s);
   co.poll_interval = milliseconds(config_.pipeline.poll_interval_ms);
   co.start_paused = config_.pipeline.start_charging_paused;
@@ -265,6 +269,7 @@ int Daemon::Run() {
   ro.store_options.application_name = "donagated-replies";
   ro.batch_size = config_.pipeline.reply_batch_size;
   ro.max_inflight = config_.pipeline.reply_max_inflight;
+  ro.ingest_busy = co.ingest_busy;
   ro.poll_interval = milliseconds(config_.pipeline.poll_interval_ms);
   ro.lease = seconds(config_.pipeline.charge_lease_s);  // a crashed sender's claims come back as fast
   replies_ = std::make_unique<ReplySender>(io_.get_executor(), config_, *links_, ro, metrics_.get());

@@ -115,6 +115,10 @@ Metrics::Metrics(prometheus::Registry& registry, std::string_view version)
       charging_paused_(GaugeFamily(registry, "donagate_charging_paused",
                                    "1 while charging is paused (kill switch), else 0")
                            .Add({})),
+      charging_yields_(CounterFamily(registry, "donagate_charging_yields_total",
+                                     "Charging claim rounds skipped to give the database to "
+                                     "MOs waiting for their commit")
+                           .Add({})),
       store_batch_size_(HistogramFamily(registry, "donagate_store_batch_size",
                                         "Items per ingest group commit")
                             .Add({}, BatchSizeBuckets())),
@@ -260,6 +264,7 @@ const std::vector<std::string>& Metrics::Names() {
       "donagate_reply_latency_seconds",
       "donagate_admin_actions_total",
       "donagate_charging_paused",
+      "donagate_charging_yields_total",
       "donagate_build_info",
       "donagate_process_start_time_seconds",
   };

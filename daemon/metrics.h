@@ -33,6 +33,8 @@
 //                                                            reply submit_sm sent
 //   donagate_admin_actions_total{action}                     AdminAction names
 //   donagate_charging_paused                                 gauge: 1 while the kill switch is on
+//   donagate_charging_yields_total                           claim rounds skipped because MOs
+//                                                            were waiting for their commit
 //   donagate_build_info{version}                             gauge, always 1
 //   donagate_process_start_time_seconds                      gauge: Unix time of start
 //
@@ -169,6 +171,7 @@ class Metrics {
   // `backend` is the charging backend's configured name (usually the operator's).
   ChargingCounters& ForBackend(std::string_view backend);
   prometheus::Gauge& charging_paused() { return charging_paused_; }
+  prometheus::Counter& charging_yields() { return charging_yields_; }
 
   // ---- store
   prometheus::Histogram& store_batch_size() { return store_batch_size_; }
@@ -223,6 +226,7 @@ class Metrics {
   prometheus::Gauge& concat_parts_pending_;
   prometheus::Gauge& charges_unknown_outstanding_;
   prometheus::Gauge& charging_paused_;
+  prometheus::Counter& charging_yields_;
   prometheus::Histogram& store_batch_size_;
   prometheus::Histogram& store_commit_duration_;
   prometheus::Gauge& store_pool_in_use_;

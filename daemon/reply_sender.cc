@@ -100,8 +100,13 @@ void ReplySender::Run() {
       next_sweep_ = Clock::now() + std::chrono::seconds(2);
       SweepParkedReceipts();
     }
+    bool yield = false;
+    if (options_.ingest_busy && options_.ingest_busy()) {
+      yield = Clock::now() < next_claim_while_busy_;
+      if (!yield) next_claim_while_busy_ = Clock::now() + options_.yield_floor;
+    }
     int64_t before = inflight_.load();
-    Claim();
+    if (!yield) Claim();
     bool claimed_full = inflight_.load() - before >= options_.batch_size &&
                         inflight_.load() < options_.max_inflight;
     if (claimed_full) continue;

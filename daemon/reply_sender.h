@@ -25,6 +25,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -54,6 +55,10 @@ struct ReplySenderOptions {
   std::chrono::milliseconds retry_min{1000};
   std::chrono::milliseconds retry_max{60000};
   int max_attempts = 10;          // then the reply is failed
+  // Acks first, as in ChargingWorkerOptions: while this returns true, claim at most one batch
+  // per `yield_floor`. Null: never yield.
+  std::function<bool()> ingest_busy;
+  std::chrono::milliseconds yield_floor{1000};
 };
 
 class ReplySender {
@@ -111,6 +116,7 @@ class ReplySender {
   std::chrono::steady_clock::time_point drain_deadline_{};
   std::chrono::steady_clock::time_point next_gauge_update_{};
   std::chrono::steady_clock::time_point next_sweep_{};
+  std::chrono::steady_clock::time_point next_claim_while_busy_{};
   std::thread thread_;
 };
 

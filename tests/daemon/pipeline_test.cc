@@ -7,6 +7,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <thread>
@@ -338,6 +339,38 @@ TEST(PipelineTest, SeveralChargingLanesChargeEveryDonationOnceAndKeepTheDailyCap
   EXPECT_EQ(QueryValue(db, "SELECT sum(amount_vnd) FROM ledger_entry WHERE direction='credit'"),
             std::to_string((8 + 60) * 20000));
   EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM outbox WHERE donation_id IS NOT NULL"), "66");
+}
+
+TEST(PipelineTest, WhileMosWaitForTheirCommitChargingClaimsOneBatchPerFloorPeriod) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_yield");
+  Harness h(TestConfig(db));
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(h.Deliver(DeliverSm("09870000" + std::to_string(10 + i), "1407", "CV 1")), smpp::status::kOk);
+  }
+  auto chargers = ChargerSet::Create(h.io().get_executor(), h.config(), nullptr, nullptr);
+  ASSERT_NE(chargers, nullptr);
+  std::atomic<bool> ingest_busy{true};
+  ChargingWorkerOptions co;
+  co.conninfo = db;
+  co.store_options.instance_id = "test-1";
+  co.poll_interval = milliseconds(20);
+  co.batch_size = 3;
+  co.concurrency = 30;
+  co.ingest_busy = [&] { return ingest_busy.load(); };
+  co.yield_floor = std::chrono::seconds(60);
+  ChargingWorker worker(h.config(), *chargers, co);
+  worker.Start();
+  // Busy: one batch (the floor), then nothing more for the rest of the period.
+  ASSERT_TRUE(WaitFor([&] { return QueryValue(db, "SELECT count(*) FROM donation WHERE state = 'charged'") == "3"; }));
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation WHERE state = 'charged'"), "3");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation WHERE state = 'received'"), "7");
+  // The burst is over: charging catches up at once.
+  ingest_busy.store(false);
+  ASSERT_TRUE(WaitFor([&] { return QueryValue(db, "SELECT count(*) FROM donation WHERE state = 'charged'") == "10"; }));
+  worker.Stop();
+  EXPECT_EQ(QueryValue(db, "SELECT sum(amount_vnd) FROM ledger_entry WHERE direction='debit'"), "200000");
 }
 
 TEST(PipelineTest, AReceiptParkedByARaceWithItsReplyIsAppliedBySweep) {
