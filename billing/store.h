@@ -376,6 +376,7 @@ class Store {
   // Read helpers (health, status page, tests).
   StoreStatus CountUnknownCharges(int64_t* count);
   StoreStatus CountOutboxBacklog(int64_t* count);  // pending + claimed replies
+  // Unfinished donations (received, charging, unknown) by state; final states are not counted.
   StoreStatus CountDonationsByState(std::map<std::string, int64_t>* counts);
   StoreStatus CurrentSchemaVersion(int* version);
 

@@ -348,6 +348,40 @@ TEST_F(StoreTest, ReceiptBeforeSubmitRespIsAppliedWhenTheIdIsStored) {
   EXPECT_EQ(purged, 1);
 }
 
+TEST_F(StoreTest, ReceiptsOfOneBatchApplyInArrivalOrderAndAFailureIsNeverOverwritten) {
+  std::vector<IngestItem> items;
+  for (const char* msisdn : {"84912345601", "84912345602"}) {
+    IngestItem bad;
+    bad.message = Message(msisdn, "hello", MessageOutcome::kSyntaxError);
+    bad.reply = Reply(msisdn, "Sai cu phap");
+    items.push_back(bad);
+  }
+  std::vector<IngestResult> results;
+  ASSERT_TRUE(store_->IngestBatch(items, &results).ok());
+  std::vector<OutboxReply> replies;
+  ASSERT_TRUE(store_->ClaimReplies({"viettel"}, 10, 30s, &replies).ok());
+  ASSERT_EQ(replies.size(), 2u);
+  ASSERT_TRUE(store_->MarkReplySubmitted(replies[0].id, {"P1", "P2"}).ok());  // two parts
+  ASSERT_TRUE(store_->MarkReplySubmitted(replies[1].id, {"Q1"}).ok());
+  auto dlr = [&](const std::string& id, const std::string& stat) {
+    IngestItem item;
+    item.message = Message("84912345601", "id:" + id + " stat:" + stat, MessageOutcome::kReceipt);
+    item.message->esm_class = 0x04;
+    item.receipt = ReceiptInfo{"viettel", id, stat, "000", StoreClock::now()};
+    return item;
+  };
+  // One batch: part 1 failed, part 2 delivered after it; reply 1 en route, then delivered.
+  ASSERT_TRUE(store_->IngestBatch({dlr("P1", "UNDELIV"), dlr("Q1", "ENROUTE"), dlr("P2", "DELIVRD"),
+                                   dlr("Q1", "DELIVRD")},
+                                  &results).ok());
+  auto row = [&](int64_t id) {
+    return QueryValue(db_, "SELECT state || '/' || receipt_stat FROM outbox WHERE id = " + std::to_string(id));
+  };
+  EXPECT_EQ(row(replies[0].id), "undeliverable/DELIVRD");  // the failure stays; the last stat is kept
+  EXPECT_EQ(row(replies[1].id), "delivered/DELIVRD");
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM pending_receipt"), 0);
+}
+
 TEST_F(StoreTest, ReplyRetryAndFailure) {
   IngestItem bad;
   bad.message = Message("84912345679", "hello", MessageOutcome::kSyntaxError);
