@@ -378,21 +378,15 @@ SELECT d.id, d.inbound_message_id, r.purpose, d.operator, r.link, r.source_addr,
 ON CONFLICT (donation_id) WHERE donation_id IS NOT NULL DO NOTHING
 RETURNING o.id, o.donation_id)";
 
-// Per operator an ordered scan of outbox_open that stops after $2 rows, then the oldest $2 of
-// those (rows locked but not taken are released at COMMIT, untouched).
 const std::string kClaimRepliesSql = R"(
 WITH c AS (
-  SELECT x.id
-    FROM (SELECT DISTINCT unnest($4::text[]) AS name) op
-    CROSS JOIN LATERAL (
-      SELECT o.id, o.next_attempt_at FROM outbox o
-       WHERE o.operator = op.name AND o.state IN ('pending', 'claimed')
-         AND o.next_attempt_at <= now() AND (o.lease_until IS NULL OR o.lease_until < now())
-       ORDER BY o.next_attempt_at, o.id
-       LIMIT $2
-       FOR UPDATE SKIP LOCKED) x
-   ORDER BY x.next_attempt_at, x.id
-   LIMIT $2)
+  SELECT id FROM outbox
+   WHERE state IN ('pending', 'claimed') AND next_attempt_at <= now()
+     AND (lease_until IS NULL OR lease_until < now())
+     AND operator = ANY($4::text[])
+   ORDER BY next_attempt_at, id
+   LIMIT $2
+   FOR UPDATE SKIP LOCKED)
 UPDATE outbox o
    SET state = 'claimed', lease_owner = $1, lease_until = now() + make_interval(secs => $3::int),
        attempts = o.attempts + 1, updated_at = now()
@@ -873,21 +867,11 @@ StoreStatus Store::ClaimDonations(int limit, std::chrono::seconds lease,
   st = tx.Begin();
   if (!st.ok()) return st;
 
-  // The claim must walk donation_open in (next_attempt_at, id) order and stop after `limit`
-  // rows. With statistics taken while the queue was short (the normal case during a burst:
-  // autovacuum analyzes after 10 % of a large table changed), the planner estimated one open
-  // row and chose a bitmap scan of the WHOLE open set plus a sort, per claim: 20 928 rows read
-  // for 256 claimed in a benchmark, i.e. cost growing with the backlog. Without sorts on the
-  // table the index order is the only plan left.
-  st = conn.Exec("SET LOCAL enable_sort = off");
-  if (!st.ok()) return st;
   pg::Result r;
   st = conn.Prepared("claim_donations", kClaimDonationsSql,
                      pg::Params().Text(options_.instance_id).Int(limit)
                          .Int(std::max<int64_t>(1, lease.count())).TextArray(CleanAll(operators)),
                      &r);
-  if (!st.ok()) return st;
-  st = conn.Exec("SET LOCAL enable_sort = on");
   if (!st.ok()) return st;
   std::vector<DonationWork> claimed;
   std::vector<std::string> local_day;
@@ -1349,20 +1333,11 @@ StoreStatus Store::ClaimReplies(const std::vector<std::string>& operators, int l
   if (limit <= 0 || operators.empty()) return StoreStatus::Ok();
   StoreStatus st = Connect();
   if (!st.ok()) return st;
-  pg::Transaction tx(impl_->conn);
-  st = tx.Begin();
-  if (!st.ok()) return st;
-  // As in ClaimDonations: only the index order may serve the claim (statistics from a short
-  // queue made the planner sort the whole backlog instead).
-  st = impl_->conn.Exec("SET LOCAL enable_sort = off");
-  if (!st.ok()) return st;
   pg::Result r;
   st = impl_->conn.Prepared("claim_replies", kClaimRepliesSql,
                             pg::Params().Text(options_.instance_id).Int(limit)
                                 .Int(std::max<int64_t>(1, lease.count())).TextArray(CleanAll(operators)),
                             &r);
-  if (!st.ok()) return st;
-  st = tx.Commit();
   if (!st.ok()) return st;
   for (int i = 0; i < r.rows(); ++i) {
     OutboxReply o;
