@@ -382,6 +382,37 @@ TEST_F(StoreTest, ReceiptsOfOneBatchApplyInArrivalOrderAndAFailureIsNeverOverwri
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM pending_receipt"), 0);
 }
 
+TEST_F(StoreTest, ReplyClaimsTakeTheOldestAcrossTheListedOperatorsOnly) {
+  // Three operators' help replies, queued one batch at a time (so their queue times differ).
+  std::vector<std::pair<std::string, int64_t>> queued;  // operator, outbox id
+  for (int i = 0; i < 9; ++i) {
+    const std::string op = i % 3 == 0 ? "viettel" : i % 3 == 1 ? "mobifone" : "vinaphone";
+    const std::string msisdn = "8491234561" + std::to_string(i);
+    IngestItem bad;
+    bad.message = Message(msisdn, "hello", MessageOutcome::kSyntaxError);
+    bad.message->operator_name = op;
+    bad.reply = Reply(msisdn, "Sai cu phap");
+    std::vector<IngestResult> results;
+    ASSERT_TRUE(store_->IngestBatch({bad}, &results).ok());
+    queued.push_back({op, results[0].reply_id});
+  }
+  // Four oldest of viettel + mobifone: ids 0, 1, 3, 4 in queue order; vinaphone untouched.
+  std::vector<OutboxReply> replies;
+  ASSERT_TRUE(store_->ClaimReplies({"viettel", "mobifone"}, 4, 30s, &replies).ok());
+  ASSERT_EQ(replies.size(), 4u);
+  EXPECT_EQ(replies[0].id, queued[0].second);
+  EXPECT_EQ(replies[1].id, queued[1].second);
+  EXPECT_EQ(replies[2].id, queued[3].second);
+  EXPECT_EQ(replies[3].id, queued[4].second);
+  // Rows the claim looked at but did not take are free for the next claim.
+  ASSERT_TRUE(store_->ClaimReplies({"viettel", "mobifone", "viettel"}, 10, 30s, &replies).ok());
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_EQ(replies[0].id, queued[6].second);
+  EXPECT_EQ(replies[1].id, queued[7].second);
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM outbox WHERE operator = 'vinaphone' AND state = 'pending'"), 3);
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM outbox WHERE state = 'claimed'"), 6);
+}
+
 TEST_F(StoreTest, ReplyRetryAndFailure) {
   IngestItem bad;
   bad.message = Message("84912345679", "hello", MessageOutcome::kSyntaxError);
