@@ -5,6 +5,7 @@
 #include <map>
 #include <random>
 #include <thread>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -246,12 +247,18 @@ SELECT apply_receipt(s.operator, s.message_id, s.stat, s.err, )" +
           AS u(operator, message_id, stat, err, done_us, inbound_id, ord)
         ORDER BY ord) s)";
 
+// The next_attempt_at of the $1-th open donation in claim order (NULL: fewer are open).
+const std::string kClaimHorizonSql = R"(
+SELECT )" + Micros("next_attempt_at") + R"( FROM donation
+ WHERE final_at IS NULL AND next_attempt_at <= now()
+ ORDER BY next_attempt_at, id OFFSET $1 LIMIT 1)";
+
 const std::string kClaimDonationsSql = R"(
 WITH c AS (
   SELECT id, state, cap_checked_at IS NULL AS cap_unchecked
     FROM donation
    WHERE final_at IS NULL AND state IN ('received', 'charging', 'unknown')
-     AND next_attempt_at <= now()
+     AND next_attempt_at <= least(now(), coalesce()" + Ts("$5::bigint") + R"(, now()))
      AND (lease_until IS NULL OR lease_until < now())
      AND (cardinality($4::text[]) = 0 OR operator = ANY($4::text[]))
    ORDER BY next_attempt_at, id
@@ -378,10 +385,17 @@ SELECT d.id, d.inbound_message_id, r.purpose, d.operator, r.link, r.source_addr,
 ON CONFLICT (donation_id) WHERE donation_id IS NOT NULL DO NOTHING
 RETURNING o.id, o.donation_id)";
 
+// The next_attempt_at of one operator's $2-th ready reply in claim order (NULL: fewer).
+const std::string kClaimRepliesHorizonSql = R"(
+SELECT )" + Micros("next_attempt_at") + R"( FROM outbox
+ WHERE operator = $1 AND state IN ('pending', 'claimed') AND next_attempt_at <= now()
+ ORDER BY next_attempt_at OFFSET $2 LIMIT 1)";
+
 const std::string kClaimRepliesSql = R"(
 WITH c AS (
   SELECT id FROM outbox
-   WHERE state IN ('pending', 'claimed') AND next_attempt_at <= now()
+   WHERE state IN ('pending', 'claimed')
+     AND next_attempt_at <= least(now(), coalesce()" + Ts("$5::bigint") + R"(, now()))
      AND (lease_until IS NULL OR lease_until < now())
      AND operator = ANY($4::text[])
    ORDER BY next_attempt_at, id
@@ -867,12 +881,34 @@ StoreStatus Store::ClaimDonations(int limit, std::chrono::seconds lease,
   st = tx.Begin();
   if (!st.ok()) return st;
 
-  pg::Result r;
-  st = conn.Prepared("claim_donations", kClaimDonationsSql,
-                     pg::Params().Text(options_.instance_id).Int(limit)
-                         .Int(std::max<int64_t>(1, lease.count())).TextArray(CleanAll(operators)),
-                     &r);
+  // The claim's horizon: the queue time of the (4 × limit)-th open donation. Without it the
+  // planner, with statistics from when the queue was short, read and sorted EVERY open
+  // donation per claim (a bitmap scan: cost growing with the backlog). The horizon query walks
+  // donation_open in order and stops; it locks nothing, so it is cheap even at a busy queue
+  // head (the locking claim forced onto the same order was slow, see docs/performance.md).
+  pg::Result horizon;
+  st = conn.Exec("SET LOCAL enable_sort = off");
   if (!st.ok()) return st;
+  st = conn.Prepared("claim_horizon", kClaimHorizonSql, pg::Params().Int(int64_t{4} * limit), &horizon);
+  if (!st.ok()) return st;
+  st = conn.Exec("SET LOCAL enable_sort = on");
+  if (!st.ok()) return st;
+  pg::Params claim_params;
+  claim_params.Text(options_.instance_id).Int(limit).Int(std::max<int64_t>(1, lease.count()))
+      .TextArray(CleanAll(operators));
+  if (horizon.rows() > 0 && !horizon.IsNull(0, 0)) claim_params.Int(horizon.Int64(0, 0));
+  else claim_params.Null();
+  pg::Result r;
+  st = conn.Prepared("claim_donations", kClaimDonationsSql, claim_params, &r);
+  if (!st.ok()) return st;
+  if (r.rows() == 0 && horizon.rows() > 0) {
+    // Everything up to the horizon is leased (in flight): look beyond it, unbounded.
+    pg::Params unbounded;
+    unbounded.Text(options_.instance_id).Int(limit).Int(std::max<int64_t>(1, lease.count()))
+        .TextArray(CleanAll(operators)).Null();
+    st = conn.Prepared("claim_donations", kClaimDonationsSql, unbounded, &r);
+    if (!st.ok()) return st;
+  }
   std::vector<DonationWork> claimed;
   std::vector<std::string> local_day;
   std::vector<int32_t> cap;
@@ -1333,11 +1369,42 @@ StoreStatus Store::ClaimReplies(const std::vector<std::string>& operators, int l
   if (limit <= 0 || operators.empty()) return StoreStatus::Ok();
   StoreStatus st = Connect();
   if (!st.ok()) return st;
+  pg::Connection& conn = impl_->conn;
+  pg::Transaction tx(conn);
+  st = tx.Begin();
+  if (!st.ok()) return st;
+  // The claim's horizon, as in ClaimDonations: per operator the queue time of its
+  // (4 × limit)-th ready reply (one ordered walk of outbox_work each), the earliest of those.
+  // Under it at least 4 × limit replies wait, and the claim reads only those instead of
+  // sorting every ready reply.
+  st = conn.Exec("SET LOCAL enable_sort = off");
+  if (!st.ok()) return st;
+  std::optional<int64_t> bound;
+  for (const std::string& op : std::set<std::string>(operators.begin(), operators.end())) {
+    pg::Result h;
+    st = conn.Prepared("claim_replies_horizon", kClaimRepliesHorizonSql,
+                       pg::Params().Text(Clean(op)).Int(int64_t{4} * limit), &h);
+    if (!st.ok()) return st;
+    if (h.rows() > 0 && !h.IsNull(0, 0)) bound = std::min(bound.value_or(h.Int64(0, 0)), h.Int64(0, 0));
+  }
+  st = conn.Exec("SET LOCAL enable_sort = on");
+  if (!st.ok()) return st;
+  auto claim = [&](std::optional<int64_t> horizon, pg::Result* out) {
+    pg::Params p;
+    p.Text(options_.instance_id).Int(limit).Int(std::max<int64_t>(1, lease.count()))
+        .TextArray(CleanAll(operators));
+    if (horizon) p.Int(*horizon);
+    else p.Null();
+    return conn.Prepared("claim_replies", kClaimRepliesSql, p, out);
+  };
   pg::Result r;
-  st = impl_->conn.Prepared("claim_replies", kClaimRepliesSql,
-                            pg::Params().Text(options_.instance_id).Int(limit)
-                                .Int(std::max<int64_t>(1, lease.count())).TextArray(CleanAll(operators)),
-                            &r);
+  st = claim(bound, &r);
+  if (!st.ok()) return st;
+  if (r.rows() == 0 && bound) {  // everything up to the horizon is leased: look beyond it
+    st = claim(std::nullopt, &r);
+    if (!st.ok()) return st;
+  }
+  st = tx.Commit();
   if (!st.ok()) return st;
   for (int i = 0; i < r.rows(); ++i) {
     OutboxReply o;

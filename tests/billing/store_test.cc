@@ -413,6 +413,37 @@ TEST_F(StoreTest, ReplyClaimsTakeTheOldestAcrossTheListedOperatorsOnly) {
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM outbox WHERE state = 'claimed'"), 6);
 }
 
+TEST_F(StoreTest, AClaimLooksPastAQueueHeadThatIsAllLeased) {
+  // Claims read up to a horizon (the 4 × limit-th open item); when another instance holds
+  // everything before it, the claim must still find what waits behind.
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 8; ++i) ids.push_back(IngestDonation("8491234570" + std::to_string(i), 1));
+  auto other = MakeStore("instance-b");
+  std::vector<DonationWork> work;
+  ASSERT_TRUE(other->ClaimDonations(6, 60s, {}, &work).ok());
+  ASSERT_EQ(work.size(), 6u);
+  ASSERT_TRUE(store_->ClaimDonations(1, 60s, {}, &work).ok());
+  ASSERT_EQ(work.size(), 1u);
+  EXPECT_EQ(work[0].donation_id, ids[6]);
+
+  std::vector<IngestItem> items;
+  for (int i = 0; i < 8; ++i) {
+    IngestItem bad;
+    const std::string msisdn = "8491234571" + std::to_string(i);
+    bad.message = Message(msisdn, "hello", MessageOutcome::kSyntaxError);
+    bad.reply = Reply(msisdn, "Sai cu phap");
+    std::vector<IngestResult> results;
+    ASSERT_TRUE(store_->IngestBatch({bad}, &results).ok());
+    items.push_back(bad);
+  }
+  std::vector<OutboxReply> replies, mine;
+  ASSERT_TRUE(other->ClaimReplies({"viettel"}, 6, 60s, &replies).ok());
+  ASSERT_EQ(replies.size(), 6u);
+  ASSERT_TRUE(store_->ClaimReplies({"viettel"}, 1, 60s, &mine).ok());
+  ASSERT_EQ(mine.size(), 1u);
+  EXPECT_EQ(mine[0].dest_addr, "84912345716");
+}
+
 TEST_F(StoreTest, ReplyRetryAndFailure) {
   IngestItem bad;
   bad.message = Message("84912345679", "hello", MessageOutcome::kSyntaxError);
