@@ -65,6 +65,15 @@ class StoreTest : public ::testing::Test {
     return m;
   }
 
+  // An invalid MO ("hello") from `msisdn` with its help reply queued.
+  static IngestItem HelpReplyItem(const std::string& msisdn, const std::string& operator_name = "viettel") {
+    IngestItem item;
+    item.message = Message(msisdn, "hello", MessageOutcome::kSyntaxError);
+    item.message->operator_name = operator_name;
+    item.reply = Reply(msisdn, "Sai cu phap");
+    return item;
+  }
+
   static IngestItem DonationItem(const std::string& msisdn, int units,
                                  config::ChargingMode mode = config::ChargingMode::kWhole,
                                  const std::string& mo_id = "", int daily_cap = 0) {
@@ -349,15 +358,8 @@ TEST_F(StoreTest, ReceiptBeforeSubmitRespIsAppliedWhenTheIdIsStored) {
 }
 
 TEST_F(StoreTest, ReceiptsOfOneBatchApplyInArrivalOrderAndAFailureIsNeverOverwritten) {
-  std::vector<IngestItem> items;
-  for (const char* msisdn : {"84912345601", "84912345602"}) {
-    IngestItem bad;
-    bad.message = Message(msisdn, "hello", MessageOutcome::kSyntaxError);
-    bad.reply = Reply(msisdn, "Sai cu phap");
-    items.push_back(bad);
-  }
   std::vector<IngestResult> results;
-  ASSERT_TRUE(store_->IngestBatch(items, &results).ok());
+  ASSERT_TRUE(store_->IngestBatch({HelpReplyItem("84912345601"), HelpReplyItem("84912345602")}, &results).ok());
   std::vector<OutboxReply> replies;
   ASSERT_TRUE(store_->ClaimReplies({"viettel"}, 10, 30s, &replies).ok());
   ASSERT_EQ(replies.size(), 2u);
@@ -387,13 +389,8 @@ TEST_F(StoreTest, ReplyClaimsTakeTheOldestAcrossTheListedOperatorsOnly) {
   std::vector<std::pair<std::string, int64_t>> queued;  // operator, outbox id
   for (int i = 0; i < 9; ++i) {
     const std::string op = i % 3 == 0 ? "viettel" : i % 3 == 1 ? "mobifone" : "vinaphone";
-    const std::string msisdn = "8491234561" + std::to_string(i);
-    IngestItem bad;
-    bad.message = Message(msisdn, "hello", MessageOutcome::kSyntaxError);
-    bad.message->operator_name = op;
-    bad.reply = Reply(msisdn, "Sai cu phap");
     std::vector<IngestResult> results;
-    ASSERT_TRUE(store_->IngestBatch({bad}, &results).ok());
+    ASSERT_TRUE(store_->IngestBatch({HelpReplyItem("8491234561" + std::to_string(i), op)}, &results).ok());
     queued.push_back({op, results[0].reply_id});
   }
   // Four oldest of viettel + mobifone: ids 0, 1, 3, 4 in queue order; vinaphone untouched.
@@ -426,15 +423,9 @@ TEST_F(StoreTest, AClaimLooksPastAQueueHeadThatIsAllLeased) {
   ASSERT_EQ(work.size(), 1u);
   EXPECT_EQ(work[0].donation_id, ids[6]);
 
-  std::vector<IngestItem> items;
   for (int i = 0; i < 8; ++i) {
-    IngestItem bad;
-    const std::string msisdn = "8491234571" + std::to_string(i);
-    bad.message = Message(msisdn, "hello", MessageOutcome::kSyntaxError);
-    bad.reply = Reply(msisdn, "Sai cu phap");
     std::vector<IngestResult> results;
-    ASSERT_TRUE(store_->IngestBatch({bad}, &results).ok());
-    items.push_back(bad);
+    ASSERT_TRUE(store_->IngestBatch({HelpReplyItem("8491234571" + std::to_string(i))}, &results).ok());
   }
   std::vector<OutboxReply> replies, mine;
   ASSERT_TRUE(other->ClaimReplies({"viettel"}, 6, 60s, &replies).ok());
@@ -473,13 +464,7 @@ TEST_F(StoreTest, ReplyRetryAndFailure) {
 
 TEST_F(StoreTest, ReplyResultsOfABatchAreRecordedInOneTransactionAndABadRowDoesNotBlockTheOthers) {
   std::vector<IngestItem> items;
-  for (int i = 0; i < 6; ++i) {
-    IngestItem bad;
-    std::string msisdn = "8491234560" + std::to_string(i);
-    bad.message = Message(msisdn, "hello", MessageOutcome::kSyntaxError);
-    bad.reply = Reply(msisdn, "Sai cu phap");
-    items.push_back(bad);
-  }
+  for (int i = 0; i < 6; ++i) items.push_back(HelpReplyItem("8491234560" + std::to_string(i)));
   std::vector<IngestResult> results;
   ASSERT_TRUE(store_->IngestBatch(items, &results).ok());
   std::vector<OutboxReply> replies;

@@ -123,6 +123,15 @@ bool WaitFor(const std::function<bool()>& condition, milliseconds timeout = mill
   return condition();
 }
 
+// A charging worker's options for `db`, polling fast.
+ChargingWorkerOptions WorkerOptions(const std::string& db) {
+  ChargingWorkerOptions co;
+  co.conninfo = db;
+  co.store_options.instance_id = "test-1";
+  co.poll_interval = milliseconds(20);
+  return co;
+}
+
 TEST(PipelineTest, Cv5BecomesChargedDonationWithBalancedLedgerAndThankYou) {
   DONAGATE_REQUIRE_POSTGRES();
   const std::string db = Migrated("pipe_cv5");
@@ -136,10 +145,7 @@ TEST(PipelineTest, Cv5BecomesChargedDonationWithBalancedLedgerAndThankYou) {
 
   auto chargers = ChargerSet::Create(h.io().get_executor(), h.config(), nullptr, nullptr);
   ASSERT_NE(chargers, nullptr);
-  ChargingWorkerOptions co;
-  co.conninfo = db;
-  co.store_options.instance_id = "test-1";
-  co.poll_interval = milliseconds(20);
+  ChargingWorkerOptions co = WorkerOptions(db);
   ChargingWorker worker(h.config(), *chargers, co);
   worker.Start();
   ASSERT_TRUE(WaitFor([&] { return QueryValue(db, "SELECT state FROM donation") == "charged"; }));
@@ -273,10 +279,7 @@ TEST(PipelineTest, DailyCapAndKillSwitch) {
   EXPECT_EQ(h.Deliver(DeliverSm("0912345678", "1407", "CV 5")), smpp::status::kOk);
 
   auto chargers = ChargerSet::Create(h.io().get_executor(), h.config(), nullptr, nullptr);
-  ChargingWorkerOptions co;
-  co.conninfo = db;
-  co.store_options.instance_id = "test-1";
-  co.poll_interval = milliseconds(20);
+  ChargingWorkerOptions co = WorkerOptions(db);
   co.start_paused = true;
   ChargingWorker worker(h.config(), *chargers, co);
   worker.Start();
@@ -310,10 +313,7 @@ TEST(PipelineTest, SeveralChargingLanesChargeEveryDonationOnceAndKeepTheDailyCap
 
   auto chargers = ChargerSet::Create(h.io().get_executor(), h.config(), nullptr, nullptr);
   ASSERT_NE(chargers, nullptr);
-  ChargingWorkerOptions co;
-  co.conninfo = db;
-  co.store_options.instance_id = "test-1";
-  co.poll_interval = milliseconds(20);
+  ChargingWorkerOptions co = WorkerOptions(db);
   co.threads = 3;      // three DB threads claiming side by side ...
   co.batch_size = 4;   // ... in small batches, so their claims interleave
   co.concurrency = 12;
@@ -351,10 +351,7 @@ TEST(PipelineTest, WhileMosWaitForTheirCommitChargingClaimsOneBatchPerFloorPerio
   auto chargers = ChargerSet::Create(h.io().get_executor(), h.config(), nullptr, nullptr);
   ASSERT_NE(chargers, nullptr);
   std::atomic<bool> ingest_busy{true};
-  ChargingWorkerOptions co;
-  co.conninfo = db;
-  co.store_options.instance_id = "test-1";
-  co.poll_interval = milliseconds(20);
+  ChargingWorkerOptions co = WorkerOptions(db);
   co.batch_size = 3;
   co.concurrency = 30;
   co.ingest_busy = [&] { return ingest_busy.load(); };
