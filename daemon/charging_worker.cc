@@ -166,6 +166,7 @@ ChargingWorker::ChargingWorker(const config::Config& config, ChargerSet& charger
     if (options_.threads > 1 && !so.application_name.empty())
       so.application_name += "-" + std::to_string(i + 1);
     lane->store = std::make_unique<billing::Store>(options_.conninfo, so);
+    lane->priority = std::make_unique<IngestPriority>(options_.ingest_busy, options_.yield_floor);
     lanes_.push_back(std::move(lane));
   }
   paused_.store(options_.start_paused);
@@ -270,12 +271,8 @@ void ChargingWorker::Run(Lane& lane) {
     const int64_t room = lane.concurrency - lane.inflight.load();
     const int64_t worthwhile =
         std::max<int64_t>(1, std::min<int64_t>(options_.batch_size, lane.concurrency) / 4);
-    bool yield = false;
-    if (options_.ingest_busy && options_.ingest_busy()) {
-      yield = Clock::now() < lane.next_claim_while_busy;
-      if (!yield) lane.next_claim_while_busy = Clock::now() + options_.yield_floor;
-      if (metrics_ && yield) metrics_->charging_yields().Increment();
-    }
+    const bool yield = lane.priority->ShouldYield();
+    if (metrics_ && yield) metrics_->charging_yields().Increment();
     if (!paused_.load() && !yield && (room >= worthwhile || (room > 0 && lane.inflight.load() == 0))) {
       int64_t before = lane.inflight.load();
       ClaimAndStart(lane);

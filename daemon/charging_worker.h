@@ -45,6 +45,7 @@
 #include "billing/donation_charger.h"
 #include "billing/store.h"
 #include "config/config.h"
+#include "daemon/ingest_priority.h"
 
 namespace donagate::daemon {
 
@@ -137,7 +138,7 @@ class ChargingWorker {
     bool notified = false;
     std::atomic<int64_t> inflight{0};  // claimed, not yet recorded
     std::chrono::steady_clock::time_point next_gauge_update{};
-    std::chrono::steady_clock::time_point next_claim_while_busy{};
+    std::unique_ptr<IngestPriority> priority;
     std::thread thread;
   };
 

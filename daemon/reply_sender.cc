@@ -40,7 +40,7 @@ struct Gather {
 ReplySender::ReplySender(boost::asio::any_io_executor executor, const config::Config& config,
                          LinkManager& links, ReplySenderOptions options, Metrics* metrics)
     : executor_(std::move(executor)), config_(config), links_(links), options_(std::move(options)),
-      metrics_(metrics) {
+      metrics_(metrics), priority_(options_.ingest_busy, options_.yield_floor) {
   options_.batch_size = std::max(1, options_.batch_size);
   options_.max_inflight = std::max(1, options_.max_inflight);
   store_ = std::make_unique<billing::Store>(options_.conninfo, options_.store_options);
@@ -100,13 +100,8 @@ void ReplySender::Run() {
       next_sweep_ = Clock::now() + std::chrono::seconds(2);
       SweepParkedReceipts();
     }
-    bool yield = false;
-    if (options_.ingest_busy && options_.ingest_busy()) {
-      yield = Clock::now() < next_claim_while_busy_;
-      if (!yield) next_claim_while_busy_ = Clock::now() + options_.yield_floor;
-    }
     int64_t before = inflight_.load();
-    if (!yield) Claim();
+    if (!priority_.ShouldYield()) Claim();
     bool claimed_full = inflight_.load() - before >= options_.batch_size &&
                         inflight_.load() < options_.max_inflight;
     if (claimed_full) continue;

@@ -38,6 +38,7 @@
 #include "billing/pg.h"
 #include "billing/store.h"
 #include "config/config.h"
+#include "daemon/ingest_priority.h"
 #include "daemon/link.h"
 
 namespace donagate::daemon {
@@ -116,7 +117,7 @@ class ReplySender {
   std::chrono::steady_clock::time_point drain_deadline_{};
   std::chrono::steady_clock::time_point next_gauge_update_{};
   std::chrono::steady_clock::time_point next_sweep_{};
-  std::chrono::steady_clock::time_point next_claim_while_busy_{};
+  IngestPriority priority_;
   std::thread thread_;
 };
 
