@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cctype>
+#include <ctime>
 
 namespace donagate::smpp {
 namespace {
@@ -240,6 +241,30 @@ const char* ToString(ReceiptStatus status) {
     case ReceiptStatus::kNoState: return "receipt carries no recognisable state";
   }
   return "unknown";
+}
+
+std::string FormatReceiptText(std::string_view message_id, std::string_view stat,
+                              std::string_view date10) {
+  std::string out = "id:";
+  out.append(message_id);
+  out += stat == "DELIVRD" ? " sub:001 dlvrd:001" : " sub:001 dlvrd:000";
+  out += " submit date:";
+  out.append(date10);
+  out += " done date:";
+  out.append(date10);
+  out += " stat:";
+  out.append(stat);
+  out += " err:000 text:";
+  return out;
+}
+
+std::string ReceiptDate10Now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%y%m%d%H%M", &tm);
+  return buf;
 }
 
 }  // namespace donagate::smpp

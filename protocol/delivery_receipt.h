@@ -109,6 +109,15 @@ ReceiptParse ParseDeliveryReceipt(std::string_view text, const ReceiptTlvs& tlvs
 
 const char* ToString(ReceiptStatus status);
 
+// The Appendix B text an SMSC sends for one single-part message, as the simulators send it:
+// "id:<id> sub:001 dlvrd:<001 when stat is DELIVRD, else 000> submit date:<date10>
+// done date:<date10> stat:<stat> err:000 text:" (date10 = YYMMDDhhmm, UTC).
+// ParseDeliveryReceipt reads it back.
+std::string FormatReceiptText(std::string_view message_id, std::string_view stat,
+                              std::string_view date10);
+// Now as YYMMDDhhmm (UTC), for FormatReceiptText.
+std::string ReceiptDate10Now();
+
 }  // namespace donagate::smpp
 
 #endif  // DONAGATE_PROTOCOL_DELIVERY_RECEIPT_H_

@@ -166,6 +166,18 @@ TEST(ParseDeliveryReceipt, TlvsTakePrecedence) {
   EXPECT_EQ(ParseDeliveryReceipt("id:9", invalid).receipt.state, MessageState::kSkipped);
 }
 
+TEST(FormatReceiptText, WritesAppendixBThatParsesBack) {
+  EXPECT_EQ(FormatReceiptText("1A2B", "DELIVRD", "2611281800"),
+            "id:1A2B sub:001 dlvrd:001 submit date:2611281800 done date:2611281800 stat:DELIVRD err:000 text:");
+  ReceiptParse p = ParseDeliveryReceipt(FormatReceiptText("77", "UNDELIV", "2611281800"));
+  ASSERT_TRUE(p.ok()) << ToString(p.status);
+  EXPECT_EQ(p.receipt.message_id, "77");
+  EXPECT_EQ(p.receipt.state, MessageState::kUndeliverable);
+  EXPECT_EQ(p.receipt.delivered, 0);
+  EXPECT_EQ(p.receipt.done_date, (ReceiptTime{2026, 11, 28, 18, 0, 0}));
+  EXPECT_EQ(ReceiptDate10Now().size(), 10u);
+}
+
 TEST(IsDeliveryReceiptEsmClass, OnlyReceiptMessageTypes) {
   EXPECT_TRUE(IsDeliveryReceiptEsmClass(0x04));
   EXPECT_TRUE(IsDeliveryReceiptEsmClass(0x44));  // with UDHI

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "protocol/pdu.h"
+#include "protocol/delivery_receipt.h"
 #include "protocol/text_codec.h"
 
 namespace donagate::loadgen {
@@ -72,15 +73,6 @@ std::string Ucs2(std::string_view utf8) {
     i += len;
   }
   return out;
-}
-
-std::string Timestamp10() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%y%m%d%H%M", &tm);
-  return buf;
 }
 
 double Percentile(std::vector<int64_t>& values_us, double p) {
@@ -623,9 +615,7 @@ void Session::SendDeliver(int64_t mo_index, const Mo& mo, Receipt receipt) {
     d.source_addr = receipt.subscriber;
     d.destination_addr = receipt.shortcode;
     d.esm_class = 0x04;
-    std::string ts = Timestamp10();
-    d.short_message = "id:" + receipt.message_id + " sub:001 dlvrd:001 submit date:" + ts +
-                      " done date:" + ts + " stat:DELIVRD err:000 text:";
+    d.short_message = smpp::FormatReceiptText(receipt.message_id, "DELIVRD", smpp::ReceiptDate10Now());
     d.tlvs.set_receipted_message_id(receipt.message_id);
     d.tlvs.set_message_state(2);  // DELIVERED
   }

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "protocol/delivery_receipt.h"
 #include "protocol/text_codec.h"
 
 namespace donagate::smsc_sim {
@@ -18,15 +19,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 void Log(const std::string& line) { std::cerr << "smsc_sim: " << line << std::endl; }
-
-std::string Timestamp10() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%y%m%d%H%M", &tm);
-  return buf;
-}
 
 }  // namespace
 
@@ -511,11 +503,8 @@ void Simulator::QueueReceipt(const std::string& message_id, const smpp::SubmitSm
   body.dest_addr_npi = submit.source_addr_npi;
   body.destination_addr = submit.source_addr;
   body.esm_class = 0x04;
-  const std::string now = Timestamp10();
   const bool delivered = options_.receipt_stat == "DELIVRD";
-  body.short_message = "id:" + receipt_id + " sub:001 dlvrd:" + (delivered ? "001" : "000") +
-                       " submit date:" + now + " done date:" + now + " stat:" +
-                       options_.receipt_stat + " err:000 text:";
+  body.short_message = smpp::FormatReceiptText(receipt_id, options_.receipt_stat, smpp::ReceiptDate10Now());
   body.tlvs.set_receipted_message_id(receipt_id);
   body.tlvs.set_message_state(delivered ? 2 : 5);
   all_parts_.push_back(part);
