@@ -40,6 +40,8 @@ NormalizedMsisdn NormalizeMsisdn(std::string_view raw) {
   std::string_view national;
   if (digits.substr(0, 2) == "84") {
     national = digits.substr(2);
+  } else if (!plus && digits.substr(0, 4) == "0084") {
+    national = digits.substr(4);
   } else if (!plus && digits.front() == '0') {
     national = digits.substr(1);
   } else {

@@ -2,11 +2,12 @@
 // Vietnamese mobile number (84xxxxxxxxx, 11 digits).
 //
 // Accepted input forms (surrounding ASCII whitespace ignored, nothing else):
-//   84xxxxxxxxx, +84xxxxxxxxx, 0xxxxxxxxx
+//   84xxxxxxxxx, +84xxxxxxxxx, 0084xxxxxxxxx, 0xxxxxxxxx
 // where xxxxxxxxx is exactly 9 digits whose first digit is a mobile range (3, 5, 7, 8 or 9, the
-// plan in force since the 2018 renumbering). Anything else — other countries, landlines, the
-// retired 11-digit 01xx numbers, "0084…", spaces or dashes inside — is rejected; the caller
-// records the MO and charges nothing.
+// plan in force since the 2018 renumbering). "00" is the international prefix dialled from
+// Vietnam, so 0084… is as unambiguous as +84…. Anything else — other countries, landlines, the
+// retired 11-digit 01xx numbers, spaces or dashes inside — is rejected; the caller records the
+// MO and charges nothing.
 #pragma once
 
 #include <string>

@@ -113,6 +113,16 @@ const char* const* Params::values() const {
   return pointers_.data();
 }
 
+std::string HexDecode(std::string_view hex) {
+  auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  std::string out;
+  out.reserve(hex.size() / 2);
+  for (size_t k = 0; k + 1 < hex.size(); k += 2) {
+    out.push_back(static_cast<char>((nib(hex[k]) << 4) | nib(hex[k + 1])));
+  }
+  return out;
+}
+
 std::string HexEncode(std::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;

@@ -80,6 +80,8 @@ class Params {
 
 // Lower-case hex of `bytes` (for decode(..., 'hex')).
 std::string HexEncode(std::string_view bytes);
+// The bytes of lower-case hex (from encode(..., 'hex')); an odd trailing digit is dropped.
+std::string HexDecode(std::string_view hex);
 
 class Connection {
  public:

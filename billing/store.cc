@@ -20,7 +20,7 @@ namespace {
 constexpr std::string_view kMessageOutcomeNames[] = {
     "donation", "syntax_error", "invalid_msisdn", "unknown_campaign", "campaign_inactive",
     "daily_cap", "blocked", "incomplete_concat", "too_many_units", "undecodable", "receipt",
-    "other"};
+    "other", "redelivery"};
 constexpr std::string_view kDonationStateNames[] = {
     "received", "charging", "charged", "partially_charged", "failed", "unknown", "reversed"};
 constexpr std::string_view kReplyStateNames[] = {
@@ -137,6 +137,10 @@ StoreStatus ValidateItem(size_t i, const IngestItem& item) {
       return Invalid(i, "outcome receipt without receipt info");
     if (item.receipt && m.outcome != MessageOutcome::kReceipt)
       return Invalid(i, "receipt info with an outcome other than receipt");
+    if ((m.outcome == MessageOutcome::kRedelivery) != (m.redelivery_of != 0))
+      return Invalid(i, "outcome redelivery needs redelivery_of, and only it");
+    if (m.outcome == MessageOutcome::kRedelivery && (item.reply || item.part || item.consume_set))
+      return Invalid(i, "a redelivery is recorded, never answered or assembled");
     if (item.donation) {
       const DonationDraft& d = *item.donation;
       bool msisdn_ok = m.msisdn.size() >= 10 && m.msisdn.size() <= 14 && m.msisdn.rfind("84", 0) == 0 &&
@@ -188,16 +192,17 @@ WITH input AS MATERIALIZED (
   SELECT nextval('inbound_message_id_seq') AS id, u.*
     FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[],
                 $9::int[], $10::text[], $11::text[], $12::text[], $13::int[], $14::int[],
-                $15::bigint[], $16::text[], $17::text[])
+                $15::bigint[], $16::text[], $17::text[], $32::bigint[])
       AS u(idx, link, operator, source_addr, msisdn, dest_addr, data_coding, esm_class, raw_hex,
-           text, smsc_mo_id, concat_ref, concat_total, received_us, outcome, outcome_detail)),
+           text, smsc_mo_id, concat_ref, concat_total, received_us, outcome, outcome_detail,
+           redelivery_of)),
 msg AS (
   INSERT INTO inbound_message (id, instance_id, link, operator, source_addr, msisdn, dest_addr,
                                data_coding, esm_class, raw_payload, text, smsc_mo_id, concat_ref,
-                               concat_total, received_at, outcome, outcome_detail)
+                               concat_total, received_at, outcome, outcome_detail, redelivery_of)
   SELECT id, $1, link, operator, source_addr, msisdn, dest_addr, data_coding, esm_class,
          decode(raw_hex, 'hex'), text, smsc_mo_id, concat_ref, concat_total,
-         )" + Ts("received_us") + R"(, outcome, outcome_detail
+         )" + Ts("received_us") + R"(, outcome, outcome_detail, redelivery_of
     FROM input ORDER BY idx
   ON CONFLICT (operator, smsc_mo_id) WHERE smsc_mo_id IS NOT NULL DO NOTHING
   RETURNING id),
@@ -564,7 +569,13 @@ StoreStatus Store::Ping() {
 // IngestBatch
 
 StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector<IngestResult>* results) {
+  return IngestBatch(items, results, nullptr);
+}
+
+StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector<IngestResult>* results,
+                               IngestCommitTicket* in_doubt) {
   results->clear();
+  if (in_doubt) *in_doubt = IngestCommitTicket();
   for (size_t i = 0; i < items.size(); ++i) {
     StoreStatus st = ValidateItem(i, items[i]);
     if (!st.ok()) return st;
@@ -634,6 +645,7 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
     std::vector<std::optional<int64_t>> cref, ctot;
     std::vector<std::string> link, op, src, dst, raw, text, outcome;
     std::vector<std::optional<std::string>> msisdn, mo_id, detail;
+    std::vector<std::optional<int64_t>> redelivery_of;
     std::vector<int64_t> d_idx, d_units, d_price, d_amount, d_cap;
     std::vector<std::string> d_campaign, d_shortcode, d_mode;
     std::vector<int64_t> r_idx;
@@ -659,6 +671,8 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
       rec.push_back(ToMicros(m.received_at));
       outcome.emplace_back(ToString(m.outcome));
       detail.push_back(NullIfEmpty(m.outcome_detail));
+      redelivery_of.push_back(m.redelivery_of != 0 ? std::optional<int64_t>(m.redelivery_of)
+                                                   : std::nullopt);
       if (it.donation) {
         const DonationDraft& d = *it.donation;
         d_idx.push_back(static_cast<int64_t>(i));
@@ -689,7 +703,7 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
           .IntArray(d_idx).TextArray(d_campaign).TextArray(d_shortcode).IntArray(d_units)
           .IntArray(d_price).IntArray(d_amount).TextArray(d_mode).IntArray(d_cap)
           .IntArray(r_idx).TextArray(r_purpose).TextArray(r_src).TextArray(r_dst).TextArray(r_text)
-          .TextArray(r_link);
+          .TextArray(r_link).OptionalIntArray(redelivery_of);
       pg::Result r;
       st = conn.Prepared("ingest_messages", kInsertMessagesSql, params, &r);
       if (!st.ok()) return st;
@@ -765,8 +779,20 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
     if (!st.transient() || conn.connected()) return st;
     bool committed = false;
     std::vector<IngestResult> recovered;
-    if (!ResolveIngestCommit(token, backend_pid, items.size(), &committed, &recovered).ok() || !committed)
+    StoreStatus resolved = ResolveIngestCommit(token, backend_pid, items.size(), &committed, &recovered);
+    if (!resolved.ok()) {
+      // Neither stored nor not stored as far as anyone can tell now: the caller must hold the
+      // MOs (a temporary error would make the SMSC redeliver what may be committed).
+      if (in_doubt) {
+        in_doubt->token = token;
+        in_doubt->backend_pid = backend_pid;
+        in_doubt->items = items.size();
+        return StoreStatus::Transient("commit outcome unknown (" + st.message() + "); " +
+                                      resolved.message());
+      }
       return st;
+    }
+    if (!committed) return st;
     out = std::move(recovered);
   }
   if (impl_->batches % 1024 == 0) {
@@ -775,6 +801,12 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
   }
   *results = std::move(out);
   return StoreStatus::Ok();
+}
+
+StoreStatus Store::ResolveIngestCommit(const IngestCommitTicket& ticket, bool* committed,
+                                       std::vector<IngestResult>* results) {
+  results->clear();
+  return ResolveIngestCommit(ticket.token, ticket.backend_pid, ticket.items, committed, results);
 }
 
 StoreStatus Store::ResolveIngestCommit(const std::string& token, int old_backend_pid, size_t items,
@@ -834,18 +866,83 @@ StoreStatus Store::LoadPendingParts(const std::vector<std::string>& links, std::
     p.seq = static_cast<int>(r.Int64(i, 8));
     p.data_coding = static_cast<uint8_t>(r.Int64(i, 9));
     p.esm_class = static_cast<uint8_t>(r.Int64(i, 10));
-    std::string_view hex = r.Text(i, 11);
-    p.raw_payload.reserve(hex.size() / 2);
-    for (size_t k = 0; k + 1 < hex.size(); k += 2) {
-      auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-      p.raw_payload.push_back(static_cast<char>((nib(hex[k]) << 4) | nib(hex[k + 1])));
-    }
+    p.raw_payload = pg::HexDecode(r.Text(i, 11));
     p.text = r.String(i, 12);
     p.smsc_mo_id = r.String(i, 13);
     p.received_at = FromMicros(r.Int64(i, 14));
     parts->push_back(std::move(sp));
   }
   return StoreStatus::Ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// Runs of an instance (redelivery recognition after an unclean stop)
+
+StoreStatus Store::BeginRun(std::chrono::seconds horizon, std::chrono::seconds window,
+                            int64_t* run_id, std::vector<UncertainMo>* uncertain) {
+  uncertain->clear();
+  *run_id = 0;
+  StoreStatus st = Connect();
+  if (!st.ok()) return st;
+  pg::Connection& conn = impl_->conn;
+  pg::Transaction tx(conn);
+  st = tx.Begin();
+  if (!st.ok()) return st;
+  // Each earlier run that did not stop cleanly leaves the interval from its last write probe
+  // (minus the horizon: MOs received earlier were acked long before) to its successor's start.
+  pg::Result r;
+  st = conn.Exec(
+      "WITH runs AS ("
+      "  SELECT last_alive_at, stopped_at,"
+      "         coalesce(lead(started_at) OVER (ORDER BY id), now()) AS ended_by"
+      "    FROM instance_run WHERE instance_id = $1),"
+      " windows AS ("
+      "  SELECT last_alive_at - make_interval(secs => $2::int) AS lo, ended_by AS hi FROM runs"
+      "   WHERE stopped_at IS NULL AND ended_by > now() - make_interval(secs => $3::int)),"
+      " u AS ("
+      "  SELECT DISTINCT m.id, coalesce(m.redelivery_of, m.id) AS target, m.operator,"
+      "         m.source_addr, m.dest_addr, m.data_coding, m.esm_class, m.raw_payload"
+      "    FROM windows w JOIN inbound_message m"
+      "      ON m.received_at >= w.lo AND m.received_at <= w.hi"
+      "   WHERE m.instance_id = $1 AND m.smsc_mo_id IS NULL AND m.concat_total IS NULL"
+      "     AND m.outcome <> 'receipt')"
+      " SELECT u.target, u.operator, u.source_addr, u.dest_addr, u.data_coding, u.esm_class,"
+      "        encode(u.raw_payload, 'hex')"
+      "   FROM u WHERE NOT EXISTS (SELECT 1 FROM inbound_message later"
+      "                             WHERE later.redelivery_of = u.target AND later.id > u.id)"
+      "  ORDER BY u.id",
+      pg::Params().Text(options_.instance_id).Int(horizon.count()).Int(window.count()), &r);
+  if (!st.ok()) return st;
+  for (int i = 0; i < r.rows(); ++i) {
+    UncertainMo mo;
+    mo.inbound_message_id = r.Int64(i, 0);
+    mo.operator_name = r.String(i, 1);
+    mo.source_addr = r.String(i, 2);
+    mo.dest_addr = r.String(i, 3);
+    mo.data_coding = static_cast<uint8_t>(r.Int64(i, 4));
+    mo.esm_class = static_cast<uint8_t>(r.Int64(i, 5));
+    mo.raw_payload = pg::HexDecode(r.Text(i, 6));
+    uncertain->push_back(std::move(mo));
+  }
+  st = conn.Exec("INSERT INTO instance_run (instance_id) VALUES ($1) RETURNING id",
+                 pg::Params().Text(options_.instance_id), &r);
+  if (!st.ok()) return st;
+  *run_id = r.Int64(0, 0);
+  return tx.Commit();
+}
+
+StoreStatus Store::TouchRun(int64_t run_id) {
+  StoreStatus st = Connect();
+  if (!st.ok()) return st;
+  return impl_->conn.Exec("UPDATE instance_run SET last_alive_at = now() WHERE id = $1",
+                          pg::Params().Int(run_id));
+}
+
+StoreStatus Store::EndRun(int64_t run_id) {
+  StoreStatus st = Connect();
+  if (!st.ok()) return st;
+  return impl_->conn.Exec("UPDATE instance_run SET stopped_at = now() WHERE id = $1",
+                          pg::Params().Int(run_id));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -49,10 +49,12 @@ enum class MessageOutcome {
   kUndecodable,       // payload could not be decoded
   kReceipt,           // a delivery receipt (esm_class receipt bit)
   kOther,
+  kRedelivery,        // the SMSC's redelivery of a stored MO whose ack may have been lost:
+                      // recorded (redelivery_of = the original), acked, nothing else
 };
 // Stable names stored in the database: "donation", "syntax_error", "invalid_msisdn",
 // "unknown_campaign", "campaign_inactive", "daily_cap", "blocked", "incomplete_concat",
-// "too_many_units", "undecodable", "receipt", "other".
+// "too_many_units", "undecodable", "receipt", "other", "redelivery".
 std::string_view ToString(MessageOutcome outcome);
 bool ParseMessageOutcome(std::string_view name, MessageOutcome* out);
 
@@ -102,6 +104,7 @@ struct InboundMessage {
   StoreTime received_at{};
   MessageOutcome outcome = MessageOutcome::kOther;
   std::string outcome_detail;   // optional human-readable detail (parser error, ...)
+  int64_t redelivery_of = 0;    // outcome kRedelivery: the original inbound_message id
 };
 
 // The parsed donation of an MO whose outcome is kDonation.
@@ -173,6 +176,28 @@ struct IngestItem {
   std::optional<ReplyDraft> reply;
   std::optional<ConcatSetKey> consume_set;
   std::optional<ReceiptInfo> receipt;
+};
+
+// A batch whose COMMIT was sent but whose outcome could not be learned (the connection was
+// lost and the database is still unreachable). The batch is neither stored nor not stored
+// until ResolveIngestCommit says which; its MOs must not be answered before that.
+struct IngestCommitTicket {
+  std::string token;        // the batch's ingest_batch marker
+  int backend_pid = 0;      // the server process that ran the COMMIT
+  size_t items = 0;
+  bool valid() const { return !token.empty(); }
+};
+
+// A committed MO whose deliver_sm_resp may not have reached the SMSC (loaded at start after an
+// unclean stop): the fields a redelivery would repeat, and the row it would point to.
+struct UncertainMo {
+  int64_t inbound_message_id = 0;   // the original (for a stored redelivery: its original)
+  std::string operator_name;
+  std::string source_addr;
+  std::string dest_addr;
+  uint8_t data_coding = 0;
+  uint8_t esm_class = 0;
+  std::string raw_payload;
 };
 
 struct IngestResult {
@@ -307,6 +332,27 @@ class Store {
   // item). On ok, `results` has one entry per item, in order. On failure nothing is stored.
   // Invalid items (see IngestItem) fail the whole batch as permanent before any write.
   StoreStatus IngestBatch(const std::vector<IngestItem>& items, std::vector<IngestResult>* results);
+  // The same; when `in_doubt` is given and the COMMIT's outcome cannot be learned yet (the
+  // connection was lost in flight and the database does not answer), fills it and returns
+  // transient. The caller then holds the batch's MOs unanswered and asks ResolveIngestCommit
+  // until it answers. Without `in_doubt` such a batch is reported as a plain transient failure.
+  StoreStatus IngestBatch(const std::vector<IngestItem>& items, std::vector<IngestResult>* results,
+                          IngestCommitTicket* in_doubt);
+  // Resolves a ticket: ok with *committed (and the batch's results) once the database answers
+  // and the old server process is gone; transient while that cannot be known.
+  StoreStatus ResolveIngestCommit(const IngestCommitTicket& ticket, bool* committed,
+                                  std::vector<IngestResult>* results);
+
+  // Runs of this instance (instance_run). BeginRun records a new run and returns, for every
+  // earlier run of the same instance that ended without EndRun and within `window` of now,
+  // the MOs without an SMSC MO id received from (its last_alive_at - horizon) until its
+  // successor started, unless a later redelivery of them is stored already.
+  StoreStatus BeginRun(std::chrono::seconds horizon, std::chrono::seconds window, int64_t* run_id,
+                       std::vector<UncertainMo>* uncertain);
+  // The write probe: updates the run's last_alive_at in a transaction of its own.
+  StoreStatus TouchRun(int64_t run_id);
+  // A clean stop: every committed MO was answered.
+  StoreStatus EndRun(int64_t run_id);
 
   // Pending (unconsumed) parts received on `links` (all links when empty), oldest first.
   StoreStatus LoadPendingParts(const std::vector<std::string>& links, std::vector<StoredPart>* parts);

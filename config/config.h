@@ -202,6 +202,12 @@ struct PipelineConfig {
   std::string instance_id;         // default: the host name; [A-Za-z0-9._-], 1..64
   std::string blocklist_file;      // optional: one MSISDN per line; must be readable
   bool start_charging_paused = false;  // kill switch at start: receive and record, do not charge
+  // Recognising redeliveries without an MO-id TLV (docs/pipeline.md "In-doubt MOs and
+  // redeliveries"): how long a committed MO whose ack may have been lost is matched against
+  // redeliveries (the SMSC's retry span), 0..86400 (0 = never match), and how far before an
+  // unclean stop's last write probe MOs count as possibly unacknowledged, 1..3600.
+  int redelivery_window_s = 600;
+  int ack_horizon_s = 10;
 };
 
 struct HttpConfig {

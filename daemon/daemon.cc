@@ -102,6 +102,7 @@ class Daemon final : public AdminActions {
   std::atomic<int64_t> unknown_charges_{0};
   std::atomic<int64_t> donations_waiting_{0};
   std::atomic<int64_t> outbox_backlog_{0};
+  int64_t run_id_ = 0;  // instance_run row of this run (set before the health loop starts)
 };
 
 StatusSnapshot Daemon::Status() {
@@ -129,11 +130,26 @@ void Daemon::HealthLoop() {
   o.application_name = "donagated-health";
   o.connect_timeout_s = config_.database.connect_timeout_s;
   o.statement_timeout_ms = 2000;
+  o.statement_timeout_ms = 400;
   billing::Store store(config_.database.conninfo.Reveal(), o);
-  for (;;) {
-    billing::StoreStatus ping = store.Ping();
-    health_->SetDatabase(ping.ok(), ping.ok() ? "" : "database unreachable: " + ping.message());
-    if (ping.ok()) {
+  // The write probe runs every 200 ms so /readyz turns 503 within half a second of the
+  // database going away or refusing writes (read-only, disk full); the counts for /status
+  // every 2 s. The probe is the run's heartbeat too (Store::TouchRun: last_alive_at).
+  constexpr auto kProbeInterval = milliseconds(200);
+  constexpr int kProbesPerCount = 10;
+  for (int round = 0;; ++round) {
+    billing::StoreStatus probe = run_id_ != 0 ? store.TouchRun(run_id_) : store.Ping();
+    std::string reason;
+    if (!probe.ok()) {
+      reason = (probe.sqlstate() == "25006" ? "database refuses writes (read-only): "
+                                            : "database write probe failed: ") + probe.message();
+    } else if (!writer_->healthy()) {
+      reason = "database unavailable to ingest (reconnecting)";
+    } else if (writer_->held_in_doubt() > 0) {
+      reason = std::to_string(writer_->held_in_doubt()) + " MOs held: commit outcome in doubt";
+    }
+    health_->SetDatabase(reason.empty(), reason);
+    if (probe.ok() && round % kProbesPerCount == 0) {
       int version = 0;
       if (store.CurrentSchemaVersion(&version).ok()) {
         const int expected = billing::ExpectedSchemaVersion();
@@ -150,7 +166,7 @@ void Daemon::HealthLoop() {
       }
     }
     std::unique_lock<std::mutex> lock(health_mu_);
-    if (health_cv_.wait_for(lock, seconds(2), [&] { return health_stop_; })) return;
+    if (health_cv_.wait_for(lock, kProbeInterval, [&] { return health_stop_; })) return;
   }
 }
 
@@ -223,11 +239,23 @@ int Daemon::Run() {
       log->warn("event=recover_retry {}", Kv("reason", s.message()));
       std::this_thread::sleep_for(seconds(1));
     }
+    // This run, and what an unclean end of the previous ones may have left unacknowledged.
+    std::vector<billing::UncertainMo> uncertain;
+    while (s.ok() &&
+           !(s = store.BeginRun(seconds(config_.pipeline.ack_horizon_s),
+                                seconds(config_.pipeline.redelivery_window_s), &run_id_, &uncertain))
+                .ok() &&
+           s.transient() && Clock::now() < deadline) {
+      log->warn("event=begin_run_retry {}", Kv("reason", s.message()));
+      std::this_thread::sleep_for(seconds(1));
+    }
     if (!s.ok()) {
       log->critical("event=recover_failed {}", Kv("reason", s.ToString()));
       writer_->Stop();
       return 1;
     }
+    pipeline_->AddUncertain(uncertain);
+    log->info("event=run_started run={} uncertain_mos={}", run_id_, uncertain.size());
   }
 
   std::string error;
@@ -360,10 +388,23 @@ int Daemon::Run() {
   pipeline_->SetAccepting(false);
   replies_->Stop(milliseconds(3000));
   charging_->Stop(milliseconds(5000));
+  bool clean = true;
   if (!links_->StopAllAndWait(milliseconds(2000), milliseconds(6000))) {
     log->warn("event=links_not_closed_in_time");
+    clean = false;
   }
   writer_->Stop();
+  if (writer_->unresolved_at_stop() > 0) clean = false;
+  if (clean) {
+    // Every committed MO was answered: the next start has nothing to suspect.
+    billing::StoreOptions o = store_options;
+    o.application_name = "donagated-stop";
+    billing::Store store(conninfo, o);
+    billing::StoreStatus s = store.EndRun(run_id_);
+    if (!s.ok()) log->warn("event=end_run_failed {}", Kv("reason", s.message()));
+  } else {
+    log->warn("event=stop_not_clean reason=\"answers may be missing; the next start treats this run as crashed\"");
+  }
   http_->Stop();
   stop_health();
   boost::system::error_code ignored;

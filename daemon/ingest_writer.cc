@@ -143,7 +143,8 @@ void IngestWriter::CommitBatch(Shard& shard, std::vector<Pending>& batch) {
   if (metrics_) metrics_->store_pool_in_use().Increment();
   auto started = Clock::now();
   std::vector<billing::IngestResult> results;
-  billing::StoreStatus status = shard.store->IngestBatch(items, &results);
+  billing::IngestCommitTicket ticket;
+  billing::StoreStatus status = shard.store->IngestBatch(items, &results, &ticket);
   auto elapsed = Clock::now() - started;
   busy_connections_.fetch_sub(1);
   if (metrics_) {
@@ -166,6 +167,10 @@ void IngestWriter::CommitBatch(Shard& shard, std::vector<Pending>& batch) {
     return;
   }
   if (status.ok()) status = billing::StoreStatus::Permanent("store returned a wrong result count");
+  if (ticket.valid()) {
+    HoldInDoubt(shard, batch, items, ticket, status);
+    return;
+  }
 
   if (status.permanent() && batch.size() > 1) {
     // One bad item must not block the others: retry one by one.
@@ -208,23 +213,86 @@ void IngestWriter::CommitBatch(Shard& shard, std::vector<Pending>& batch) {
   }
   // Everything queued behind the failed batch would meet the same fate; answer it now so the
   // SMSC redelivers sooner.
-  if (shard.down.load()) {
-    std::deque<Pending> rest;
-    {
-      std::lock_guard<std::mutex> lock(shard.mu);
-      rest.swap(shard.queue);
-    }
-    for (auto& p : rest) {
-      IngestOutcome outcome;
-      outcome.status = status;
-      outcome.refused = IngestRefusal::kDatabaseDown;
-      Finish(p, std::move(outcome));
-    }
-  }
+  if (shard.down.load()) AnswerQueuedDown(shard, status);
   // Reload in-memory state only once the database answers again (while it is down every new
   // item is refused, so nothing can slip in between).
   if (shard.down.load()) Reconnect(shard);
   if (batch_failed_hook_) batch_failed_hook_(shard.index, status, *shard.store);
+  shard.down.store(false);
+}
+
+void IngestWriter::AnswerQueuedDown(Shard& shard, const billing::StoreStatus& status) {
+  std::deque<Pending> rest;
+  {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    rest.swap(shard.queue);
+  }
+  for (auto& p : rest) {
+    IngestOutcome outcome;
+    outcome.status = status;
+    outcome.refused = IngestRefusal::kDatabaseDown;
+    Finish(p, std::move(outcome));
+  }
+}
+
+void IngestWriter::HoldInDoubt(Shard& shard, std::vector<Pending>& batch,
+                               const std::vector<billing::IngestItem>& items,
+                               const billing::IngestCommitTicket& ticket,
+                               const billing::StoreStatus& status) {
+  const auto n = static_cast<int64_t>(batch.size());
+  spdlog::warn("ingest: batch of {} in doubt ({}); holding its MOs unanswered until the database "
+               "says whether it committed", n, status.message());
+  shard.down.store(true);
+  held_in_doubt_.fetch_add(n);
+  if (metrics_) metrics_->ingest_in_doubt_held().Increment(static_cast<double>(n));
+  if (in_doubt_hook_) in_doubt_hook_(items, false, false, {});
+  AnswerQueuedDown(shard, status);
+
+  bool committed = false;
+  std::vector<billing::IngestResult> results;
+  billing::StoreStatus resolved = billing::StoreStatus::Transient("not asked yet");
+  auto backoff = options_.reconnect_backoff_min;
+  while (!stopping_.load()) {
+    resolved = shard.store->ResolveIngestCommit(ticket, &committed, &results);
+    if (resolved.ok() || resolved.permanent()) break;
+    std::unique_lock<std::mutex> lock(shard.mu);
+    shard.cv.wait_for(lock, backoff, [&] { return stopping_.load(); });
+    backoff = std::min(options_.reconnect_backoff_max, backoff * 2);
+  }
+  held_in_doubt_.fetch_sub(n);
+  if (metrics_) metrics_->ingest_in_doubt_held().Decrement(static_cast<double>(n));
+
+  if (!resolved.ok()) {
+    // Stopping (or a marker we cannot read): answering either way could be wrong. No answer:
+    // the SMSC redelivers, and the next start treats this run as crashed (no clean stop), so
+    // a redelivery of a committed MO is recognised then.
+    spdlog::error("ingest: {} MOs still in doubt ({}); leaving them unanswered", n, resolved.ToString());
+    unresolved_at_stop_.fetch_add(n);
+    for (auto& p : batch) {
+      IngestOutcome outcome;
+      outcome.status = status;
+      outcome.in_doubt = true;
+      outcome.unanswered = true;
+      Finish(p, std::move(outcome));
+    }
+    shard.down.store(false);
+    return;
+  }
+  if (committed && results.size() != batch.size()) committed = false;  // cannot happen: marker checked
+  spdlog::warn("ingest: batch of {} in doubt resolved: {}", n, committed ? "committed" : "not committed");
+  if (metrics_) metrics_->IngestInDoubtResolved(committed, static_cast<double>(n));
+  if (in_doubt_hook_) in_doubt_hook_(items, true, committed, results);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    IngestOutcome outcome;
+    outcome.in_doubt = true;
+    if (committed) {
+      outcome.result = results[i];
+    } else {
+      outcome.status = status;
+    }
+    Finish(batch[i], std::move(outcome));
+  }
+  if (!committed && batch_failed_hook_) batch_failed_hook_(shard.index, status, *shard.store);
   shard.down.store(false);
 }
 

@@ -21,6 +21,15 @@
 //  - Sharding: items are assigned to a DB thread by `shard_key` (callers give the same key to
 //    items whose commit order matters, e.g. the parts of one concatenated set); batches of one
 //    shard commit in submission order.
+//  - In doubt: when the connection is lost while a batch's COMMIT is in flight and the
+//    database does not answer, nobody can tell whether the batch committed. Its items are then
+//    HELD, not answered (a temporary error would make the SMSC redeliver MOs that may be
+//    stored: a second donation): the shard refuses new items, waits for the database with
+//    backoff, asks for the batch's marker, and only then answers: ok with the results if it
+//    committed, a temporary error if not. The in-doubt hook tells the pipeline when a batch
+//    is held and how it was resolved, so that it can recognise the SMSC's redeliveries of
+//    held MOs meanwhile. If Stop() comes first, held items get IngestOutcome::unanswered
+//    (the caller must not answer them) and unresolved_at_stop() counts them.
 //  - Stop() refuses new items, commits what is queued, then joins the threads.
 #pragma once
 
@@ -66,6 +75,8 @@ enum class IngestRefusal {
 struct IngestOutcome {
   billing::StoreStatus status;          // ok: committed (result is meaningful)
   IngestRefusal refused = IngestRefusal::kNone;
+  bool in_doubt = false;                // the item's batch was held in doubt before this answer
+  bool unanswered = false;              // still in doubt at Stop(): send no answer at all
   billing::IngestResult result;
   std::chrono::steady_clock::duration commit_time{};  // the batch's IngestBatch call
   bool ok() const { return status.ok(); }
@@ -87,6 +98,12 @@ class IngestWriter {
   IngestWriter& operator=(const IngestWriter&) = delete;
 
   void SetBatchFailedHook(BatchFailedHook hook) { batch_failed_hook_ = std::move(hook); }
+  // Runs on the shard's DB thread: once with `resolved` false when a batch is held in doubt
+  // (before any of its callbacks), once with `resolved` true when its outcome is known
+  // (`committed`, and then `results`, one per item), before its callbacks are posted.
+  using InDoubtHook = std::function<void(const std::vector<billing::IngestItem>& items, bool resolved,
+                                         bool committed, const std::vector<billing::IngestResult>& results)>;
+  void SetInDoubtHook(InDoubtHook hook) { in_doubt_hook_ = std::move(hook); }
 
   // Starts the DB threads (they connect lazily).
   void Start();
@@ -102,6 +119,9 @@ class IngestWriter {
   int64_t inflight() const { return inflight_.load(); }
   // False while any shard's connection is known to be down.
   bool healthy() const;
+  // Items held in doubt right now, and those still in doubt when Stop() ended the wait.
+  int64_t held_in_doubt() const { return held_in_doubt_.load(); }
+  int64_t unresolved_at_stop() const { return unresolved_at_stop_.load(); }
 
  private:
   struct Pending {
@@ -123,11 +143,17 @@ class IngestWriter {
   void CommitBatch(Shard& shard, std::vector<Pending>& batch);
   void Finish(Pending& pending, IngestOutcome outcome);
   void Reconnect(Shard& shard);
+  void HoldInDoubt(Shard& shard, std::vector<Pending>& batch, const std::vector<billing::IngestItem>& items,
+                   const billing::IngestCommitTicket& ticket, const billing::StoreStatus& status);
+  void AnswerQueuedDown(Shard& shard, const billing::StoreStatus& status);
 
   boost::asio::any_io_executor completion_executor_;
   IngestWriterOptions options_;
   Metrics* metrics_;
   BatchFailedHook batch_failed_hook_;
+  InDoubtHook in_doubt_hook_;
+  std::atomic<int64_t> held_in_doubt_{0};
+  std::atomic<int64_t> unresolved_at_stop_{0};
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<int64_t> inflight_{0};
   std::atomic<bool> stopping_{false};

@@ -46,6 +46,13 @@ class InboundHandler {
   // in server mode an inbound submit_sm is refused by the link and never reaches here.
   // `pdu` is valid only during the call: copy what you keep.
   virtual void OnMessage(const LinkInfo& link, const smpp::Pdu& pdu, InboundCompletion done) = 0;
+  // The session `link.session_id` closed. `orderly` is true after our own unbind (every
+  // answer was written and the SMSC answered the unbind); otherwise answers written shortly
+  // before, and those completed after, may never reach the SMSC, which will redeliver.
+  virtual void OnSessionClosed(const LinkInfo& link, bool orderly) {
+    (void)link;
+    (void)orderly;
+  }
 };
 
 enum class SubmitOutcome {

@@ -19,8 +19,12 @@ using prometheus::Histogram;
 constexpr std::string_view kMessageOutcomeNames[] = {
     "donation",          "syntax_error", "invalid_msisdn",  "unknown_campaign",
     "campaign_inactive", "daily_cap",    "blocked",         "incomplete_concat",
-    "too_many_units",    "undecodable",  "receipt",         "other"};
-static_assert(std::size(kMessageOutcomeNames) == static_cast<size_t>(billing::MessageOutcome::kOther) + 1);
+    "too_many_units",    "undecodable",  "receipt",         "other",
+    "redelivery"};
+static_assert(std::size(kMessageOutcomeNames) == static_cast<size_t>(billing::MessageOutcome::kRedelivery) + 1);
+constexpr std::string_view kUnansweredNames[] = {"invalid_msisdn", "blocked", "unknown_campaign"};
+constexpr std::string_view kRedeliveryReasonNames[] = {"in_doubt", "session_closed", "after_crash"};
+constexpr std::string_view kInDoubtResolutionNames[] = {"committed", "not_committed"};
 
 constexpr std::string_view kDonationStateNames[] = {
     "received", "charging", "charged", "partially_charged", "failed", "unknown", "reversed"};
@@ -32,7 +36,8 @@ constexpr std::string_view kChargeOutcomeNames[] = {
 static_assert(std::size(kChargeOutcomeNames) == static_cast<size_t>(billing::ChargeOutcome::kNotFound) + 1);
 
 constexpr std::string_view kTempErrorNames[] = {
-    "store_unavailable", "store_error", "backpressure", "shutting_down", "concat_unavailable"};
+    "store_unavailable", "store_error", "backpressure", "shutting_down", "concat_unavailable",
+    "in_doubt"};
 constexpr std::string_view kReplyResultNames[] = {"sent", "throttled", "failed"};
 constexpr std::string_view kAdminActionNames[] = {
     "pause_charging", "resume_charging", "stop_link", "start_link", "reload_templates", "list_links"};
@@ -109,6 +114,13 @@ Metrics::Metrics(prometheus::Registry& registry, std::string_view version)
       concat_parts_pending_(GaugeFamily(registry, "donagate_concat_parts_pending",
                                         "Concatenated MO parts waiting for their siblings")
                                 .Add({})),
+      redelivery_guard_entries_(GaugeFamily(registry, "donagate_redelivery_guard_entries",
+                                            "Committed or in-doubt MOs whose redelivery would be "
+                                            "recognised (no MO-id TLV)")
+                                    .Add({})),
+      ingest_in_doubt_held_(GaugeFamily(registry, "donagate_ingest_in_doubt_mos",
+                                        "MOs held unanswered because their commit outcome is unknown")
+                                .Add({})),
       charges_unknown_outstanding_(GaugeFamily(registry, "donagate_charges_unknown_outstanding",
                                                "Charge keys whose outcome is unknown and unresolved")
                                        .Add({})),
@@ -143,6 +155,17 @@ Metrics::Metrics(prometheus::Registry& registry, std::string_view version)
   mo_temp_errors_ = ByLabel(CounterFamily(registry, "donagate_mo_temp_errors_total",
                                           "MOs answered with a temporary error (redelivered later)"),
                             "reason", kTempErrorNames);
+  mo_unanswered_ = ByLabel(CounterFamily(registry, "donagate_mo_unanswered_total",
+                                         "MOs recorded without any reply, by reason"),
+                           "reason", kUnansweredNames);
+  mo_redeliveries_ = ByLabel(CounterFamily(registry, "donagate_mo_redeliveries_total",
+                                           "Redeliveries of stored MOs recognised without an MO id "
+                                           "(recorded, acked, not charged), by why the ack was uncertain"),
+                             "reason", kRedeliveryReasonNames);
+  in_doubt_resolved_ = ByLabel(CounterFamily(registry, "donagate_ingest_in_doubt_total",
+                                             "MOs of batches whose commit outcome was unknown, by "
+                                             "how it was resolved"),
+                               "resolution", kInDoubtResolutionNames);
   admin_actions_ = ByLabel(CounterFamily(registry, "donagate_admin_actions_total",
                                          "Admin actions performed"),
                            "action", kAdminActionNames);
@@ -228,6 +251,15 @@ Metrics::ReplyCounters& Metrics::ForOperator(std::string_view operator_name) {
   return *it->second;
 }
 
+void Metrics::MoUnanswered(billing::MessageOutcome reason) {
+  switch (reason) {
+    case billing::MessageOutcome::kInvalidMsisdn: mo_unanswered_[0]->Increment(); break;
+    case billing::MessageOutcome::kBlocked: mo_unanswered_[1]->Increment(); break;
+    case billing::MessageOutcome::kUnknownCampaign: mo_unanswered_[2]->Increment(); break;
+    default: break;
+  }
+}
+
 void Metrics::Receipt(std::string_view stat) {
   size_t i = 0;
   while (i + 1 < std::size(kReceiptStats) && kReceiptStats[i] != stat) ++i;
@@ -246,6 +278,11 @@ const std::vector<std::string>& Metrics::Names() {
       "donagate_mo_rejected_total",
       "donagate_mo_temp_errors_total",
       "donagate_concat_parts_pending",
+      "donagate_mo_unanswered_total",
+      "donagate_mo_redeliveries_total",
+      "donagate_redelivery_guard_entries",
+      "donagate_ingest_in_doubt_mos",
+      "donagate_ingest_in_doubt_total",
       "donagate_donations_total",
       "donagate_donations_units_charged_total",
       "donagate_donations_vnd_charged_total",

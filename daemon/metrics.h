@@ -76,8 +76,10 @@ enum class TempErrorReason {
   kBackpressure,      // the ingest queue is full
   kShuttingDown,      // the daemon is stopping and will not commit new work
   kConcatUnavailable, // a concatenated part could not be stored
+  kInDoubt,           // a redelivery of an MO whose commit outcome is not known yet
 };
-// "store_unavailable" "store_error" "backpressure" "shutting_down" "concat_unavailable".
+// "store_unavailable" "store_error" "backpressure" "shutting_down" "concat_unavailable"
+// "in_doubt".
 std::string_view ToString(TempErrorReason reason);
 
 enum class ReplyResult { kSent, kThrottled, kFailed };  // "sent" "throttled" "failed"
@@ -121,6 +123,16 @@ class Metrics {
   void MoRejected(billing::MessageOutcome reason) { metrics_internal::At(mo_rejected_, reason).Increment(); }
   void MoTempError(TempErrorReason reason) { metrics_internal::At(mo_temp_errors_, reason).Increment(); }
   prometheus::Gauge& concat_parts_pending() { return concat_parts_pending_; }
+  // A committed MO recorded without any reply (nobody to answer, blocked, no campaign).
+  // `reason` is kInvalidMsisdn, kBlocked or kUnknownCampaign (others are ignored).
+  void MoUnanswered(billing::MessageOutcome reason);
+  // A redelivery of a stored MO recognised (recorded as such, acked, not charged); `reason` is
+  // redelivery_guard.h's UncertainReason as an index: 0 in_doubt, 1 session_closed, 2 after_crash.
+  void MoRedelivery(size_t reason) { mo_redeliveries_.at(reason)->Increment(); }
+  prometheus::Gauge& redelivery_guard_entries() { return redelivery_guard_entries_; }
+  // MOs whose batch is held in doubt now; MOs of resolved in-doubt batches by resolution.
+  prometheus::Gauge& ingest_in_doubt_held() { return ingest_in_doubt_held_; }
+  void IngestInDoubtResolved(bool committed, double mos) { in_doubt_resolved_[committed ? 0 : 1]->Increment(mos); }
 
   // ---- donations
   class DonationCounters {
@@ -217,13 +229,18 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& breaker_family_;
   prometheus::Family<prometheus::Counter>& replies_family_;
 
-  std::array<prometheus::Counter*, 12> mo_rejected_{};
-  std::array<prometheus::Counter*, 5> mo_temp_errors_{};
+  std::array<prometheus::Counter*, 13> mo_rejected_{};
+  std::array<prometheus::Counter*, 6> mo_temp_errors_{};
+  std::array<prometheus::Counter*, 3> mo_unanswered_{};
+  std::array<prometheus::Counter*, 3> mo_redeliveries_{};
+  std::array<prometheus::Counter*, 2> in_doubt_resolved_{};
   std::array<prometheus::Counter*, 6> admin_actions_{};
   std::array<prometheus::Counter*, 9> receipts_{};  // 8 standard stats + "other"
   std::array<prometheus::Counter*, 2> store_errors_{};
 
   prometheus::Gauge& concat_parts_pending_;
+  prometheus::Gauge& redelivery_guard_entries_;
+  prometheus::Gauge& ingest_in_doubt_held_;
   prometheus::Gauge& charges_unknown_outstanding_;
   prometheus::Gauge& charging_paused_;
   prometheus::Counter& charging_yields_;

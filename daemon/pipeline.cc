@@ -12,6 +12,7 @@
 #include "billing/money.h"
 #include "billing/msisdn.h"
 #include "billing/reply_template.h"
+#include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "daemon/receipts.h"
 #include "protocol/message_id.h"
@@ -103,6 +104,25 @@ TempErrorReason ReasonOf(const IngestOutcome& outcome) {
                                     : TempErrorReason::kStoreUnavailable;
 }
 
+// An answer written this shortly before a session's unexpected close may not have reached
+// the SMSC (it was in our socket buffer or in flight when the connection died).
+constexpr auto kAckUncertainWindow = std::chrono::seconds(2);
+// Completions for a closed session arrive within the commit latency; remember closes longer.
+constexpr auto kClosedSessionMemory = std::chrono::seconds(120);
+
+// The guard key of an item whose redelivery could be taken for a new MO: a complete
+// (single-part) message without an SMSC MO id, not a receipt.
+std::optional<std::string> GuardKeyOf(const billing::IngestItem& item) {
+  if (!item.message || item.part || item.consume_set) return std::nullopt;
+  const billing::InboundMessage& m = *item.message;
+  if (!m.smsc_mo_id.empty() || m.outcome == billing::MessageOutcome::kReceipt || m.concat_total)
+    return std::nullopt;
+  return RedeliveryKey(m.operator_name, m.source_addr, m.dest_addr, m.data_coding, m.esm_class,
+                       m.raw_payload);
+}
+
+size_t ReasonIndex(UncertainReason r) { return static_cast<size_t>(r); }
+
 }  // namespace
 
 bool LoadBlocklist(const std::string& path, std::set<std::string>* out, std::string* error) {
@@ -136,7 +156,8 @@ Pipeline::Pipeline(const config::Config& config, IngestWriter& writer, Metrics* 
     : config_(config), writer_(writer), metrics_(metrics), blocklist_(std::move(blocklist)),
       temp_error_status_(static_cast<uint32_t>(config.pipeline.temp_error_status)),
       reassembler_(smpp::ReassemblyOptions{std::chrono::seconds(config.pipeline.concat_timeout_s),
-                                           10000}) {
+                                           10000}),
+      guard_(std::chrono::seconds(config.pipeline.redelivery_window_s)) {
   for (const config::SmscLink& l : config_.links) {
     LinkSettings s;
     s.alphabet = l.gsm_packed ? smpp::DefaultAlphabet::kGsm7Packed : smpp::DefaultAlphabet::kGsm7Unpacked;
@@ -148,9 +169,83 @@ Pipeline::Pipeline(const config::Config& config, IngestWriter& writer, Metrics* 
   writer_.SetBatchFailedHook([this](int shard, const billing::StoreStatus&, billing::Store& store) {
     OnBatchFailed(shard, store);
   });
+  writer_.SetInDoubtHook([this](const std::vector<billing::IngestItem>& items, bool resolved,
+                                bool committed, const std::vector<billing::IngestResult>& results) {
+    OnInDoubt(items, resolved, committed, results);
+  });
 }
 
-Pipeline::~Pipeline() { writer_.SetBatchFailedHook(nullptr); }
+Pipeline::~Pipeline() {
+  writer_.SetBatchFailedHook(nullptr);
+  writer_.SetInDoubtHook(nullptr);
+}
+
+void Pipeline::OnInDoubt(const std::vector<billing::IngestItem>& items, bool resolved,
+                         bool committed, const std::vector<billing::IngestResult>& results) {
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::optional<std::string> key = GuardKeyOf(items[i]);
+    if (!key) continue;
+    if (!resolved) {
+      guard_.Hold(*key);
+      continue;
+    }
+    int64_t id = committed && i < results.size() ? results[i].inbound_message_id : 0;
+    // A recognised redelivery in doubt stands for its original.
+    if (id != 0 && items[i].message->redelivery_of != 0) id = items[i].message->redelivery_of;
+    guard_.Resolve(*key, committed && id != 0, id);
+  }
+  if (metrics_) metrics_->redelivery_guard_entries().Set(static_cast<double>(guard_.size()));
+}
+
+void Pipeline::AddUncertain(const std::vector<billing::UncertainMo>& mos) {
+  for (const billing::UncertainMo& mo : mos) {
+    guard_.AddCommitted(RedeliveryKey(mo.operator_name, mo.source_addr, mo.dest_addr, mo.data_coding,
+                                      mo.esm_class, mo.raw_payload),
+                        mo.inbound_message_id, UncertainReason::kAfterCrash);
+  }
+  if (metrics_) metrics_->redelivery_guard_entries().Set(static_cast<double>(guard_.size()));
+}
+
+void Pipeline::NoteCommitted(uint64_t session_id, std::string key, int64_t inbound_message_id) {
+  const auto now = SteadyClock::now();
+  std::lock_guard<std::mutex> lock(sessions_mu_);
+  if (closed_sessions_.count(session_id) != 0) {
+    // The session is gone: this answer will never be sent, and the SMSC will redeliver.
+    guard_.AddCommitted(key, inbound_message_id, UncertainReason::kSessionClosed);
+    if (metrics_) metrics_->redelivery_guard_entries().Set(static_cast<double>(guard_.size()));
+    return;
+  }
+  auto& recent = recent_acks_[session_id];
+  while (!recent.empty() && now - recent.front().at > kAckUncertainWindow) recent.pop_front();
+  recent.push_back(RecentAck{now, std::move(key), inbound_message_id});
+}
+
+void Pipeline::OnSessionClosed(const LinkInfo& link, bool orderly) {
+  const auto now = SteadyClock::now();
+  std::lock_guard<std::mutex> lock(sessions_mu_);
+  auto it = recent_acks_.find(link.session_id);
+  if (it != recent_acks_.end()) {
+    if (!orderly) {
+      for (RecentAck& a : it->second) {
+        if (now - a.at <= kAckUncertainWindow)
+          guard_.AddCommitted(a.key, a.inbound_message_id, UncertainReason::kSessionClosed);
+      }
+    }
+    recent_acks_.erase(it);
+  }
+  for (auto c = closed_sessions_.begin(); c != closed_sessions_.end();) {
+    c = now - c->second > kClosedSessionMemory ? closed_sessions_.erase(c) : std::next(c);
+  }
+  closed_sessions_[link.session_id] = now;
+  if (metrics_) metrics_->redelivery_guard_entries().Set(static_cast<double>(guard_.size()));
+}
+
+void Pipeline::LogUnanswered(const billing::InboundMessage& m) const {
+  if (metrics_) metrics_->MoUnanswered(m.outcome);
+  static const auto log = Logger("pipeline");
+  log->info("event=mo_unanswered link={} source={} reason={} detail={}", m.link,
+            Masked(m.source_addr), billing::ToString(m.outcome), Quote(m.outcome_detail));
+}
 
 const Pipeline::LinkSettings& Pipeline::SettingsFor(const std::string& link_name) const {
   static const LinkSettings kDefault;
@@ -344,31 +439,71 @@ void Pipeline::OnMessage(const LinkInfo& link, const smpp::Pdu& pdu, InboundComp
   }
 
   // --- part of a concatenated message?
+  // Money moves only on a message that decoded cleanly (design invariant 9): a UDH or a
+  // concatenation that does not parse makes the message undecodable — recorded, answered at
+  // most with the help text, never re-read another way (with UDHI set the first octet is the
+  // header length, GSM 03.40; reading it as text could yield a "CV n").
   std::optional<smpp::ConcatInfo> concat;
   std::string user_data = mo.payload;
   size_t udh_length = 0;
+  std::string malformed;  // why the framing of the user data is not trustworthy
   if ((mo.esm_class & smpp::kEsmClassUdhi) != 0) {
     smpp::UdhParse udh = smpp::ParseUdh(mo.payload);
-    if (udh.status == smpp::UdhStatus::kOk || udh.status == smpp::UdhStatus::kInvalidConcat) {
+    if (udh.status == smpp::UdhStatus::kOk) {
       udh_length = udh.header_length;
       user_data = std::string(udh.user_data);
-      if (udh.concat && smpp::IsValidConcat(*udh.concat)) concat = udh.concat;
+      if (udh.concat) concat = udh.concat;
+    } else {
+      malformed = "user data header: " + std::string(smpp::ToString(udh.status));
     }
   } else {
     auto ref = mo.tlvs->sar_msg_ref_num();
     auto total = mo.tlvs->sar_total_segments();
     auto seq = mo.tlvs->sar_segment_seqnum();
-    if (ref && total && seq) concat = smpp::ConcatFromSar(*ref, *total, *seq);
+    if (ref && total && seq) {
+      concat = smpp::ConcatFromSar(*ref, *total, *seq);
+      if (!concat) malformed = "sar_* TLVs: not a valid segment";
+    } else if (ref || total || seq) {
+      malformed = "sar_* TLVs: incomplete set";
+    }
   }
   smpp::DecodeOptions decode{settings.alphabet, udh_length};
 
-  if (!concat || concat->total <= 1) {
+  if (!malformed.empty() || !concat || concat->total <= 1) {
     smpp::DecodedText text = smpp::DecodeSmsText(user_data, mo.data_coding, decode);
+    const bool text_ok = malformed.empty() && text.ok();
     billing::IngestItem item =
         BuildMessageItem(link, mo.source_addr, mo.dest_addr, mo.data_coding, mo.esm_class,
-                         user_data, text.utf8, text.ok(), received_at);
+                         user_data, malformed.empty() ? text.utf8 : std::string(), text_ok,
+                         received_at);
     item.message->smsc_mo_id = smsc_mo_id;
-    Submit(std::move(item), round_robin_.fetch_add(1), &link, std::move(done), started);
+    if (!malformed.empty() && item.message->outcome == billing::MessageOutcome::kUndecodable)
+      item.message->outcome_detail = malformed;
+    std::optional<AckTracking> tracking;
+    if (std::optional<std::string> key = GuardKeyOf(item)) {
+      RedeliveryGuard::Match match = guard_.Check(*key);
+      if (match.kind == RedeliveryGuard::Match::Kind::kHeld) {
+        // Its original's commit is still in doubt: only a temporary error is safe.
+        counters_.temp_errors.fetch_add(1);
+        if (metrics_) metrics_->MoTempError(TempErrorReason::kInDoubt);
+        done(temp_error_status_);
+        return;
+      }
+      tracking = AckTracking{*key, link.session_id, 0, UncertainReason::kInDoubt};
+      if (match.kind == RedeliveryGuard::Match::Kind::kRedelivery) {
+        billing::InboundMessage& m = *item.message;
+        m.outcome = billing::MessageOutcome::kRedelivery;
+        m.outcome_detail = "redelivery_of " + std::to_string(match.original_id) + " (" +
+                           std::string(ToString(match.reason)) + ")";
+        m.redelivery_of = match.original_id;
+        item.donation.reset();
+        item.reply.reset();
+        tracking->redelivery_of = match.original_id;
+        tracking->reason = match.reason;
+      }
+    }
+    Submit(std::move(item), round_robin_.fetch_add(1), &link, std::move(done), started,
+           std::move(tracking));
     return;
   }
 
@@ -469,14 +604,25 @@ billing::IngestItem Pipeline::BuildAssembledItem(const smpp::AssembledMessage& m
 }
 
 void Pipeline::Submit(billing::IngestItem item, uint64_t shard_key, const LinkInfo* link,
-                      InboundCompletion done, SteadyClock::time_point started) {
+                      InboundCompletion done, SteadyClock::time_point started,
+                      std::optional<AckTracking> tracking) {
   const bool is_donation = item.donation.has_value();
   const std::optional<billing::MessageOutcome> outcome =
       item.message ? std::optional<billing::MessageOutcome>(item.message->outcome) : std::nullopt;
+  // Kept only for MOs recorded without any reply (logged once committed).
+  std::optional<billing::InboundMessage> unanswered;
+  if (item.message && !item.reply && !item.donation &&
+      (item.message->outcome == billing::MessageOutcome::kInvalidMsisdn ||
+       item.message->outcome == billing::MessageOutcome::kBlocked ||
+       item.message->outcome == billing::MessageOutcome::kUnknownCampaign)) {
+    unanswered = *item.message;
+  }
   Metrics::LinkCounters* link_counters = metrics_ && link ? &metrics_->ForLink(link->link_name) : nullptr;
   writer_.Submit(std::move(item), shard_key,
-                 [this, done = std::move(done), is_donation, outcome, link_counters,
-                  started](const IngestOutcome& result) {
+                 [this, done = std::move(done), is_donation, outcome, link_counters, started,
+                  tracking = std::move(tracking),
+                  unanswered = std::move(unanswered)](const IngestOutcome& result) mutable {
+                   if (result.unanswered) return;  // still in doubt at shutdown: say nothing
                    if (!result.ok()) {
                      counters_.temp_errors.fetch_add(1);
                      if (metrics_) metrics_->MoTempError(ReasonOf(result));
@@ -486,6 +632,16 @@ void Pipeline::Submit(billing::IngestItem item, uint64_t shard_key, const LinkIn
                    // Committed: now, and only now, the SMSC may hear ESME_ROK.
                    done(smpp::status::kOk);
                    counters_.acked.fetch_add(1);
+                   if (tracking && !result.result.duplicate && result.result.inbound_message_id != 0) {
+                     if (tracking->redelivery_of != 0) {
+                       guard_.Consume(tracking->key, tracking->redelivery_of);
+                       if (metrics_) metrics_->MoRedelivery(ReasonIndex(tracking->reason));
+                     }
+                     NoteCommitted(tracking->session_id, std::move(tracking->key),
+                                   tracking->redelivery_of != 0 ? tracking->redelivery_of
+                                                                : result.result.inbound_message_id);
+                   }
+                   if (unanswered && !result.result.duplicate) LogUnanswered(*unanswered);
                    if (result.result.duplicate) {
                      counters_.duplicates.fetch_add(1);
                    } else if (outcome && metrics_ && *outcome != billing::MessageOutcome::kDonation &&

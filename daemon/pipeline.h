@@ -24,12 +24,20 @@
 // shard's sets are rebuilt from the database, and at start RecoverFromStore() restores every
 // pending part, so a restart loses nothing that was acknowledged.
 //
+// Redeliveries without an MO-id TLV: the pipeline's RedeliveryGuard (redelivery_guard.h)
+// holds the content of MOs whose acknowledgement is uncertain — batches in doubt (from the
+// writer's in-doubt hook), MOs committed around a session's unexpected close, and (from the
+// store at start) MOs of a crashed previous run. A matching complete message is answered a
+// temporary error while its original is in doubt, or recorded as outcome redelivery and acked
+// once the original is known to be committed; it never becomes a second donation.
+//
 // Threads: OnMessage runs on link strands (several at once); it never blocks on the database.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -45,6 +53,7 @@
 #include "config/config.h"
 #include "daemon/ingest_writer.h"
 #include "daemon/link.h"
+#include "daemon/redelivery_guard.h"
 #include "protocol/message_id.h"
 #include "protocol/pdu.h"
 #include "protocol/reassembly.h"
@@ -78,6 +87,11 @@ class Pipeline final : public InboundHandler {
   billing::StoreStatus RecoverFromStore(billing::Store& store);
 
   void OnMessage(const LinkInfo& link, const smpp::Pdu& pdu, InboundCompletion done) override;
+  void OnSessionClosed(const LinkInfo& link, bool orderly) override;
+
+  // MOs of a crashed previous run that may be unacknowledged (Store::BeginRun).
+  void AddUncertain(const std::vector<billing::UncertainMo>& mos);
+  const RedeliveryGuard& redelivery_guard() const { return guard_; }
 
   // Records concatenated sets older than concat_timeout (as incomplete, or processes the parts
   // present, per config), and submits sets rebuilt after a failed batch. Call periodically
@@ -108,14 +122,27 @@ class Pipeline final : public InboundHandler {
   };
   const LinkSettings& SettingsFor(const std::string& link_name) const;
 
+  // What the ack of a guardable MO means for the redelivery guard.
+  struct AckTracking {
+    std::string key;
+    uint64_t session_id = 0;
+    int64_t redelivery_of = 0;  // a recognised redelivery of this original
+    UncertainReason reason = UncertainReason::kInDoubt;
+  };
   void Submit(billing::IngestItem item, uint64_t shard_key, const LinkInfo* link,
-              InboundCompletion done, std::chrono::steady_clock::time_point started);
+              InboundCompletion done, std::chrono::steady_clock::time_point started,
+              std::optional<AckTracking> tracking = std::nullopt);
   void SubmitBackground(billing::IngestItem item, uint64_t shard_key);
   billing::IngestItem BuildAssembledItem(const smpp::AssembledMessage& message,
                                          const std::string& operator_name, bool complete,
                                          const std::optional<billing::ConcatPart>& part) const;
   uint64_t ShardKeyOf(const smpp::ConcatKey& key) const;
   void OnBatchFailed(int shard, billing::Store& store);
+  void OnInDoubt(const std::vector<billing::IngestItem>& items, bool resolved, bool committed,
+                 const std::vector<billing::IngestResult>& results);
+  // After a guardable MO committed (ack about to be sent on `session_id`).
+  void NoteCommitted(uint64_t session_id, std::string key, int64_t inbound_message_id);
+  void LogUnanswered(const billing::InboundMessage& m) const;
   void RestoreParts(std::vector<billing::StoredPart> parts, int only_shard);
 
   const config::Config& config_;
@@ -134,6 +161,18 @@ class Pipeline final : public InboundHandler {
   smpp::Reassembler reassembler_;
   // Sets found complete/expired while reloading after a failed batch (guarded by reassembly_mu_).
   std::vector<std::pair<billing::IngestItem, uint64_t>> deferred_items_;
+
+  RedeliveryGuard guard_;
+  // Per session: guardable MOs acked in the last kAckUncertainWindow (an unexpected close may
+  // swallow those answers), and sessions that closed (answers for them are never sent).
+  struct RecentAck {
+    std::chrono::steady_clock::time_point at;
+    std::string key;
+    int64_t inbound_message_id;
+  };
+  std::mutex sessions_mu_;
+  std::map<uint64_t, std::deque<RecentAck>> recent_acks_;
+  std::map<uint64_t, std::chrono::steady_clock::time_point> closed_sessions_;
 };
 
 }  // namespace donagate::daemon

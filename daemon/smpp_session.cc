@@ -317,6 +317,7 @@ void SmppSession::CloseNow(CloseReason reason, std::string detail) {
                         info_.remote));
   }
   for (auto& job : failed) FinishSubmit(std::move(job), SubmitOutcome::kLinkDown, 0, "");
+  if (handler_ != nullptr && bound_kind_) handler_->OnSessionClosed(info_, reason == CloseReason::kLocalUnbind);
   NotifyOwnerClosed(reason, detail);
   auto done = std::move(stop_done_);
   stop_done_.clear();

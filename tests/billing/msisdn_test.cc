@@ -7,7 +7,10 @@ namespace donagate::billing {
 namespace {
 
 TEST(MsisdnTest, AcceptedFormsNormaliseTo84) {
-  for (const char* raw : {"84912345678", "+84912345678", "0912345678", " 0912345678\r\n"}) {
+  // 0084…: "00" is the international prefix dialled from Vietnam (issue 15: a donation from
+  // "0084916000005" was recorded as invalid_msisdn and silently dropped).
+  for (const char* raw : {"84912345678", "+84912345678", "0084912345678", "0912345678",
+                          " 0912345678\r\n", " 0084912345678 "}) {
     NormalizedMsisdn n = NormalizeMsisdn(raw);
     EXPECT_TRUE(n.ok()) << raw << " " << ToString(n.status);
     EXPECT_EQ(n.msisdn, "84912345678") << raw;
@@ -40,7 +43,10 @@ TEST(MsisdnTest, RejectedForms) {
       {"8491234567", MsisdnStatus::kWrongLength},
       {"849123456789", MsisdnStatus::kWrongLength},
       {"01234567890", MsisdnStatus::kWrongLength},   // retired 11-digit 01xx
-      {"0084912345678", MsisdnStatus::kWrongLength},
+      {"008491234567", MsisdnStatus::kWrongLength},
+      {"+0084912345678", MsisdnStatus::kNotVietnamese},
+      {"0085912345678", MsisdnStatus::kWrongLength},  // another country via 00: not ours
+      {"0084112345678", MsisdnStatus::kNotMobile},
       {"091234567", MsisdnStatus::kWrongLength},
       {"84", MsisdnStatus::kWrongLength},
       {"0", MsisdnStatus::kWrongLength},

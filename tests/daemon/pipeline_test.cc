@@ -418,5 +418,164 @@ TEST(PipelineTest, ReloadedTemplatesAreUsedForRepliesRenderedAfterTheReload) {
   EXPECT_EQ(QueryValue(db, "SELECT text FROM outbox WHERE dest_addr = '84912345679'"), "Cu phap moi: CV n gui 1407");
 }
 
+// Issue 15, defect 1: with UDHI set the first octet is the header length (GSM 03.40). A header
+// that does not parse, or a concatenation that does not, makes the message undecodable: it is
+// recorded and never charged, and never re-read as text (the header octets 20 43 56 20 31
+// read as GSM 7-bit are " CV 1").
+TEST(PipelineTest, MalformedHeadersOrConcatenationAreUndecodableAndNeverCharged) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_bad_udh");
+  Harness h(TestConfig(db));
+  struct Case {
+    const char* what;
+    smpp::Pdu pdu;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"UDHL 32 with 5 octets", DeliverSm("84916000001", "1407", std::string("\x20\x43\x56\x20\x31", 5), smpp::kEsmClassUdhi)});
+  cases.push_back({"UDHI, empty", DeliverSm("84916000002", "1407", "", smpp::kEsmClassUdhi)});
+  cases.push_back({"concat IE of 2 octets", DeliverSm("84916000003", "1407", std::string("\x04\x00\x02\x01\x01" "CV 1", 9), smpp::kEsmClassUdhi)});
+  cases.push_back({"concat total 0", DeliverSm("84916000004", "1407", std::string("\x05\x00\x03\x07\x00\x01" "CV 1", 10), smpp::kEsmClassUdhi)});
+  cases.push_back({"concat seq > total", DeliverSm("84916000005", "1407", std::string("\x05\x00\x03\x07\x02\x03" "CV 1", 10), smpp::kEsmClassUdhi)});
+  smpp::Pdu sar_partial = DeliverSm("84916000006", "1407", "CV 1");
+  std::get<smpp::DeliverSm>(sar_partial.body).tlvs.Set(smpp::tlv_tag::kSarMsgRefNum, std::string("\x00\x07", 2));
+  cases.push_back({"sar_msg_ref_num alone", sar_partial});
+  smpp::Pdu sar_bad = DeliverSm("84916000007", "1407", "CV 1");
+  auto& tlvs = std::get<smpp::DeliverSm>(sar_bad.body).tlvs;
+  tlvs.Set(smpp::tlv_tag::kSarMsgRefNum, std::string("\x00\x07", 2));
+  tlvs.Set(smpp::tlv_tag::kSarTotalSegments, std::string("\x02", 1));
+  tlvs.Set(smpp::tlv_tag::kSarSegmentSeqnum, std::string("\x03", 1));
+  cases.push_back({"sar seq 3 of 2", sar_bad});
+  for (const Case& c : cases) {
+    EXPECT_EQ(h.Deliver(c.pdu), smpp::status::kOk) << c.what;  // recorded, so acknowledged
+  }
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM inbound_message"), std::to_string(cases.size()));
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM inbound_message WHERE outcome = 'undecodable'"),
+            std::to_string(cases.size()))
+      << QueryValue(db, "SELECT string_agg(outcome || ':' || coalesce(outcome_detail, ''), ', ' ORDER BY id) FROM inbound_message");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation"), "0");
+  // At most the help text, never a thank-you.
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM outbox WHERE purpose <> 'syntax'"), "0");
+  // The bytes are kept as received for finance and operators.
+  EXPECT_EQ(QueryValue(db, "SELECT encode(raw_payload, 'hex') FROM inbound_message ORDER BY id LIMIT 1"),
+            "2043562031");
+  EXPECT_EQ(QueryValue(db, "SELECT outcome_detail FROM inbound_message ORDER BY id LIMIT 1"),
+            "user data header: user data header runs past the end of short_message");
+}
+
+// Issue 15, defect 2: "0084…" is the international prefix form; it used to be recorded as
+// invalid_msisdn with no reply and no log line.
+TEST(PipelineTest, SourceAddressWithInternationalPrefix0084IsADonation) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_0084");
+  Harness h(TestConfig(db));
+  EXPECT_EQ(h.Deliver(DeliverSm("0084916000005", "1407", "CV 2")), smpp::status::kOk);
+  EXPECT_EQ(QueryValue(db, "SELECT outcome || ' ' || msisdn FROM inbound_message"), "donation 84916000005");
+  EXPECT_EQ(QueryValue(db, "SELECT msisdn || ' ' || amount_vnd FROM donation"), "84916000005 40000");
+}
+
+// Issue 13: without an MO-id TLV, a redelivery of a committed MO whose ack may have been lost
+// (after a crash, or around a session's unexpected close) is recorded as a redelivery and
+// acknowledged, never a second donation; each uncertain MO absorbs one redelivery.
+TEST(PipelineTest, RedeliveryOfAnUncertainMoIsRecordedNotDonatedAgain) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_redeliver");
+  Harness h(TestConfig(db));
+  EXPECT_EQ(h.Deliver(DeliverSm("84916000001", "1407", "CV 2")), smpp::status::kOk);
+  const std::string original = QueryValue(db, "SELECT id FROM inbound_message");
+  billing::UncertainMo mo;
+  mo.inbound_message_id = std::stoll(original);
+  mo.operator_name = "opa";
+  mo.source_addr = "84916000001";
+  mo.dest_addr = "1407";
+  mo.raw_payload = "CV 2";
+  h.pipeline().AddUncertain({mo});
+
+  // A different MO is not affected; the identical one is the redelivery.
+  EXPECT_EQ(h.Deliver(DeliverSm("84916000001", "1407", "CV 3")), smpp::status::kOk);
+  EXPECT_EQ(h.Deliver(DeliverSm("84916000001", "1407", "CV 2")), smpp::status::kOk);
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation"), "2");
+  EXPECT_EQ(QueryValue(db, "SELECT outcome || ' ' || redelivery_of FROM inbound_message WHERE outcome = 'redelivery'"),
+            "redelivery " + original);
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM outbox WHERE inbound_message_id = "
+                           "(SELECT id FROM inbound_message WHERE outcome = 'redelivery')"), "0");
+  // Used up: the same text again is a genuine new donation.
+  EXPECT_EQ(h.Deliver(DeliverSm("84916000001", "1407", "CV 2")), smpp::status::kOk);
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation"), "3");
+}
+
+TEST(PipelineTest, AnUnexpectedSessionCloseMakesItsLastAcksUncertainAnOrderlyOneDoesNot) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_session_close");
+  Harness h(TestConfig(db));
+  LinkInfo session;
+  session.link_name = "opa-1";
+  session.operator_name = "opa";
+  auto deliver_on = [&](uint64_t session_id, const std::string& from, const std::string& text) {
+    auto promise = std::make_shared<std::promise<uint32_t>>();
+    auto future = promise->get_future();
+    session.session_id = session_id;
+    h.pipeline().OnMessage(session, DeliverSm(from, "1407", text),
+                           [promise](uint32_t status) { promise->set_value(status); });
+    EXPECT_EQ(future.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+    return future.get();
+  };
+  EXPECT_EQ(deliver_on(1, "84916000001", "CV 1"), smpp::status::kOk);
+  EXPECT_EQ(deliver_on(2, "84916000002", "CV 1"), smpp::status::kOk);
+  // Give the completions time to reach the pipeline's bookkeeping (they run after the ack).
+  std::this_thread::sleep_for(milliseconds(100));
+  session.session_id = 1;
+  h.pipeline().OnSessionClosed(session, /*orderly=*/false);  // the SMSC dropped the link
+  session.session_id = 2;
+  h.pipeline().OnSessionClosed(session, /*orderly=*/true);   // we unbound: answers were read
+  EXPECT_EQ(deliver_on(3, "84916000001", "CV 1"), smpp::status::kOk);
+  EXPECT_EQ(deliver_on(3, "84916000002", "CV 1"), smpp::status::kOk);
+  EXPECT_EQ(QueryValue(db, "SELECT string_agg(source_addr || ':' || outcome, ',' ORDER BY id) FROM inbound_message"),
+            "84916000001:donation,84916000002:donation,84916000001:redelivery,84916000002:donation");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation"), "3");
+}
+
+// A run that ended without EndRun leaves its last MOs suspect for the next start; a stored
+// redelivery uses one up for good, and the window bounds how long they stay suspect.
+TEST(PipelineTest, BeginRunReturnsTheMosOfAnUncleanStopUntilRedelivered) {
+  DONAGATE_REQUIRE_POSTGRES();
+  const std::string db = Migrated("pipe_runs");
+  billing::StoreOptions so;
+  so.instance_id = "test-1";
+  billing::Store store(db, so);
+  int64_t run1 = 0, run2 = 0, run3 = 0, run4 = 0;
+  std::vector<billing::UncertainMo> uncertain;
+  ASSERT_TRUE(store.BeginRun(std::chrono::seconds(10), std::chrono::seconds(600), &run1, &uncertain).ok());
+  EXPECT_TRUE(uncertain.empty());
+  {
+    Harness h(TestConfig(db));
+    EXPECT_EQ(h.Deliver(DeliverSm("84916000001", "1407", "CV 4")), smpp::status::kOk);
+    EXPECT_EQ(h.Deliver(DeliverSm("84916000002", "1407", "hello")), smpp::status::kOk);
+  }
+  ASSERT_TRUE(store.TouchRun(run1).ok());
+  // run1 "crashes" (no EndRun).
+  ASSERT_TRUE(store.BeginRun(std::chrono::seconds(10), std::chrono::seconds(600), &run2, &uncertain).ok());
+  ASSERT_EQ(uncertain.size(), 2u);
+  EXPECT_EQ(uncertain[0].source_addr, "84916000001");
+  EXPECT_EQ(uncertain[0].raw_payload, "CV 4");
+  EXPECT_EQ(std::to_string(uncertain[0].inbound_message_id),
+            QueryValue(db, "SELECT id FROM inbound_message WHERE source_addr = '84916000001'"));
+  {
+    Harness h(TestConfig(db));
+    h.pipeline().AddUncertain(uncertain);
+    EXPECT_EQ(h.Deliver(DeliverSm("84916000001", "1407", "CV 4")), smpp::status::kOk);
+  }
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation"), "1");
+  ASSERT_TRUE(store.EndRun(run2).ok());
+  // run2 stopped cleanly, but run1's other MO is still suspect (not redelivered yet); the one
+  // that was redelivered is not.
+  ASSERT_TRUE(store.BeginRun(std::chrono::seconds(10), std::chrono::seconds(600), &run3, &uncertain).ok());
+  ASSERT_EQ(uncertain.size(), 1u);
+  EXPECT_EQ(uncertain[0].source_addr, "84916000002");
+  ASSERT_TRUE(store.EndRun(run3).ok());
+  // Window 0: nothing is suspect any more.
+  ASSERT_TRUE(store.BeginRun(std::chrono::seconds(10), std::chrono::seconds(0), &run4, &uncertain).ok());
+  EXPECT_TRUE(uncertain.empty());
+}
+
 }  // namespace
 }  // namespace donagate::daemon

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Fault 1: donagated SIGKILLed at three random points of an MO load, restarted each time, then
-# drained. Proves: every MO the SMSC saw acknowledged is stored exactly once (smsc_sim report vs
+# Fault 1: donagated SIGKILLed at FAULTS_KILLS (default 3) random points of an MO load,
+# restarted each time, then drained. Without an MO-id TLV (FAULTS_MO_ID_TLV=0) the MOs
+# committed just before a kill whose ack never left are redelivered by the SMSC and must be
+# recognised as redeliveries (the run had no clean stop), not charged again. The run:
+# FAULTS_MO_ID_TLV=0 FAULTS_KILLS=20 FAULTS_MESSAGES=30000. Proves: every MO the SMSC saw acknowledged is stored exactly once (smsc_sim report vs
 # inbound_message, by the SMSC's MO id), every donation reaches a final state, the charging
 # backend's debit log has no key twice and every debited key has its ledger journal, the ledger
 # balances per journal and in total and equals the charged amounts. Load: FAULTS_MESSAGES
@@ -15,11 +18,16 @@ faults_start_smsc
 faults_write_config
 faults_start_daemon
 
-# Three kill points at random fractions of the load (seeded per run; printed for replay).
+# Kill points at random fractions of the load, in order (seeded per run; printed for replay):
+# kill k of K falls in the k-th of K equal slices of 10 %..85 % of the MOs.
+FAULTS_KILLS=${FAULTS_KILLS:-3}
 seed=${FAULTS_SEED:-$RANDOM}
 RANDOM=$seed
 points=()
-for k in 1 2 3; do points+=($((MO_COUNT * (k * 25 - 10 + RANDOM % 15) / 100))); done
+for k in $(seq 1 "$FAULTS_KILLS"); do
+  slice=$((7500 / FAULTS_KILLS))   # in 1/100 %
+  points+=($((MO_COUNT * (1000 + (k - 1) * slice + RANDOM % slice) / 10000)))
+done
 note "seed=$seed kill points (stored MOs): ${points[*]}"
 
 kills=0

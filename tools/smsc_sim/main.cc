@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
   app.add_flag("--redeliver-unacked", o.redeliver_unacked,
                "redeliver deliver_sm answered with an error or unanswered when the connection drops");
   app.add_option("--redeliver-delay-ms", o.redeliver_delay_ms, "delay before a redelivery");
+  app.add_option("--response-timeout-ms", o.response_timeout_ms,
+                 "an unanswered deliver_sm is given up after this and redelivered (0 = wait forever)");
   app.add_option("--max-attempts", o.max_attempts, "give up on a part after N attempts (0 = never)");
   app.add_option("--enquire-link-interval", o.enquire_link_interval_s, "send enquire_link every S seconds");
   app.add_option("--drop-after-mo", o.drop_after_mo, "drop the connection once after N deliver_sm");

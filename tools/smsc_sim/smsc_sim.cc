@@ -1,5 +1,6 @@
 #include "tools/smsc_sim/smsc_sim.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -34,11 +35,12 @@ struct Simulator::Part {
   bool gave_up = false;
   uint32_t last_status = 0;
   std::vector<uint32_t> statuses;  // every answer received, in order
+  int timeouts = 0;                // attempts that got no answer within --response-timeout-ms
 };
 
 struct Simulator::Session : std::enable_shared_from_this<Simulator::Session> {
   Session(Simulator* sim, tcp::socket socket)
-      : sim(sim), socket(std::move(socket)), enquire_timer(sim->io_) {}
+      : sim(sim), socket(std::move(socket)), enquire_timer(sim->io_), timeout_timer(sim->io_) {}
 
   void Start() {
     boost::system::error_code ec;
@@ -46,6 +48,34 @@ struct Simulator::Session : std::enable_shared_from_this<Simulator::Session> {
     remote = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
     Read();
     if (sim->options_.enquire_link_interval_s > 0) ArmEnquire();
+    if (sim->options_.response_timeout_ms > 0) ArmTimeouts();
+  }
+
+  // A real SMSC gives up on an unanswered deliver_sm after its response timeout and
+  // redelivers it later (as a new PDU); an answer that comes after that is ignored.
+  void ArmTimeouts() {
+    const int timeout = sim->options_.response_timeout_ms;
+    timeout_timer.expires_after(std::chrono::milliseconds(std::clamp(timeout / 4, 10, 100)));
+    timeout_timer.async_wait([self = shared_from_this(), timeout](const boost::system::error_code& ec) {
+      if (ec || self->closed) return;
+      const auto now = Clock::now();
+      std::vector<uint32_t> expired;
+      for (const auto& [seq, at] : self->sent_at) {
+        if (now - at >= std::chrono::milliseconds(timeout)) expired.push_back(seq);
+      }
+      for (uint32_t seq : expired) {
+        self->sent_at.erase(seq);
+        auto it = self->in_flight.find(seq);
+        if (it == self->in_flight.end()) continue;
+        auto part = it->second;
+        self->in_flight.erase(it);
+        part->in_flight = false;
+        part->timeouts++;
+        self->sim->Requeue(part, true);
+      }
+      if (!expired.empty()) self->sim->Pump();
+      self->ArmTimeouts();
+    });
   }
 
   void ArmEnquire() {
@@ -142,7 +172,8 @@ struct Simulator::Session : std::enable_shared_from_this<Simulator::Session> {
       case CommandId::kDeliverSmResp:
       case CommandId::kGenericNack: {
         auto it = in_flight.find(h.sequence_number);
-        if (it == in_flight.end()) return;
+        if (it == in_flight.end()) return;  // unknown, or answered after its timeout: ignored
+        sent_at.erase(h.sequence_number);
         auto part = it->second;
         in_flight.erase(it);
         part->in_flight = false;
@@ -208,6 +239,8 @@ struct Simulator::Session : std::enable_shared_from_this<Simulator::Session> {
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
     enquire_timer.cancel();
+    timeout_timer.cancel();
+    sent_at.clear();
     Log("connection " + remote + " closed: " + reason);
     auto parts = std::move(in_flight);
     in_flight.clear();
@@ -222,6 +255,8 @@ struct Simulator::Session : std::enable_shared_from_this<Simulator::Session> {
   Simulator* sim;
   tcp::socket socket;
   asio::steady_timer enquire_timer;
+  asio::steady_timer timeout_timer;
+  std::map<uint32_t, Clock::time_point> sent_at;  // in-flight deliver_sm by sequence number
   std::string remote;
   std::array<char, 8192> chunk{};
   std::string buffer;
@@ -392,6 +427,7 @@ void Simulator::Pump() {
     smpp::Pdu pdu = part->pdu;
     pdu.header.sequence_number = target->next_seq++;
     target->in_flight[pdu.header.sequence_number] = part;
+    if (options_.response_timeout_ms > 0) target->sent_at[pdu.header.sequence_number] = Clock::now();
     target->Send(pdu);
     ++deliver_sent_;
     if (options_.drop_after_mo > 0 && !dropped_once_ &&
@@ -547,6 +583,7 @@ nlohmann::json Simulator::Report() const {
   int acked = 0;
   int unacked = 0;
   int redeliveries = 0;
+  int timeouts = 0;
   for (size_t i = 0; i < options_.mos.size(); ++i) {
     nlohmann::json mo;
     mo["index"] = i;
@@ -557,12 +594,15 @@ nlohmann::json Simulator::Report() const {
     int attempts = 0;
     nlohmann::json statuses = nlohmann::json::array();
     int parts = 0;
+    int mo_timeouts = 0;
     for (const auto& p : all_parts_) {
       if (p->mo_index != static_cast<int>(i)) continue;
       ++parts;
       all_acked = all_acked && p->acked;
       attempts += p->attempts;
       redeliveries += std::max(0, p->attempts - 1);
+      timeouts += p->timeouts;
+      mo_timeouts += p->timeouts;
       for (uint32_t s : p->statuses) {
         auto name = smpp::CommandStatusName(s);
         statuses.push_back(name.empty() ? smpp::FormatCommandStatus(s) : std::string(name));
@@ -572,6 +612,7 @@ nlohmann::json Simulator::Report() const {
     mo["acked"] = all_acked;
     mo["attempts"] = attempts;
     mo["statuses"] = statuses;
+    mo["timeouts"] = mo_timeouts;
     (all_acked ? acked : unacked)++;
     mos.push_back(mo);
   }
@@ -580,6 +621,7 @@ nlohmann::json Simulator::Report() const {
   report["mo_acked"] = acked;
   report["mo_unacked"] = unacked;
   report["mo_redeliveries"] = redeliveries;
+  report["mo_response_timeouts"] = timeouts;
   report["deliver_sm_sent"] = deliver_sent_;
   report["binds_ok"] = binds_ok_;
   report["binds_failed"] = binds_failed_;

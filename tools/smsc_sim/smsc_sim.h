@@ -45,6 +45,8 @@ struct SimOptions {
   bool redeliver_unacked = false;
   int redeliver_delay_ms = 1000;
   int max_attempts = 0;             // 0 = unlimited
+  int response_timeout_ms = 0;      // an unanswered deliver_sm counts as failed after this (0 = never);
+                                    // a late answer to it is ignored, as real SMSCs do
   int enquire_link_interval_s = 0;  // 0 = never send enquire_link
   int drop_after_mo = 0;            // close the connection once after this many deliver_sm sent
   int mo_id_tlv = 0;                // TLV tag carrying a unique MO id (0 = none)

@@ -1,0 +1,90 @@
+// The redelivery guard: recognises an SMSC's redelivery of an MO that we committed but whose
+// deliver_sm_resp may not have reached the SMSC, when the SMSC sends no MO-id TLV.
+//
+// Without an MO id a redelivery is a new deliver_sm with the same content. The guard holds the
+// content (RedeliveryKey) of exactly the MOs whose acknowledgement is uncertain:
+//   - in doubt: their batch's COMMIT outcome is not known yet (database lost mid-COMMIT). A
+//     redelivery must wait: Check() says kHeld and the pipeline answers a temporary error.
+//   - committed, ack uncertain: the in-doubt batch turned out committed (its late ack may have
+//     missed the SMSC's response timeout), the session closed before or just after the ack was
+//     written, or the previous run of this instance crashed shortly after committing it.
+//     Check() says kRedelivery with the original's id: the pipeline records the redelivery
+//     (outcome redelivery, no donation) and acks it.
+// Entries expire (the SMSC's retry span, pipeline.redelivery_window_s). Each committed entry
+// absorbs ONE stored redelivery (Consume after the redelivery's row committed); a genuine
+// second identical text from the same number while an entry is live is the one case merged
+// (docs/pipeline.md "In-doubt MOs and redeliveries").
+//
+// Only complete (single-part) messages are guarded: a redelivered concatenated part is stored
+// as a part again, which never charges (the set was consumed; a lone part is recorded as
+// incomplete_concat).
+//
+// Thread-safe (one mutex; the pipeline calls it from link strands and the completion executor).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace donagate::daemon {
+
+// The fields a redelivery repeats byte for byte: the link's operator, source and destination
+// address as received, data_coding, esm_class and the payload as stored.
+std::string RedeliveryKey(std::string_view operator_name, std::string_view source_addr,
+                          std::string_view dest_addr, uint8_t data_coding, uint8_t esm_class,
+                          std::string_view raw_payload);
+
+// Why an entry exists, for metrics and logs.
+enum class UncertainReason { kInDoubt, kSessionClosed, kAfterCrash };
+std::string_view ToString(UncertainReason reason);  // "in_doubt" | "session_closed" | "after_crash"
+
+class RedeliveryGuard {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  struct Match {
+    enum class Kind { kNone, kHeld, kRedelivery } kind = Kind::kNone;
+    int64_t original_id = 0;  // kRedelivery
+    UncertainReason reason = UncertainReason::kInDoubt;
+  };
+
+  explicit RedeliveryGuard(Clock::duration window) : window_(window) {}
+
+  // An in-doubt MO (its redeliveries are held until Resolve).
+  void Hold(const std::string& key);
+  // The in-doubt MO's outcome is known: committed (as `inbound_message_id`) → a committed
+  // entry until now + window; not committed → forgotten (a redelivery is a new MO).
+  void Resolve(const std::string& key, bool committed, int64_t inbound_message_id);
+  // A committed MO whose ack is uncertain.
+  void AddCommitted(const std::string& key, int64_t inbound_message_id, UncertainReason reason);
+
+  Match Check(const std::string& key);
+  // The redelivery of `original_id` is stored: the entry is used up.
+  void Consume(const std::string& key, int64_t original_id);
+
+  size_t size() const;
+  size_t held() const;
+
+ private:
+  struct Entry {
+    bool held = false;
+    int64_t original_id = 0;
+    UncertainReason reason = UncertainReason::kInDoubt;
+    Clock::time_point expires_at{};
+  };
+  void ExpireLocked(Clock::time_point now);
+
+  const Clock::duration window_;
+  mutable std::mutex mu_;
+  // Several entries per key: the same text may be in doubt twice (two genuine sends).
+  std::unordered_map<std::string, std::deque<Entry>> entries_;
+  std::deque<std::pair<Clock::time_point, std::string>> expiry_;  // committed entries, by time
+  size_t size_ = 0;
+  size_t held_ = 0;
+};
+
+}  // namespace donagate::daemon
