@@ -776,7 +776,10 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
                      conn.QuoteLiteral(token) + ", " + conn.QuoteLiteral(options_.instance_id) +
                      ", '" + FlattenResults(out) + "')");
   if (!st.ok()) {
-    if (!st.transient() || conn.connected()) return st;
+    // Any transient failure of the COMMIT round trip may have come after the commit record was
+    // flushed (an immediate shutdown's FATAL can arrive while the connection still looks
+    // alive), so the marker decides, never the error.
+    if (!st.transient()) return st;
     bool committed = false;
     std::vector<IngestResult> recovered;
     StoreStatus resolved = ResolveIngestCommit(token, backend_pid, items.size(), &committed, &recovered);

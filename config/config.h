@@ -208,6 +208,9 @@ struct PipelineConfig {
   // unclean stop's last write probe MOs count as possibly unacknowledged, 1..3600.
   int redelivery_window_s = 600;
   int ack_horizon_s = 10;
+  // An ack that leaves later than this after its deliver_sm arrived may have missed the SMSC's
+  // response timeout (the SMSC then redelivers): its MO is treated as uncertain. 100..600000.
+  int late_ack_ms = 1000;
 };
 
 struct HttpConfig {

@@ -143,7 +143,7 @@ const std::vector<std::pair<std::string_view, std::vector<std::string_view>>>& S
         "charge_batch_size", "charge_concurrency", "charge_lease_s", "charge_workers",
         "charge_yield_ingest_backlog",
         "reply_batch_size", "reply_max_inflight", "poll_interval_ms", "instance_id", "blocklist_file", "start_charging_paused",
-        "redelivery_window_s", "ack_horizon_s"}},
+        "redelivery_window_s", "ack_horizon_s", "late_ack_ms"}},
       {"http", {"listen"}},
       {"admin", {"enabled", "listen", "token_env", "token_file"}},
       {"log", {"level", "format", "file", "mask_msisdn", "max_repeats_per_minute", "components"}},
@@ -757,6 +757,7 @@ void ReadPipeline(Context& ctx, const toml::table& t, PipelineConfig& p) {
   r.Integer("concat_timeout_s", p.concat_timeout_s, 1, 86400);
   r.Integer("redelivery_window_s", p.redelivery_window_s, 0, 86400);
   r.Integer("ack_horizon_s", p.ack_horizon_s, 1, 3600);
+  r.Integer("late_ack_ms", p.late_ack_ms, 100, 600000);
   r.Enum("concat_on_timeout", p.concat_on_timeout,
          {{"record_rejected", ConcatOnTimeout::kRecordRejected},
           {"process_available", ConcatOnTimeout::kProcessAvailable}});

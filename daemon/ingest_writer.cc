@@ -182,7 +182,14 @@ void IngestWriter::CommitBatch(Shard& shard, std::vector<Pending>& batch) {
       std::vector<billing::IngestItem> one{std::move(items[i])};
       std::vector<billing::IngestResult> one_result;
       auto t0 = Clock::now();
-      billing::StoreStatus s = shard.store->IngestBatch(one, &one_result);
+      billing::IngestCommitTicket one_ticket;
+      billing::StoreStatus s = shard.store->IngestBatch(one, &one_result, &one_ticket);
+      if (one_ticket.valid()) {
+        std::vector<Pending> held;
+        held.push_back(std::move(batch[i]));
+        HoldInDoubt(shard, held, one, one_ticket, s);
+        continue;
+      }
       IngestOutcome outcome;
       outcome.status = s;
       outcome.commit_time = Clock::now() - t0;

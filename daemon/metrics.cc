@@ -23,7 +23,8 @@ constexpr std::string_view kMessageOutcomeNames[] = {
     "redelivery"};
 static_assert(std::size(kMessageOutcomeNames) == static_cast<size_t>(billing::MessageOutcome::kRedelivery) + 1);
 constexpr std::string_view kUnansweredNames[] = {"invalid_msisdn", "blocked", "unknown_campaign"};
-constexpr std::string_view kRedeliveryReasonNames[] = {"in_doubt", "session_closed", "after_crash"};
+constexpr std::string_view kRedeliveryReasonNames[] = {"in_doubt", "session_closed", "after_crash",
+                                                        "late_ack"};
 constexpr std::string_view kInDoubtResolutionNames[] = {"committed", "not_committed"};
 
 constexpr std::string_view kDonationStateNames[] = {

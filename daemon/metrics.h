@@ -127,7 +127,8 @@ class Metrics {
   // `reason` is kInvalidMsisdn, kBlocked or kUnknownCampaign (others are ignored).
   void MoUnanswered(billing::MessageOutcome reason);
   // A redelivery of a stored MO recognised (recorded as such, acked, not charged); `reason` is
-  // redelivery_guard.h's UncertainReason as an index: 0 in_doubt, 1 session_closed, 2 after_crash.
+  // redelivery_guard.h's UncertainReason as an index: 0 in_doubt, 1 session_closed, 2 after_crash,
+  // 3 late_ack.
   void MoRedelivery(size_t reason) { mo_redeliveries_.at(reason)->Increment(); }
   prometheus::Gauge& redelivery_guard_entries() { return redelivery_guard_entries_; }
   // MOs whose batch is held in doubt now; MOs of resolved in-doubt batches by resolution.
@@ -232,7 +233,7 @@ class Metrics {
   std::array<prometheus::Counter*, 13> mo_rejected_{};
   std::array<prometheus::Counter*, 6> mo_temp_errors_{};
   std::array<prometheus::Counter*, 3> mo_unanswered_{};
-  std::array<prometheus::Counter*, 3> mo_redeliveries_{};
+  std::array<prometheus::Counter*, 4> mo_redeliveries_{};
   std::array<prometheus::Counter*, 2> in_doubt_resolved_{};
   std::array<prometheus::Counter*, 6> admin_actions_{};
   std::array<prometheus::Counter*, 9> receipts_{};  // 8 standard stats + "other"

@@ -157,7 +157,8 @@ Pipeline::Pipeline(const config::Config& config, IngestWriter& writer, Metrics* 
       temp_error_status_(static_cast<uint32_t>(config.pipeline.temp_error_status)),
       reassembler_(smpp::ReassemblyOptions{std::chrono::seconds(config.pipeline.concat_timeout_s),
                                            10000}),
-      guard_(std::chrono::seconds(config.pipeline.redelivery_window_s)) {
+      guard_(std::chrono::seconds(config.pipeline.redelivery_window_s)),
+      late_ack_(std::chrono::milliseconds(config.pipeline.late_ack_ms)) {
   for (const config::SmscLink& l : config_.links) {
     LinkSettings s;
     s.alphabet = l.gsm_packed ? smpp::DefaultAlphabet::kGsm7Packed : smpp::DefaultAlphabet::kGsm7Unpacked;
@@ -637,9 +638,16 @@ void Pipeline::Submit(billing::IngestItem item, uint64_t shard_key, const LinkIn
                        guard_.Consume(tracking->key, tracking->redelivery_of);
                        if (metrics_) metrics_->MoRedelivery(ReasonIndex(tracking->reason));
                      }
-                     NoteCommitted(tracking->session_id, std::move(tracking->key),
-                                   tracking->redelivery_of != 0 ? tracking->redelivery_of
-                                                                : result.result.inbound_message_id);
+                     const int64_t original = tracking->redelivery_of != 0
+                                                  ? tracking->redelivery_of
+                                                  : result.result.inbound_message_id;
+                     if (SteadyClock::now() - started > late_ack_) {
+                       // The SMSC may have given up on this deliver_sm already.
+                       guard_.AddCommitted(tracking->key, original, UncertainReason::kLateAck);
+                       if (metrics_) metrics_->redelivery_guard_entries().Set(static_cast<double>(guard_.size()));
+                     } else {
+                       NoteCommitted(tracking->session_id, std::move(tracking->key), original);
+                     }
                    }
                    if (unanswered && !result.result.duplicate) LogUnanswered(*unanswered);
                    if (result.result.duplicate) {

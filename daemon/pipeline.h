@@ -163,6 +163,7 @@ class Pipeline final : public InboundHandler {
   std::vector<std::pair<billing::IngestItem, uint64_t>> deferred_items_;
 
   RedeliveryGuard guard_;
+  const std::chrono::steady_clock::duration late_ack_;
   // Per session: guardable MOs acked in the last kAckUncertainWindow (an unexpected close may
   // swallow those answers), and sessions that closed (answers for them are never sent).
   struct RecentAck {

@@ -30,6 +30,7 @@ std::string_view ToString(UncertainReason reason) {
     case UncertainReason::kInDoubt: return "in_doubt";
     case UncertainReason::kSessionClosed: return "session_closed";
     case UncertainReason::kAfterCrash: return "after_crash";
+    case UncertainReason::kLateAck: return "late_ack";
   }
   return "in_doubt";
 }

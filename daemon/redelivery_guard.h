@@ -6,7 +6,8 @@
 //   - in doubt: their batch's COMMIT outcome is not known yet (database lost mid-COMMIT). A
 //     redelivery must wait: Check() says kHeld and the pipeline answers a temporary error.
 //   - committed, ack uncertain: the in-doubt batch turned out committed (its late ack may have
-//     missed the SMSC's response timeout), the session closed before or just after the ack was
+//     missed the SMSC's response timeout), the ack left later than pipeline.late_ack_ms after
+//     the deliver_sm arrived (same risk), the session closed before or just after the ack was
 //     written, or the previous run of this instance crashed shortly after committing it.
 //     Check() says kRedelivery with the original's id: the pipeline records the redelivery
 //     (outcome redelivery, no donation) and acks it.
@@ -39,8 +40,9 @@ std::string RedeliveryKey(std::string_view operator_name, std::string_view sourc
                           std::string_view raw_payload);
 
 // Why an entry exists, for metrics and logs.
-enum class UncertainReason { kInDoubt, kSessionClosed, kAfterCrash };
-std::string_view ToString(UncertainReason reason);  // "in_doubt" | "session_closed" | "after_crash"
+enum class UncertainReason { kInDoubt, kSessionClosed, kAfterCrash, kLateAck };
+// "in_doubt" | "session_closed" | "after_crash" | "late_ack"
+std::string_view ToString(UncertainReason reason);
 
 class RedeliveryGuard {
  public:

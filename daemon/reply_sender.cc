@@ -153,6 +153,8 @@ void ReplySender::Claim() {
     return;
   }
   for (billing::OutboxReply& r : replies) {
+    // Its result is in memory, waiting to be recorded: sending it again would be a duplicate.
+    if (unrecorded_ids_.count(r.id) != 0) continue;
     inflight_.fetch_add(1);
     boost::asio::post(executor_, [this, r = std::move(r)]() mutable { Send(std::move(r)); });
   }
@@ -259,10 +261,14 @@ void ReplySender::Send(billing::OutboxReply reply) {
 
 void ReplySender::RecordResults() {
   std::deque<Result> batch;
+  batch.swap(unrecorded_);
+  unrecorded_ids_.clear();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    batch.swap(results_);
+    for (Result& r : results_) batch.push_back(std::move(r));
+    results_.clear();
   }
+  if (batch.empty()) return;
   // One transaction for the whole batch: with synchronous_commit=on each commit is a WAL
   // flush, and one flush per reply capped the reply rate (docs/performance.md).
   using Record = billing::Store::ReplyResultRecord;
@@ -288,11 +294,22 @@ void ReplySender::RecordResults() {
   }
   std::vector<billing::StoreStatus> statuses;
   store_->RecordReplyResults(records, &statuses);
+  size_t kept = 0;
+  std::string kept_reason;
   for (size_t i = 0; i < batch.size(); ++i) {
     Result& r = batch[i];
     const billing::StoreStatus& s = statuses[i];
+    if (s.transient() && !stopping_.load()) {
+      // Kept and recorded later; until then a re-claim of this reply is not sent again.
+      if (metrics_) metrics_->StoreError(s);
+      if (kept++ == 0) kept_reason = s.ToString();
+      unrecorded_ids_.insert(r.reply_id);
+      unrecorded_.push_back(std::move(r));
+      continue;
+    }
     if (!s.ok()) {
-      // The claim's lease will expire and the reply will be sent again: at-least-once.
+      // Permanent, or stopping: the claim's lease will expire and the reply will be sent
+      // again (at-least-once).
       if (metrics_) metrics_->StoreError(s);
       Logger("reply")->warn("event=record_failed reply_id={} error={}", r.reply_id, Quote(s.ToString()));
     }
@@ -310,6 +327,11 @@ void ReplySender::RecordResults() {
     }
     if (r.kind == Result::Kind::kSubmitted) submitted_.fetch_add(1);
     inflight_.fetch_sub(1);
+  }
+  if (kept > 0) {
+    Logger("reply")->warn("event=record_deferred count={} error={}", kept, Quote(kept_reason));
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_.load(); });
   }
 }
 

@@ -11,8 +11,11 @@
 //      per the link's message_id_normalization (delivery receipts then find the reply);
 //      throttled / busy / no link / timeout → MarkReplyRetry with exponential backoff;
 //      a permanent refusal, or too many attempts → MarkReplyFailed.
-// A crash between submit and MarkReplySubmitted leaves the reply claimed; when the lease
-// expires it is sent again (at-least-once: a duplicate thank-you is preferred to none).
+// A result that cannot be recorded because the database is away is kept in memory and
+// recorded later, and a claim that returns that reply meanwhile (its lease expired) does not
+// send it again: an accepted reply is submitted once while this process lives. A crash
+// between submit and recording leaves the reply claimed; when the lease expires it is sent
+// again (at-least-once: a duplicate thank-you is preferred to none; docs/reliability.md).
 //
 // Receipt sweep: a receipt committed concurrently with its reply's MarkReplySubmitted can be
 // parked in pending_receipt by one transaction while the other, not seeing it yet, stores the
@@ -28,6 +31,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -109,6 +113,9 @@ class ReplySender {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Result> results_;
+  // Sender thread only: results whose recording failed transiently, retried first.
+  std::deque<Result> unrecorded_;
+  std::set<int64_t> unrecorded_ids_;
   bool notified_ = false;
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> inflight_{0};

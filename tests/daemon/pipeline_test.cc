@@ -75,11 +75,12 @@ class Harness {
     writer_->Start();
   }
   ~Harness() {
-    pipeline_.reset();
+    // The writer's completions run on io_ and use the pipeline: stop the writer, let io_ run
+    // dry, and only then destroy the pipeline.
     writer_->Stop();
     work_.reset();
-    io_.stop();
     thread_.join();
+    pipeline_.reset();
   }
 
   // Hands one PDU to the pipeline and waits for the link completion's status.
