@@ -232,7 +232,7 @@ StoreStatus ExportCsv(Connection& conn, ExportKind kind, const UtcRange& range, 
   st = conn.Exec("DECLARE export_cursor NO SCROLL CURSOR FOR " + select,
                  Params().Text(TsParam(range.start)).Text(TsParam(range.end)));
   if (!st.ok()) return st;
-  out << (kind == ExportKind::kDonations ? header_donations : header_ledger) << "\n";
+  out << (kind == ExportKind::kDonations ? header_donations : header_ledger) << kCsvRecordEnd;
   const std::string fetch = "FETCH " + std::to_string(batch) + " FROM export_cursor";
   std::string line;
   while (true) {
@@ -246,7 +246,7 @@ StoreStatus ExportCsv(Connection& conn, ExportKind kind, const UtcRange& range, 
         if (c) line.push_back(',');
         AppendCsvField(&line, r.IsNull(i, c) ? std::string_view() : r.Text(i, c));
       }
-      line.push_back('\n');
+      line.append(kCsvRecordEnd);
       out << line;
     }
     *rows_written += r.rows();

@@ -95,6 +95,22 @@ Result RunProgram(const std::vector<std::string>& args) {
   return r;
 }
 
+// RFC 4180: every record ends with CRLF, and no line ends with a bare LF (a spreadsheet import
+// would otherwise see a stray CR or merge lines).
+void ExpectCrlfRecords(const std::string& csv, const std::string& what) {
+  ASSERT_GE(csv.size(), 2u) << what;
+  EXPECT_EQ(csv.substr(csv.size() - 2), "\r\n") << what;
+  size_t records = 0;
+  for (size_t i = csv.find('\n'); i != std::string::npos; i = csv.find('\n', i + 1), ++records)
+    ASSERT_TRUE(i > 0 && csv[i - 1] == '\r') << what << ": bare LF ending record " << records + 1;
+  EXPECT_GT(records, 1u) << what;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
 class Copier {
  public:
   explicit Copier(PGconn* c) : c_(c) {}
@@ -344,7 +360,7 @@ TEST_F(DonagatectlTest, DayBoundaryIsLocalMidnight) {
   EXPECT_EQ(count_for("2026-11-26", 2), 1);
   EXPECT_EQ(count_for("2026-11-25", 2), 0);
   Result r = RunProgram(Ctl({"export", "donations", "--day", "2026-11-26"}));
-  EXPECT_NE(r.out.find("\n2,2026-11-26T00:00:00.000+07:00,"), std::string::npos);
+  EXPECT_NE(r.out.find("\r\n2,2026-11-26T00:00:00.000+07:00,"), std::string::npos);
 }
 
 TEST_F(DonagatectlTest, TableAndCsvFormats) {
@@ -360,6 +376,25 @@ TEST_F(DonagatectlTest, TableAndCsvFormats) {
   EXPECT_NE(bad.err.find("not a date"), std::string::npos);
 }
 
+TEST_F(DonagatectlTest, EveryCsvTheToolWritesEndsRecordsWithCrlf) {
+  Result donations = RunProgram(Ctl({"export", "donations", "--day", "2026-11-25"}));
+  ASSERT_EQ(donations.exit_code, 0) << donations.err;
+  ExpectCrlfRecords(donations.out, "export donations");
+  std::string dir = MakeTempDir("crlf");
+  Result ledger = RunProgram(Ctl({"export", "ledger", "--day", "2026-11-25", "-o", dir + "/ledger.csv"}));
+  ASSERT_EQ(ledger.exit_code, 0) << ledger.err;
+  ExpectCrlfRecords(ReadFile(dir + "/ledger.csv"), "export ledger -o");
+  Result report = RunProgram(Ctl({"report", "--day", "2026-11-25", "--format", "csv"}));
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  ExpectCrlfRecords(report.out, "report --format csv");
+  std::ofstream(dir + "/opc.csv") << "ref|amount\ndon-9999999|20000\n";
+  Result rec = RunProgram(Ctl({"reconcile", "--operator", "opc", "--day", "2026-11-25", "--settlement",
+                               dir + "/opc.csv", "--delimiter", "|", "--reference-column", "ref",
+                               "--amount-column", "amount", "--discrepancies", dir + "/disc.csv"}));
+  ASSERT_EQ(rec.exit_code, 1) << rec.out << rec.err;
+  ExpectCrlfRecords(ReadFile(dir + "/disc.csv"), "reconcile --discrepancies");
+}
+
 TEST_F(DonagatectlTest, ExportStreamsTheWholeSetWithBoundedMemory) {
   std::string dir = MakeTempDir("export");
   Result r = RunProgram(Ctl({"export", "ledger", "--from", kFirstDay, "--to", FormatDate(*ParseDate(kFirstDay) + kDays),
@@ -369,16 +404,19 @@ TEST_F(DonagatectlTest, ExportStreamsTheWholeSetWithBoundedMemory) {
   for (auto& g : *gen_) expected_rows += 2 * (g.per_unit ? g.charged_units : (g.state == "charged" ? 1 : 0));
   std::ifstream in(dir + "/ledger.csv");
   std::string line;
-  int64_t lines = 0, debit = 0, credit = 0;
+  int64_t lines = 0, debit = 0, credit = 0, without_crlf = 0;
   std::vector<std::string> f;
   std::getline(in, line);
   EXPECT_EQ(line.rfind("entry_id,journal_id,created_at,account,direction,amount_vnd", 0), 0u);
+  EXPECT_EQ(line.back(), '\r');
   while (std::getline(in, line)) {
     ++lines;
+    without_crlf += line.empty() || line.back() != '\r';
     ASSERT_TRUE(SplitCsvLine(line, ',', &f));
     (f[4] == "debit" ? debit : credit) += std::stoll(f[5]);
   }
   EXPECT_EQ(lines, expected_rows);
+  EXPECT_EQ(without_crlf, 0);
   EXPECT_EQ(debit, credit);
   // The export never holds the set in memory: a few MiB over the process baseline.
   std::printf("export of %lld ledger rows: peak RSS %ld KiB\n", static_cast<long long>(lines), r.max_rss_kib);
