@@ -147,6 +147,7 @@ class DonagatectlTest : public ::testing::Test {
     conninfo_ = new std::string(::donagate::testing::CreateFreshDatabase("ctl"));
     ASSERT_TRUE(billing::Migrate(*conninfo_).ok());
     Generate();
+    AddScenarios();
   }
   static void TearDownTestSuite() {
     delete conninfo_;
@@ -267,6 +268,62 @@ class DonagatectlTest : public ::testing::Test {
     ASSERT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQerrorMessage(c);
     PQclear(r);
     PQfinish(c);
+  }
+
+  // One donation of one unit priced `amount_vnd` as the daemon leaves it: its message, its
+  // charge and, when charged, its ledger journal booked a second after it was received. For
+  // scenarios on days after the generated ones (ids above the generator's), so they never
+  // change what the generated tests expect.
+  static void AddDonation(int64_t id, const std::string& op, int64_t amount_vnd, const std::string& state,
+                          const std::string& failure_reason, int64_t received_at) {
+    const std::string i = std::to_string(id), amount = std::to_string(amount_vnd);
+    const std::string msisdn = "8497" + std::to_string(1000000 + id % 1000000);
+    const std::string at = "'" + Ts(received_at) + "'";
+    const std::string code = failure_reason.substr(0, failure_reason.find(':'));
+    const std::string outcome = state == "charged" ? "charged" : code;
+    std::string sql =
+        "INSERT INTO inbound_message (id, instance_id, link, operator, source_addr, msisdn, dest_addr, data_coding, "
+        "esm_class, raw_payload, text, received_at, outcome) VALUES (" + i + ", 'test', '" + op + "-1', '" + op +
+        "', '" + msisdn + "', '" + msisdn + "', '1407', 0, 0, '\\x4356', 'CV 1', " + at + ", 'donation');"
+        "INSERT INTO donation (id, inbound_message_id, campaign, operator, msisdn, shortcode, units, unit_price_vnd, "
+        "amount_vnd, charging_mode, state, failure_reason, charged_units, charged_amount_vnd, received_at) VALUES (" +
+        i + ", " + i + ", 'covid', '" + op + "', '" + msisdn + "', '1407', 1, " + amount + ", " + amount +
+        ", 'whole', '" + state + "', " + (failure_reason.empty() ? "NULL" : "'" + failure_reason + "'") + ", " +
+        (state == "charged" ? "1, " + amount : "0, 0") + ", " + at + ");";
+    if (outcome == "charged" || outcome == "insufficient_funds" || outcome == "subscriber_barred")
+      sql += "INSERT INTO charge (key, donation_id, unit_index, units, amount_vnd, outcome) VALUES ('don-" + i +
+             "', " + i + ", 0, 1, " + amount + ", '" + outcome + "');";
+    if (state == "charged")
+      sql += "INSERT INTO ledger_entry (journal_id, account, direction, amount_vnd, donation_id, charge_key, "
+             "created_at, created_by) SELECT j, v.account, v.direction, " + amount + ", " + i + ", 'don-" + i +
+             "', '" + Ts(received_at + 1) + "', 'test' FROM (SELECT nextval('ledger_journal_id_seq') AS j) s, "
+             "(VALUES ('receivable:" + op + "', 'debit'), ('fund:covid', 'credit')) AS v(account, direction);";
+    ::donagate::testing::ExecSql(*conninfo_, sql);
+  }
+
+  // Small hand-made days after the generated ones, one operator each, for the finance findings.
+  static constexpr const char* kDuplicateDay = "2026-12-01";  // opd: three charges, booked
+  static constexpr const char* kFailuresDay = "2026-12-02";   // ope: failures in several wordings
+  static constexpr const char* kUtcDay = "2026-12-03";        // opf: one donation at 20:00 UTC
+  static constexpr const char* kRefundDay = "2026-12-04";     // opg: two charges, one reversed
+  static void AddScenarios() {
+    const int64_t dup = LocalDayRange(*ParseDate(kDuplicateDay), kIct).start;
+    AddDonation(300001, "opd", 20000, "charged", "", dup + 3600);
+    AddDonation(300002, "opd", 40000, "charged", "", dup + 7200);
+    AddDonation(300003, "opd", 100000, "charged", "", dup + 10800);
+    const int64_t fail = LocalDayRange(*ParseDate(kFailuresDay), kIct).start + 3600;
+    AddDonation(300101, "ope", 20000, "charged", "", fail);
+    AddDonation(300102, "ope", 20000, "failed", "insufficient_funds: HTTP 402: balance too low", fail + 1);
+    AddDonation(300103, "ope", 20000, "failed", "insufficient_funds: HTTP 402: balance too low", fail + 2);
+    AddDonation(300104, "ope", 20000, "failed", "insufficient_funds: not enough credit", fail + 3);
+    AddDonation(300105, "ope", 20000, "failed", "insufficient_funds", fail + 4);
+    AddDonation(300106, "ope", 20000, "failed", "subscriber_barred: HTTP 403: barred", fail + 5);
+    AddDonation(300107, "ope", 20000, "failed", "daily_cap", fail + 6);
+    // 2026-12-03 20:00:00 UTC is 2026-12-04 03:00 in Asia/Ho_Chi_Minh.
+    AddDonation(300201, "opf", 20000, "charged", "", LocalDayRange(*ParseDate(kUtcDay), 0).start + 20 * 3600);
+    const int64_t refund = LocalDayRange(*ParseDate(kRefundDay), kIct).start + 3600;
+    AddDonation(300301, "opg", 20000, "charged", "", refund);
+    AddDonation(300302, "opg", 40000, "charged", "", refund + 60);
   }
 
   static std::map<std::pair<std::string, std::string>, Totals> Expected(int64_t from, int64_t to) {
