@@ -364,14 +364,20 @@ int main(int argc, char** argv) {
       std::cout << "{\"operator\":\"" << rec_operator << "\",\"day\":\"" << day << "\",\"matched\":" << report_r.matched
                 << ",\"matched_vnd\":" << report_r.matched_vnd << ",\"ours_charged\":" << report_r.our_charged_count
                 << ",\"ours_vnd\":" << report_r.our_charged_vnd << ",\"theirs_charged\":" << report_r.their_charged_count
-                << ",\"theirs_vnd\":" << report_r.their_charged_vnd;
+                << ",\"theirs_vnd\":" << report_r.their_charged_vnd
+                << ",\"theirs_duplicate_charged\":" << report_r.their_duplicate_count
+                << ",\"theirs_duplicate_vnd\":" << report_r.their_duplicate_vnd;
       for (K k : kinds) std::cout << ",\"" << ctl::DiscrepancyKindName(k) << "\":" << report_r.Count(k);
       std::cout << "}\n";
     } else {
       std::cout << "Reconciliation " << rec_operator << " " << day << " (" << g.zone << ")\n"
                 << "  ours:   " << report_r.our_charged_count << " charges, " << report_r.our_charged_vnd << " VND\n"
                 << "  theirs: " << report_r.their_charged_count << " charges, " << report_r.their_charged_vnd
-                << " VND (" << report_r.their_rows_outside_day << " rows outside the day ignored)\n"
+                << " VND (" << report_r.their_rows_outside_day << " rows outside the day ignored)\n";
+      if (report_r.their_duplicate_count > 0)
+        std::cout << "          of which " << report_r.their_duplicate_count << " duplicate line(s), "
+                  << report_r.their_duplicate_vnd << " VND billed twice (see duplicate_at_operator)\n";
+      std::cout
                 << "  matched: " << report_r.matched << " (" << report_r.matched_vnd << " VND), agreed not charged: "
                 << report_r.agreed_not_charged << "\n";
       for (K k : kinds) std::cout << "  " << ctl::DiscrepancyKindName(k) << ": " << report_r.Count(k) << "\n";

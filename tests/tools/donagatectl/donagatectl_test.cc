@@ -646,6 +646,41 @@ TEST_F(DonagatectlTest, ReversalIsIdempotentAndKeepsTheLedgerBalanced) {
   EXPECT_EQ(none.exit_code, 1);
 }
 
+// Finding: a duplicated row was reported but left out of the operator's total, and its CSV line
+// showed our side as 0 / empty although we booked the charge.
+TEST_F(DonagatectlTest, ReconcileDuplicateRowIsInTheOperatorsTotalAndShowsBothSides) {
+  std::string dir = MakeTempDir("dup");
+  std::ofstream(dir + "/opd.csv") << "ref|amount\ndon-300001|20000\ndon-300002|40000\ndon-300003|100000\n"
+                                     "don-300002|40000\n";
+  auto args = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = {"reconcile", "--operator", "opd", "--day", kDuplicateDay, "--settlement",
+                                  dir + "/opd.csv", "--delimiter", "|", "--reference-column", "ref",
+                                  "--amount-column", "amount"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return Ctl(a);
+  };
+  Result r = RunProgram(args({"--discrepancies", dir + "/disc.csv"}));
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
+  // The file bills 4 charges for 200,000 VND (its invoice); we booked 3 for 160,000; the
+  // duplicate is the difference.
+  EXPECT_NE(r.out.find("ours:   3 charges, 160000 VND"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("theirs: 4 charges, 200000 VND"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("of which 1 duplicate line(s), 40000 VND billed twice"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("matched: 3 (160000 VND)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("duplicate_at_operator: 1"), std::string::npos) << r.out;
+  EXPECT_EQ(ReadFile(dir + "/disc.csv"),
+            "kind,reference,msisdn,our_amount_vnd,their_amount_vnd,our_status,their_status,settlement_line,detail\r\n"
+            "duplicate_at_operator,don-300002,,40000,40000,charged,,5,"
+            "reference appears more than once (first on line 3); this line bills it again\r\n");
+  Result j = RunProgram(args({"--format", "json"}));
+  ASSERT_EQ(j.exit_code, 1) << j.err;
+  auto json = nlohmann::json::parse(j.out);
+  EXPECT_EQ(json["theirs_charged"], 4);
+  EXPECT_EQ(json["theirs_vnd"], 200000);
+  EXPECT_EQ(json["theirs_duplicate_vnd"], 40000);
+  EXPECT_EQ(json["ours_vnd"], 160000);
+}
+
 }  // namespace
 }  // namespace donagate::ctl
 
