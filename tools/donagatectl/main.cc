@@ -176,6 +176,14 @@ int main(int argc, char** argv) {
   rec->add_option("--reference-column", mapping.reference_column, "column of our charge reference");
   rec->add_option("--msisdn-column", mapping.msisdn_column, "column of the subscriber number");
   rec->add_option("--amount-column", mapping.amount_column, "column of the amount in VND");
+  rec->add_option("--amount-thousands-separator", mapping.amount_format.thousands_separator,
+                  "digit grouping of amounts, e.g. \".\" for 100.000");
+  rec->add_option("--amount-decimal-separator", mapping.amount_format.decimal_separator,
+                  "decimal separator of amounts, e.g. \",\" for 100.000,00 (the decimals must be zeros)");
+  rec->add_option("--amount-currency-prefix", mapping.amount_format.currency_prefix,
+                  "text before amounts, removed when present, e.g. VND");
+  rec->add_option("--amount-currency-suffix", mapping.amount_format.currency_suffix,
+                  "text after amounts, removed when present, e.g. đ");
   rec->add_option("--time-column", mapping.time_column, "column of the charge time");
   rec->add_option("--time-format", mapping.time_format, "iso8601 or e.g. \"%d/%m/%Y %H:%M:%S\"");
   rec->add_option("--time-zone", mapping.time_zone, "zone of times without an offset");
@@ -325,6 +333,10 @@ int main(int argc, char** argv) {
     take(mapping.amount_column, &m.amount_column);
     take(mapping.time_column, &m.time_column);
     take(mapping.status_column, &m.status_column);
+    take(mapping.amount_format.thousands_separator, &m.amount_format.thousands_separator);
+    take(mapping.amount_format.decimal_separator, &m.amount_format.decimal_separator);
+    take(mapping.amount_format.currency_prefix, &m.amount_format.currency_prefix);
+    take(mapping.amount_format.currency_suffix, &m.amount_format.currency_suffix);
     if (mapping.time_format != ctl::SettlementMapping{}.time_format) m.time_format = mapping.time_format;
     if (mapping.time_zone != ctl::SettlementMapping{}.time_zone) m.time_zone = mapping.time_zone;
     if (!mapping.header) m.header = false;

@@ -681,6 +681,40 @@ TEST_F(DonagatectlTest, ReconcileDuplicateRowIsInTheOperatorsTotalAndShowsBothSi
   EXPECT_EQ(json["ours_vnd"], 160000);
 }
 
+// Finding: amounts written "100.000" (Vietnamese spreadsheets) were refused; the mapping now
+// says how the operator writes numbers.
+TEST_F(DonagatectlTest, ReconcileReadsSpreadsheetAmountsThroughTheMappingsNumberFormat) {
+  std::string dir = MakeTempDir("vnd");
+  std::ofstream(dir + "/opd.csv") << "ref;amount\ndon-300001;20.000\ndon-300002;40.000,00\n"
+                                     "don-300003;\"100.000 đ\"\n";
+  std::ofstream(dir + "/opd.toml") << "delimiter = \";\"\namount_thousands_separator = \".\"\n"
+                                      "amount_decimal_separator = \",\"\namount_currency_suffix = \"đ\"\n"
+                                      "[columns]\nreference = \"ref\"\namount = \"amount\"\n";
+  Result r = RunProgram(Ctl({"reconcile", "--operator", "opd", "--day", kDuplicateDay, "--settlement",
+                             dir + "/opd.csv", "--mapping", dir + "/opd.toml"}));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("theirs: 3 charges, 160000 VND"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("matched: 3 (160000 VND)"), std::string::npos) << r.out;
+  // The same through flags, and the default format (no flags) still refuses the file.
+  Result flags = RunProgram(Ctl({"reconcile", "--operator", "opd", "--day", kDuplicateDay, "--settlement",
+                                 dir + "/opd.csv", "--delimiter", ";", "--reference-column", "ref",
+                                 "--amount-column", "amount", "--amount-thousands-separator", ".",
+                                 "--amount-decimal-separator", ",", "--amount-currency-suffix", "đ"}));
+  EXPECT_EQ(flags.exit_code, 0) << flags.out << flags.err;
+  Result plain = RunProgram(Ctl({"reconcile", "--operator", "opd", "--day", kDuplicateDay, "--settlement",
+                                 dir + "/opd.csv", "--delimiter", ";", "--reference-column", "ref",
+                                 "--amount-column", "amount"}));
+  EXPECT_EQ(plain.exit_code, 2);
+  EXPECT_NE(plain.err.find("opd.csv:2: amount \"20.000\" is not a non-negative integer number of VND"),
+            std::string::npos) << plain.err;
+  // A real decimal part is the operator's error, shown with its line, never rounded away.
+  std::ofstream(dir + "/cents.csv") << "ref;amount\ndon-300001;20.000,50\n";
+  Result cents = RunProgram(Ctl({"reconcile", "--operator", "opd", "--day", kDuplicateDay, "--settlement",
+                                 dir + "/cents.csv", "--mapping", dir + "/opd.toml"}));
+  EXPECT_EQ(cents.exit_code, 2);
+  EXPECT_NE(cents.err.find("cents.csv:2: amount \"20.000,50\" has a decimal part"), std::string::npos) << cents.err;
+}
+
 }  // namespace
 }  // namespace donagate::ctl
 
