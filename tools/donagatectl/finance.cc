@@ -96,19 +96,27 @@ StoreStatus QueryReport(Connection& conn, const UtcRange& range, std::vector<Rep
     row.vnd_reversed = r.Int64(i, 14);
     rows->push_back(std::move(row));
   }
-  // Failure reasons, per operator and campaign.
+  // Failure reasons, per operator and campaign: the code (before the first ':') and the
+  // backend's detail (after it, NULL when there is none) apart.
   Result f;
   st = conn.Exec(R"SQL(
-      SELECT im.operator, d.campaign, coalesce(d.failure_reason, 'unspecified'), count(*)
+      SELECT im.operator, d.campaign,
+             coalesce(nullif(btrim(split_part(d.failure_reason, ':', 1)), ''), 'unspecified'),
+             CASE WHEN strpos(d.failure_reason, ':') > 0
+                  THEN nullif(btrim(substr(d.failure_reason, strpos(d.failure_reason, ':') + 1)), '') END,
+             count(*)
         FROM donation d JOIN inbound_message im ON im.id = d.inbound_message_id
        WHERE d.state = 'failed' AND im.received_at >= $1::timestamptz AND im.received_at < $2::timestamptz
-       GROUP BY 1, 2, 3)SQL",
+       GROUP BY 1, 2, 3, 4)SQL",
                  Params().Text(TsParam(range.start)).Text(TsParam(range.end)), &f);
   if (!st.ok()) return st;
   for (int i = 0; i < f.rows(); ++i)
     for (auto& row : *rows)
-      if (row.operator_name == f.Text(i, 0) && row.campaign == f.Text(i, 1))
-        row.failed_by_reason[f.String(i, 2)] = f.Int64(i, 3);
+      if (row.operator_name == f.Text(i, 0) && row.campaign == f.Text(i, 1)) {
+        const std::string code = f.String(i, 2);
+        row.failed_by_reason[code] += f.Int64(i, 4);
+        if (!f.IsNull(i, 3)) row.failed_details[code][f.String(i, 3)] += f.Int64(i, 4);
+      }
   return StoreStatus::Ok();
 }
 
@@ -133,6 +141,8 @@ void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFo
     total.partial += r.partial;
     total.failed += r.failed;
     for (auto& [k, v] : r.failed_by_reason) total.failed_by_reason[k] += v;
+    for (auto& [code, details] : r.failed_details)
+      for (auto& [detail, n] : details) total.failed_details[code][detail] += n;
     total.unknown += r.unknown;
     total.pending += r.pending;
     total.reversed += r.reversed;
@@ -168,6 +178,7 @@ void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFo
         else if (header[i] == "failed_reasons") o[header[i]] = r.failed_by_reason;
         else o[header[i]] = std::stoll(f[i]);
       }
+      o["failed_details"] = r.failed_details;
       return o;
     };
     for (auto& r : rows) j["rows"].push_back(obj(r));
@@ -194,6 +205,17 @@ void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFo
       out << std::setw(static_cast<int>(width[i])) << table[k][i] << (i + 1 < table[k].size() ? "  " : "\n");
     }
   }
+  // The backends' wordings under the table, so the failed_reasons column stays one bucket per
+  // reason and finance can still see what each backend said.
+  bool any_detail = false;
+  for (auto& r : rows) any_detail |= !r.failed_details.empty();
+  if (!any_detail) return;
+  out << "\nFailure details (operator, campaign, reason, count, what the backend said)\n";
+  for (auto& r : rows)
+    for (auto& [code, details] : r.failed_details)
+      for (auto& [detail, n] : details)
+        out << "  " << r.operator_name << "  " << r.campaign << "  " << code << "  " << Group(n) << "  " << detail
+            << "\n";
 }
 
 StoreStatus ExportCsv(Connection& conn, ExportKind kind, const UtcRange& range, std::ostream& out,

@@ -31,7 +31,13 @@ struct ReportRow {
   int64_t charged = 0;           // donations fully charged
   int64_t partial = 0;
   int64_t failed = 0;
+  // Failed donations by reason code: the stored failure_reason up to its first ':' (the daemon
+  // stores "<code>" or "<code>: <backend's detail>", e.g. "insufficient_funds: HTTP 402: balance
+  // too low"), so one reason is one bucket whatever a backend's wording.
   std::map<std::string, int64_t> failed_by_reason;
+  // The backend's wordings apart: code -> detail (the text after the first ':') -> count.
+  // Failures stored without a detail are not listed here.
+  std::map<std::string, std::map<std::string, int64_t>> failed_details;
   int64_t unknown = 0;
   int64_t pending = 0;           // received or charging (not final yet)
   int64_t reversed = 0;

@@ -715,6 +715,37 @@ TEST_F(DonagatectlTest, ReconcileReadsSpreadsheetAmountsThroughTheMappingsNumber
   EXPECT_NE(cents.err.find("cents.csv:2: amount \"20.000,50\" has a decimal part"), std::string::npos) << cents.err;
 }
 
+// Finding: failed_reasons split one reason into as many buckets as a backend has wordings.
+TEST_F(DonagatectlTest, ReportGroupsFailuresByReasonCodeAndKeepsTheDetailApart) {
+  Result r = RunProgram(Ctl({"report", "--day", kFailuresDay, "--format", "json"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  const nlohmann::json* row = nullptr;
+  for (auto& x : j["rows"])
+    if (x["operator"] == "ope") row = &x;
+  ASSERT_NE(row, nullptr) << r.out;
+  EXPECT_EQ((*row)["failed"], 6);
+  EXPECT_EQ((*row)["failed_reasons"],
+            nlohmann::json({{"insufficient_funds", 4}, {"subscriber_barred", 1}, {"daily_cap", 1}}));
+  EXPECT_EQ((*row)["failed_details"],
+            nlohmann::json({{"insufficient_funds", {{"HTTP 402: balance too low", 2}, {"not enough credit", 1}}},
+                            {"subscriber_barred", {{"HTTP 403: barred", 1}}}}));
+  EXPECT_EQ(j["total"]["failed_reasons"]["insufficient_funds"], 4);
+
+  Result csv = RunProgram(Ctl({"report", "--day", kFailuresDay, "--format", "csv"}));
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  EXPECT_NE(csv.out.find(",daily_cap=1;insufficient_funds=4;subscriber_barred=1,"), std::string::npos) << csv.out;
+  EXPECT_EQ(csv.out.find("HTTP"), std::string::npos) << csv.out;
+
+  Result table = RunProgram(Ctl({"report", "--day", kFailuresDay}));
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  const std::string grid = table.out.substr(0, table.out.find("Failure details"));
+  EXPECT_NE(grid.find("daily_cap=1;insufficient_funds=4;subscriber_barred=1"), std::string::npos) << table.out;
+  EXPECT_EQ(grid.find("HTTP"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("ope  covid  insufficient_funds  2  HTTP 402: balance too low\n"), std::string::npos)
+      << table.out;
+}
+
 }  // namespace
 }  // namespace donagate::ctl
 
