@@ -121,7 +121,7 @@ StoreStatus QueryReport(Connection& conn, const UtcRange& range, std::vector<Rep
 }
 
 void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFormat format,
-                 const std::string& from_day, const std::string& to_day) {
+                 const std::string& from_day, const std::string& to_day, const std::string& zone) {
   auto reasons = [](const ReportRow& r) {
     std::string s;
     for (auto& [k, v] : r.failed_by_reason) s += (s.empty() ? "" : ";") + k + "=" + std::to_string(v);
@@ -168,7 +168,7 @@ void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFo
     nlohmann::json j;
     j["from"] = from_day;
     j["to"] = to_day;
-    j["zone"] = "Asia/Ho_Chi_Minh";
+    j["zone"] = zone;
     j["rows"] = nlohmann::json::array();
     auto obj = [&](const ReportRow& r) {
       nlohmann::json o;
@@ -194,7 +194,7 @@ void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFo
   for (auto& row : table)
     for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
   out << "Donations received " << from_day << (from_day == to_day ? "" : " .. " + to_day)
-      << " (Asia/Ho_Chi_Minh), VND\n";
+      << " (" << zone << "), VND\n";
   for (size_t k = 0; k < table.size(); ++k) {
     if (k == table.size() - 1) {
       for (size_t i = 0; i < width.size(); ++i) out << std::string(width[i], '-') << (i + 1 < width.size() ? "  " : "\n");

@@ -50,8 +50,10 @@ struct ReportRow {
 billing::StoreStatus QueryReport(billing::pg::Connection& conn, const UtcRange& range, std::vector<ReportRow>* rows);
 
 enum class ReportFormat { kTable, kCsv, kJson };
+// `zone` names the finance zone the days were computed in (--zone as given): the output is
+// labelled with it, so a UTC report never reads as a local one.
 void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFormat format,
-                 const std::string& from_day, const std::string& to_day);
+                 const std::string& from_day, const std::string& to_day, const std::string& zone);
 
 // Streams donations (by received_at) or ledger entries (by created_at) of a range as CSV with
 // a header row, through a server-side cursor `batch` rows at a time. `progress` (may be

@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
     ctl::PrintReport(std::cout, rows,
                      format == "csv" ? ctl::ReportFormat::kCsv
                                      : format == "json" ? ctl::ReportFormat::kJson : ctl::ReportFormat::kTable,
-                     f, t);
+                     f, t, g.zone);
     return 0;
   }
 

@@ -746,6 +746,31 @@ TEST_F(DonagatectlTest, ReportGroupsFailuresByReasonCodeAndKeepsTheDetailApart) 
       << table.out;
 }
 
+// Finding: `report --zone UTC` computed the UTC day but said Asia/Ho_Chi_Minh.
+TEST_F(DonagatectlTest, ReportIsLabelledWithTheZoneItWasComputedIn) {
+  auto opf_donations = [](const std::string& out) -> int64_t {
+    const nlohmann::json report = nlohmann::json::parse(out);
+    for (auto& x : report["rows"])
+      if (x["operator"] == "opf") return x["donations"];
+    return 0;
+  };
+  Result utc = RunProgram(Ctl({"--zone", "UTC", "report", "--day", kUtcDay, "--format", "json"}));
+  ASSERT_EQ(utc.exit_code, 0) << utc.err;
+  EXPECT_EQ(nlohmann::json::parse(utc.out)["zone"], "UTC");
+  EXPECT_EQ(opf_donations(utc.out), 1);  // 20:00 UTC is on the UTC day...
+  Result local = RunProgram(Ctl({"report", "--day", kUtcDay, "--format", "json"}));
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  EXPECT_EQ(nlohmann::json::parse(local.out)["zone"], "Asia/Ho_Chi_Minh");
+  EXPECT_EQ(opf_donations(local.out), 0);  // ...and on the next local day
+  Result table = RunProgram(Ctl({"--zone", "UTC", "report", "--day", kUtcDay}));
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(table.out.rfind("Donations received " + std::string(kUtcDay) + " (UTC), VND\n", 0), 0u) << table.out;
+  EXPECT_EQ(table.out.find("Asia/Ho_Chi_Minh"), std::string::npos) << table.out;
+  Result offset = RunProgram(Ctl({"--zone", "+05:30", "report", "--day", kUtcDay, "--format", "json"}));
+  ASSERT_EQ(offset.exit_code, 0) << offset.err;
+  EXPECT_EQ(nlohmann::json::parse(offset.out)["zone"], "+05:30");
+}
+
 }  // namespace
 }  // namespace donagate::ctl
 
