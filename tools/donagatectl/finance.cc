@@ -446,6 +446,45 @@ StoreStatus ReverseDonation(Connection& conn, int64_t donation_id, const std::st
   return StoreStatus::Ok();
 }
 
+namespace {
+
+// The server's primary message: the first line of libpq's text, without "ERROR:  " and without
+// the CONTEXT / DETAIL lines that follow it.
+std::string PrimaryMessage(const std::string& raw) {
+  std::string line = raw.substr(0, raw.find('\n'));
+  for (const char* severity : {"ERROR:", "FATAL:"})
+    if (line.rfind(severity, 0) == 0) line.erase(0, std::string_view(severity).size());
+  const size_t start = line.find_first_not_of(' ');
+  return start == std::string::npos ? "" : line.substr(start);
+}
+
+}  // namespace
+
+std::string ExplainReversalRefusal(int64_t donation_id, const StoreStatus& refusal) {
+  const std::string donation = "donation " + std::to_string(donation_id);
+  const std::string primary = PrimaryMessage(refusal.message());
+  const std::string& code = refusal.sqlstate();
+  // SQLSTATEs raised by reverse_donation() (billing/migrations/0002_roles_and_reversal.sql).
+  if (code == "55000") {  // object_not_in_prerequisite_state: "... is not charged (state X) ..."
+    std::string state;
+    if (size_t at = primary.find("(state "); at != std::string::npos) {
+      at += 7;
+      state = primary.substr(at, primary.find(')', at) - at);
+    }
+    return donation + " cannot be reversed: it is not charged" + (state.empty() ? "" : " (state " + state + ")");
+  }
+  if (code == "P0002") return donation + " does not exist";  // no_data_found
+  if (code == "42501")  // insufficient_privilege
+    return donation + " cannot be reversed with this database role: connect as a role granted donagate_reverse";
+  if (code == "XX001")  // data_corrupted: charged without ledger rows
+    return donation + " cannot be reversed: it is marked charged but has no ledger rows (see donagatectl "
+                      "donation show " + std::to_string(donation_id) + ")";
+  if (refusal.transient())
+    return donation + " was not reversed: the database did not complete the request; nothing was written, "
+                      "run the same command again";
+  return donation + " cannot be reversed: " + (primary.empty() ? "the database refused" : primary);
+}
+
 }  // namespace donagate::ctl
 
 #include <boost/asio/io_context.hpp>

@@ -86,6 +86,11 @@ struct ReversalOutcome {
 // a permanent status carrying the database's reason.
 billing::StoreStatus ReverseDonation(billing::pg::Connection& conn, int64_t donation_id, const std::string& reason,
                                      const std::string& actor, ReversalOutcome* outcome);
+// The one sentence a finance user reads when ReverseDonation refused (`refusal` is its status):
+// "donation 123 cannot be reversed: it is not charged (state failed)". Built from the SQLSTATE
+// reverse_donation() raises, never showing the server's PL/pgSQL context (the raw message stays
+// in `refusal.message()`, for --verbose).
+std::string ExplainReversalRefusal(int64_t donation_id, const billing::StoreStatus& refusal);
 
 }  // namespace donagate::ctl
 

@@ -202,6 +202,8 @@ int main(int argc, char** argv) {
   rev->add_option("--actor", actor, "who (default: $SUDO_USER, $USER)");
   bool refund = false;
   rev->add_flag("--refund", refund, "first refund every charged key at the operator's backend (needs --config)");
+  bool verbose = false;
+  rev->add_flag("--verbose,-v", verbose, "on a refusal, also print the database's raw error");
 
   // donation show
   auto* donation = app.add_subcommand("donation", "a donation's or a subscriber's full story");
@@ -449,7 +451,10 @@ int main(int argc, char** argv) {
     ctl::ReversalOutcome o;
     auto st = ctl::ReverseDonation(conn, donation_id, reason, actor, &o);
     if (!st.ok()) {
-      std::cerr << "donagatectl: reversal refused: " << st.message() << "\n";
+      std::cerr << "donagatectl: " << ctl::ExplainReversalRefusal(donation_id, st) << "\n";
+      if (verbose)
+        std::cerr << "donagatectl: database error" << (st.sqlstate().empty() ? "" : " " + st.sqlstate()) << ": "
+                  << st.message() << (st.message().ends_with('\n') ? "" : "\n");
       return st.transient() ? 2 : 1;
     }
     if (o.already_reversed)

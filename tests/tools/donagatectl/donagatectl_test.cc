@@ -771,6 +771,27 @@ TEST_F(DonagatectlTest, ReportIsLabelledWithTheZoneItWasComputedIn) {
   EXPECT_EQ(nlohmann::json::parse(offset.out)["zone"], "+05:30");
 }
 
+// Finding: a refused reversal printed PostgreSQL's raw error with its PL/pgSQL context.
+TEST_F(DonagatectlTest, RefusedReversalIsOnePlainSentenceAndTheRawErrorOnlyWithVerbose) {
+  const int64_t failed_id = 300102;  // ope, failed
+  const std::string id = std::to_string(failed_id);
+  Result r = RunProgram(Ctl({"reverse", id, "--reason", "complaint", "--actor", "lan"}));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "donagatectl: donation " + id + " cannot be reversed: it is not charged (state failed)\n");
+  Result v = RunProgram(Ctl({"reverse", id, "--reason", "complaint", "--actor", "lan", "--verbose"}));
+  EXPECT_EQ(v.exit_code, 1);
+  EXPECT_EQ(v.err.rfind("donagatectl: donation " + id + " cannot be reversed: it is not charged (state failed)\n", 0),
+            0u) << v.err;
+  EXPECT_NE(v.err.find("55000"), std::string::npos) << v.err;
+  EXPECT_NE(v.err.find("PL/pgSQL"), std::string::npos) << v.err;
+  Result none = RunProgram(Ctl({"reverse", "99999999", "--reason", "complaint", "--actor", "lan"}));
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_EQ(none.err, "donagatectl: donation 99999999 does not exist\n");
+  Result no_reason = RunProgram(Ctl({"reverse", "300101", "--reason", " ", "--actor", "lan"}));
+  EXPECT_EQ(no_reason.exit_code, 1);
+  EXPECT_EQ(no_reason.err, "donagatectl: donation 300101 cannot be reversed: a reversal needs a reason\n");
+}
+
 }  // namespace
 }  // namespace donagate::ctl
 
