@@ -314,7 +314,9 @@ StoreStatus LookupCharges(Connection& conn, const std::vector<std::string>& keys
     StoreStatus st = conn.Exec(R"SQL(
         SELECT c.key, c.donation_id, d.msisdn, c.amount_vnd, c.outcome,
                (SELECT extract(epoch FROM min(l.created_at))::bigint FROM ledger_entry l
-                 WHERE l.charge_key = c.key AND l.reverses_journal_id IS NULL)
+                 WHERE l.charge_key = c.key AND l.reverses_journal_id IS NULL),
+               (SELECT extract(epoch FROM min(l.created_at))::bigint FROM ledger_entry l
+                 WHERE l.journal_id = d.reversal_journal_id)
           FROM charge c JOIN donation d ON d.id = c.donation_id
          WHERE c.key = ANY($1::text[]))SQL",
                                Params().TextArray(chunk), &r);
@@ -328,6 +330,8 @@ StoreStatus LookupCharges(Connection& conn, const std::vector<std::string>& keys
       c.outcome = r.String(i, 4);
       c.booked = !r.IsNull(i, 5);
       c.booked_at = r.Int64(i, 5);
+      c.reversed = !r.IsNull(i, 6);
+      c.reversed_at = r.Int64(i, 6);
       (*out)[c.key] = std::move(c);
     }
   }

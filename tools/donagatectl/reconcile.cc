@@ -82,9 +82,13 @@ ReconcileReport Reconcile(const UtcRange& day, const std::vector<SettlementRow>&
       }
     } else {
       if (we_booked) {
+        // Still a discrepancy of the day (the booking stays, the reversal is its own journal),
+        // but one finance can close by reading it: the detail says we reversed it too.
+        std::string detail = "we booked a charge the operator reports as " + row.status;
+        if (ours->reversed)
+          detail += "; the donation was reversed " + FormatTimestamp(ours->reversed_at, display_offset_seconds);
         r.discrepancies.push_back({DiscrepancyKind::kStatusMismatch, row.reference, row.msisdn, ours->amount_vnd,
-                                   row.amount_vnd, ours->outcome, row.status, row.line,
-                                   "we booked a charge the operator reports as " + row.status});
+                                   row.amount_vnd, ours->outcome, row.status, row.line, detail});
       } else {
         ++r.agreed_not_charged;
       }

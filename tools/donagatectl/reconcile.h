@@ -26,6 +26,10 @@ struct OurCharge {
   std::string outcome;       // charge.outcome: charged, insufficient_funds, unknown, ...
   bool booked = false;       // has a ledger journal (charged)
   int64_t booked_at = 0;     // UTC epoch seconds of the ledger journal
+  // Finance reversed the donation (its reversing journal exists): an operator row saying
+  // "refunded" for this reference is then expected, and the discrepancy says so.
+  bool reversed = false;
+  int64_t reversed_at = 0;   // UTC epoch seconds of the reversing journal
 };
 
 enum class DiscrepancyKind {

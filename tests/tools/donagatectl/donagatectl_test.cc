@@ -792,6 +792,30 @@ TEST_F(DonagatectlTest, RefusedReversalIsOnePlainSentenceAndTheRawErrorOnlyWithV
   EXPECT_EQ(no_reason.err, "donagatectl: donation 300101 cannot be reversed: a reversal needs a reason\n");
 }
 
+// docs/finance.md, "A reversal refunded at the operator": the operator lists the reference as
+// refunded; the reconciliation of the charge's day shows a status mismatch that says we reversed it.
+TEST_F(DonagatectlTest, ReconcileOfARefundedAndReversedChargeSaysItWasReversed) {
+  Result rev = RunProgram(Ctl({"reverse", "300301", "--reason", "complaint (refunded at the operator)", "--actor", "lan"}));
+  ASSERT_EQ(rev.exit_code, 0) << rev.err;
+  std::string dir = MakeTempDir("refund");
+  std::ofstream(dir + "/opg.csv") << "ref,amount,status\r\ndon-300301,20000,REFUNDED\r\ndon-300302,40000,REFUNDED\r\n";
+  Result r = RunProgram(Ctl({"reconcile", "--operator", "opg", "--day", kRefundDay, "--settlement", dir + "/opg.csv",
+                             "--reference-column", "ref", "--amount-column", "amount", "--status-column", "status",
+                             "--charged-value", "SUCCESS", "--discrepancies", dir + "/disc.csv"}));
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("ours:   2 charges, 60000 VND"), std::string::npos) << r.out;  // the booking stays
+  EXPECT_NE(r.out.find("theirs: 0 charges, 0 VND"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("status_mismatch: 2"), std::string::npos) << r.out;
+  const std::string csv = ReadFile(dir + "/disc.csv");
+  EXPECT_NE(csv.find("status_mismatch,don-300301,,20000,20000,charged,REFUNDED,2,we booked a charge the operator "
+                     "reports as REFUNDED; the donation was reversed 20"),
+            std::string::npos) << csv;
+  // Refunded by the operator but not reversed by us: no "reversed" to close it with.
+  EXPECT_NE(csv.find("status_mismatch,don-300302,,40000,40000,charged,REFUNDED,3,we booked a charge the operator "
+                     "reports as REFUNDED\r\n"),
+            std::string::npos) << csv;
+}
+
 }  // namespace
 }  // namespace donagate::ctl
 

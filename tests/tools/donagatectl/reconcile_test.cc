@@ -15,7 +15,14 @@ struct Fixture {
   std::vector<OurCharge> in_day;
 
   void Ours(const std::string& key, int64_t amount, const std::string& outcome, int64_t at) {
-    OurCharge c{key, 1, "84900000000", amount, outcome, outcome == "charged", at};
+    OurCharge c;
+    c.key = key;
+    c.donation_id = 1;
+    c.msisdn = "84900000000";
+    c.amount_vnd = amount;
+    c.outcome = outcome;
+    c.booked = outcome == "charged";
+    c.booked_at = at;
     all[key] = c;
     if (c.booked && at >= day.start && at < day.end) in_day.push_back(c);
   }
@@ -141,6 +148,28 @@ TEST(Reconcile, RepeatedNotChargedLineIsReportedButNotBilled) {
   ASSERT_EQ(r.Count(DiscrepancyKind::kDuplicateAtOperator), 1);
   EXPECT_EQ(r.discrepancies[0].our_amount_vnd, 20000);
   EXPECT_EQ(r.discrepancies[0].their_status, "FAILED");
+}
+
+// Refunded at the operator and reversed by us: still a status mismatch of the charge's day (our
+// booking stays), but the detail says we reversed it, so finance can close it.
+TEST(Reconcile, RefundedRowOfAReversedDonationSaysItWasReversed) {
+  Fixture f;
+  f.Ours("don-1", 20000, "charged", f.day.start + 10);
+  f.Ours("don-2", 20000, "charged", f.day.start + 20);
+  f.all["don-1"].reversed = true;
+  f.all["don-1"].reversed_at = f.day.end + 3600;  // 01:00 the next local day
+  SettlementRow refunded = f.Theirs("don-1", 20000, false, f.day.start + 11, 2);
+  refunded.status = "REFUNDED";
+  SettlementRow refunded_not_reversed = f.Theirs("don-2", 20000, false, f.day.start + 21, 3);
+  refunded_not_reversed.status = "REFUNDED";
+  auto r = f.Run({refunded, refunded_not_reversed});
+  ASSERT_EQ(r.Count(DiscrepancyKind::kStatusMismatch), 2);
+  EXPECT_EQ(r.our_charged_vnd - r.their_charged_vnd, 40000);
+  EXPECT_EQ(r.discrepancies[0].our_status, "charged");
+  EXPECT_EQ(r.discrepancies[0].their_status, "REFUNDED");
+  EXPECT_EQ(r.discrepancies[0].detail,
+            "we booked a charge the operator reports as REFUNDED; the donation was reversed 2026-11-28 01:00:00+07:00");
+  EXPECT_EQ(r.discrepancies[1].detail, "we booked a charge the operator reports as REFUNDED");
 }
 
 TEST(Reconcile, DayEdgesUseTheOperatorsDateAndExplainTheOtherSide) {
