@@ -1,6 +1,7 @@
 // libFuzzer target for the settlement-file reader (tools/donagatectl/settlement.h) and the
 // CSV splitter under it. The first input byte picks one of three mappings (operator A's
-// layout, operator B's, a headerless positional one); the rest is the file.
+// layout with a Vietnamese spreadsheet number format, operator B's, a headerless positional
+// one); the rest is the file.
 // Properties, any violation aborts: no crash or out-of-bounds read (ASan/UBSan); an accepted
 // file yields rows with a non-empty reference, a non-negative amount and strictly increasing
 // line numbers; a refused file names a line within the input.
@@ -31,6 +32,7 @@ SettlementMapping Mapping(uint8_t pick) {
       m.time_format = "%d/%m/%Y %H:%M:%S";
       m.time_zone = "Asia/Ho_Chi_Minh";
       m.charged_values = {"SUCCESS"};
+      m.amount_format = {".", ",", "", "\xC4\x91"};  // 100.000,00 đ
       break;
     case 1:
       m.delimiter = ';';

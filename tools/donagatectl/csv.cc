@@ -22,7 +22,7 @@ void WriteCsvRecord(std::ostream& out, const std::vector<std::string>& fields, c
     if (i) line.push_back(delimiter);
     AppendCsvField(&line, fields[i], delimiter);
   }
-  line.push_back('\n');
+  line.append(kCsvRecordEnd);
   out << line;
 }
 

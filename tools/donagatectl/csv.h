@@ -1,5 +1,5 @@
-// RFC 4180 CSV: writing (quote when needed, CRLF-free: finance tools accept LF) and
-// splitting one record with a configurable delimiter.
+// RFC 4180 CSV: writing (quote when needed, every record ended by CRLF as the RFC says:
+// spreadsheet imports expect it) and splitting one record with a configurable delimiter.
 #pragma once
 
 #include <ostream>
@@ -11,7 +11,9 @@ namespace donagate::ctl {
 
 // Appends `field` to `out`, quoted when it contains the delimiter, a quote, CR or LF.
 void AppendCsvField(std::string* out, std::string_view field, char delimiter = ',');
-// Writes one record (fields joined by `delimiter`, terminated by '\n').
+// Ends one record. Every CSV donagatectl writes ends its records with this, never with '\n'.
+inline constexpr std::string_view kCsvRecordEnd = "\r\n";
+// Writes one record (fields joined by `delimiter`, terminated by kCsvRecordEnd).
 void WriteCsvRecord(std::ostream& out, const std::vector<std::string>& fields, char delimiter = ',');
 
 // Splits one line into fields. Quoted fields may contain the delimiter and doubled quotes;

@@ -96,24 +96,32 @@ StoreStatus QueryReport(Connection& conn, const UtcRange& range, std::vector<Rep
     row.vnd_reversed = r.Int64(i, 14);
     rows->push_back(std::move(row));
   }
-  // Failure reasons, per operator and campaign.
+  // Failure reasons, per operator and campaign: the code (before the first ':') and the
+  // backend's detail (after it, NULL when there is none) apart.
   Result f;
   st = conn.Exec(R"SQL(
-      SELECT im.operator, d.campaign, coalesce(d.failure_reason, 'unspecified'), count(*)
+      SELECT im.operator, d.campaign,
+             coalesce(nullif(btrim(split_part(d.failure_reason, ':', 1)), ''), 'unspecified'),
+             CASE WHEN strpos(d.failure_reason, ':') > 0
+                  THEN nullif(btrim(substr(d.failure_reason, strpos(d.failure_reason, ':') + 1)), '') END,
+             count(*)
         FROM donation d JOIN inbound_message im ON im.id = d.inbound_message_id
        WHERE d.state = 'failed' AND im.received_at >= $1::timestamptz AND im.received_at < $2::timestamptz
-       GROUP BY 1, 2, 3)SQL",
+       GROUP BY 1, 2, 3, 4)SQL",
                  Params().Text(TsParam(range.start)).Text(TsParam(range.end)), &f);
   if (!st.ok()) return st;
   for (int i = 0; i < f.rows(); ++i)
     for (auto& row : *rows)
-      if (row.operator_name == f.Text(i, 0) && row.campaign == f.Text(i, 1))
-        row.failed_by_reason[f.String(i, 2)] = f.Int64(i, 3);
+      if (row.operator_name == f.Text(i, 0) && row.campaign == f.Text(i, 1)) {
+        const std::string code = f.String(i, 2);
+        row.failed_by_reason[code] += f.Int64(i, 4);
+        if (!f.IsNull(i, 3)) row.failed_details[code][f.String(i, 3)] += f.Int64(i, 4);
+      }
   return StoreStatus::Ok();
 }
 
 void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFormat format,
-                 const std::string& from_day, const std::string& to_day) {
+                 const std::string& from_day, const std::string& to_day, const std::string& zone) {
   auto reasons = [](const ReportRow& r) {
     std::string s;
     for (auto& [k, v] : r.failed_by_reason) s += (s.empty() ? "" : ";") + k + "=" + std::to_string(v);
@@ -133,6 +141,8 @@ void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFo
     total.partial += r.partial;
     total.failed += r.failed;
     for (auto& [k, v] : r.failed_by_reason) total.failed_by_reason[k] += v;
+    for (auto& [code, details] : r.failed_details)
+      for (auto& [detail, n] : details) total.failed_details[code][detail] += n;
     total.unknown += r.unknown;
     total.pending += r.pending;
     total.reversed += r.reversed;
@@ -158,7 +168,7 @@ void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFo
     nlohmann::json j;
     j["from"] = from_day;
     j["to"] = to_day;
-    j["zone"] = "Asia/Ho_Chi_Minh";
+    j["zone"] = zone;
     j["rows"] = nlohmann::json::array();
     auto obj = [&](const ReportRow& r) {
       nlohmann::json o;
@@ -168,6 +178,7 @@ void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFo
         else if (header[i] == "failed_reasons") o[header[i]] = r.failed_by_reason;
         else o[header[i]] = std::stoll(f[i]);
       }
+      o["failed_details"] = r.failed_details;
       return o;
     };
     for (auto& r : rows) j["rows"].push_back(obj(r));
@@ -183,7 +194,7 @@ void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFo
   for (auto& row : table)
     for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
   out << "Donations received " << from_day << (from_day == to_day ? "" : " .. " + to_day)
-      << " (Asia/Ho_Chi_Minh), VND\n";
+      << " (" << zone << "), VND\n";
   for (size_t k = 0; k < table.size(); ++k) {
     if (k == table.size() - 1) {
       for (size_t i = 0; i < width.size(); ++i) out << std::string(width[i], '-') << (i + 1 < width.size() ? "  " : "\n");
@@ -194,6 +205,17 @@ void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFo
       out << std::setw(static_cast<int>(width[i])) << table[k][i] << (i + 1 < table[k].size() ? "  " : "\n");
     }
   }
+  // The backends' wordings under the table, so the failed_reasons column stays one bucket per
+  // reason and finance can still see what each backend said.
+  bool any_detail = false;
+  for (auto& r : rows) any_detail |= !r.failed_details.empty();
+  if (!any_detail) return;
+  out << "\nFailure details (operator, campaign, reason, count, what the backend said)\n";
+  for (auto& r : rows)
+    for (auto& [code, details] : r.failed_details)
+      for (auto& [detail, n] : details)
+        out << "  " << r.operator_name << "  " << r.campaign << "  " << code << "  " << Group(n) << "  " << detail
+            << "\n";
 }
 
 StoreStatus ExportCsv(Connection& conn, ExportKind kind, const UtcRange& range, std::ostream& out,
@@ -232,7 +254,7 @@ StoreStatus ExportCsv(Connection& conn, ExportKind kind, const UtcRange& range, 
   st = conn.Exec("DECLARE export_cursor NO SCROLL CURSOR FOR " + select,
                  Params().Text(TsParam(range.start)).Text(TsParam(range.end)));
   if (!st.ok()) return st;
-  out << (kind == ExportKind::kDonations ? header_donations : header_ledger) << "\n";
+  out << (kind == ExportKind::kDonations ? header_donations : header_ledger) << kCsvRecordEnd;
   const std::string fetch = "FETCH " + std::to_string(batch) + " FROM export_cursor";
   std::string line;
   while (true) {
@@ -246,7 +268,7 @@ StoreStatus ExportCsv(Connection& conn, ExportKind kind, const UtcRange& range, 
         if (c) line.push_back(',');
         AppendCsvField(&line, r.IsNull(i, c) ? std::string_view() : r.Text(i, c));
       }
-      line.push_back('\n');
+      line.append(kCsvRecordEnd);
       out << line;
     }
     *rows_written += r.rows();
@@ -292,7 +314,9 @@ StoreStatus LookupCharges(Connection& conn, const std::vector<std::string>& keys
     StoreStatus st = conn.Exec(R"SQL(
         SELECT c.key, c.donation_id, d.msisdn, c.amount_vnd, c.outcome,
                (SELECT extract(epoch FROM min(l.created_at))::bigint FROM ledger_entry l
-                 WHERE l.charge_key = c.key AND l.reverses_journal_id IS NULL)
+                 WHERE l.charge_key = c.key AND l.reverses_journal_id IS NULL),
+               (SELECT extract(epoch FROM min(l.created_at))::bigint FROM ledger_entry l
+                 WHERE l.journal_id = d.reversal_journal_id)
           FROM charge c JOIN donation d ON d.id = c.donation_id
          WHERE c.key = ANY($1::text[]))SQL",
                                Params().TextArray(chunk), &r);
@@ -306,6 +330,8 @@ StoreStatus LookupCharges(Connection& conn, const std::vector<std::string>& keys
       c.outcome = r.String(i, 4);
       c.booked = !r.IsNull(i, 5);
       c.booked_at = r.Int64(i, 5);
+      c.reversed = !r.IsNull(i, 6);
+      c.reversed_at = r.Int64(i, 6);
       (*out)[c.key] = std::move(c);
     }
   }
@@ -422,6 +448,45 @@ StoreStatus ReverseDonation(Connection& conn, int64_t donation_id, const std::st
   outcome->amount_vnd = r.Int64(0, 1);
   outcome->already_reversed = r.Bool(0, 2);
   return StoreStatus::Ok();
+}
+
+namespace {
+
+// The server's primary message: the first line of libpq's text, without "ERROR:  " and without
+// the CONTEXT / DETAIL lines that follow it.
+std::string PrimaryMessage(const std::string& raw) {
+  std::string line = raw.substr(0, raw.find('\n'));
+  for (const char* severity : {"ERROR:", "FATAL:"})
+    if (line.rfind(severity, 0) == 0) line.erase(0, std::string_view(severity).size());
+  const size_t start = line.find_first_not_of(' ');
+  return start == std::string::npos ? "" : line.substr(start);
+}
+
+}  // namespace
+
+std::string ExplainReversalRefusal(int64_t donation_id, const StoreStatus& refusal) {
+  const std::string donation = "donation " + std::to_string(donation_id);
+  const std::string primary = PrimaryMessage(refusal.message());
+  const std::string& code = refusal.sqlstate();
+  // SQLSTATEs raised by reverse_donation() (billing/migrations/0002_roles_and_reversal.sql).
+  if (code == "55000") {  // object_not_in_prerequisite_state: "... is not charged (state X) ..."
+    std::string state;
+    if (size_t at = primary.find("(state "); at != std::string::npos) {
+      at += 7;
+      state = primary.substr(at, primary.find(')', at) - at);
+    }
+    return donation + " cannot be reversed: it is not charged" + (state.empty() ? "" : " (state " + state + ")");
+  }
+  if (code == "P0002") return donation + " does not exist";  // no_data_found
+  if (code == "42501")  // insufficient_privilege
+    return donation + " cannot be reversed with this database role: connect as a role granted donagate_reverse";
+  if (code == "XX001")  // data_corrupted: charged without ledger rows
+    return donation + " cannot be reversed: it is marked charged but has no ledger rows (see donagatectl "
+                      "donation show " + std::to_string(donation_id) + ")";
+  if (refusal.transient())
+    return donation + " was not reversed: the database did not complete the request; nothing was written, "
+                      "run the same command again";
+  return donation + " cannot be reversed: " + (primary.empty() ? "the database refused" : primary);
 }
 
 }  // namespace donagate::ctl

@@ -31,7 +31,13 @@ struct ReportRow {
   int64_t charged = 0;           // donations fully charged
   int64_t partial = 0;
   int64_t failed = 0;
+  // Failed donations by reason code: the stored failure_reason up to its first ':' (the daemon
+  // stores "<code>" or "<code>: <backend's detail>", e.g. "insufficient_funds: HTTP 402: balance
+  // too low"), so one reason is one bucket whatever a backend's wording.
   std::map<std::string, int64_t> failed_by_reason;
+  // The backend's wordings apart: code -> detail (the text after the first ':') -> count.
+  // Failures stored without a detail are not listed here.
+  std::map<std::string, std::map<std::string, int64_t>> failed_details;
   int64_t unknown = 0;
   int64_t pending = 0;           // received or charging (not final yet)
   int64_t reversed = 0;
@@ -44,8 +50,10 @@ struct ReportRow {
 billing::StoreStatus QueryReport(billing::pg::Connection& conn, const UtcRange& range, std::vector<ReportRow>* rows);
 
 enum class ReportFormat { kTable, kCsv, kJson };
+// `zone` names the finance zone the days were computed in (--zone as given): the output is
+// labelled with it, so a UTC report never reads as a local one.
 void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFormat format,
-                 const std::string& from_day, const std::string& to_day);
+                 const std::string& from_day, const std::string& to_day, const std::string& zone);
 
 // Streams donations (by received_at) or ledger entries (by created_at) of a range as CSV with
 // a header row, through a server-side cursor `batch` rows at a time. `progress` (may be
@@ -78,6 +86,11 @@ struct ReversalOutcome {
 // a permanent status carrying the database's reason.
 billing::StoreStatus ReverseDonation(billing::pg::Connection& conn, int64_t donation_id, const std::string& reason,
                                      const std::string& actor, ReversalOutcome* outcome);
+// The one sentence a finance user reads when ReverseDonation refused (`refusal` is its status):
+// "donation 123 cannot be reversed: it is not charged (state failed)". Built from the SQLSTATE
+// reverse_donation() raises, never showing the server's PL/pgSQL context (the raw message stays
+// in `refusal.message()`, for --verbose).
+std::string ExplainReversalRefusal(int64_t donation_id, const billing::StoreStatus& refusal);
 
 }  // namespace donagate::ctl
 

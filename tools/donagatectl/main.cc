@@ -176,6 +176,14 @@ int main(int argc, char** argv) {
   rec->add_option("--reference-column", mapping.reference_column, "column of our charge reference");
   rec->add_option("--msisdn-column", mapping.msisdn_column, "column of the subscriber number");
   rec->add_option("--amount-column", mapping.amount_column, "column of the amount in VND");
+  rec->add_option("--amount-thousands-separator", mapping.amount_format.thousands_separator,
+                  "digit grouping of amounts, e.g. \".\" for 100.000");
+  rec->add_option("--amount-decimal-separator", mapping.amount_format.decimal_separator,
+                  "decimal separator of amounts, e.g. \",\" for 100.000,00 (the decimals must be zeros)");
+  rec->add_option("--amount-currency-prefix", mapping.amount_format.currency_prefix,
+                  "text before amounts, removed when present, e.g. VND");
+  rec->add_option("--amount-currency-suffix", mapping.amount_format.currency_suffix,
+                  "text after amounts, removed when present, e.g. đ");
   rec->add_option("--time-column", mapping.time_column, "column of the charge time");
   rec->add_option("--time-format", mapping.time_format, "iso8601 or e.g. \"%d/%m/%Y %H:%M:%S\"");
   rec->add_option("--time-zone", mapping.time_zone, "zone of times without an offset");
@@ -194,6 +202,8 @@ int main(int argc, char** argv) {
   rev->add_option("--actor", actor, "who (default: $SUDO_USER, $USER)");
   bool refund = false;
   rev->add_flag("--refund", refund, "first refund every charged key at the operator's backend (needs --config)");
+  bool verbose = false;
+  rev->add_flag("--verbose,-v", verbose, "on a refusal, also print the database's raw error");
 
   // donation show
   auto* donation = app.add_subcommand("donation", "a donation's or a subscriber's full story");
@@ -270,7 +280,7 @@ int main(int argc, char** argv) {
     ctl::PrintReport(std::cout, rows,
                      format == "csv" ? ctl::ReportFormat::kCsv
                                      : format == "json" ? ctl::ReportFormat::kJson : ctl::ReportFormat::kTable,
-                     f, t);
+                     f, t, g.zone);
     return 0;
   }
 
@@ -325,6 +335,10 @@ int main(int argc, char** argv) {
     take(mapping.amount_column, &m.amount_column);
     take(mapping.time_column, &m.time_column);
     take(mapping.status_column, &m.status_column);
+    take(mapping.amount_format.thousands_separator, &m.amount_format.thousands_separator);
+    take(mapping.amount_format.decimal_separator, &m.amount_format.decimal_separator);
+    take(mapping.amount_format.currency_prefix, &m.amount_format.currency_prefix);
+    take(mapping.amount_format.currency_suffix, &m.amount_format.currency_suffix);
     if (mapping.time_format != ctl::SettlementMapping{}.time_format) m.time_format = mapping.time_format;
     if (mapping.time_zone != ctl::SettlementMapping{}.time_zone) m.time_zone = mapping.time_zone;
     if (!mapping.header) m.header = false;
@@ -364,14 +378,20 @@ int main(int argc, char** argv) {
       std::cout << "{\"operator\":\"" << rec_operator << "\",\"day\":\"" << day << "\",\"matched\":" << report_r.matched
                 << ",\"matched_vnd\":" << report_r.matched_vnd << ",\"ours_charged\":" << report_r.our_charged_count
                 << ",\"ours_vnd\":" << report_r.our_charged_vnd << ",\"theirs_charged\":" << report_r.their_charged_count
-                << ",\"theirs_vnd\":" << report_r.their_charged_vnd;
+                << ",\"theirs_vnd\":" << report_r.their_charged_vnd
+                << ",\"theirs_duplicate_charged\":" << report_r.their_duplicate_count
+                << ",\"theirs_duplicate_vnd\":" << report_r.their_duplicate_vnd;
       for (K k : kinds) std::cout << ",\"" << ctl::DiscrepancyKindName(k) << "\":" << report_r.Count(k);
       std::cout << "}\n";
     } else {
       std::cout << "Reconciliation " << rec_operator << " " << day << " (" << g.zone << ")\n"
                 << "  ours:   " << report_r.our_charged_count << " charges, " << report_r.our_charged_vnd << " VND\n"
                 << "  theirs: " << report_r.their_charged_count << " charges, " << report_r.their_charged_vnd
-                << " VND (" << report_r.their_rows_outside_day << " rows outside the day ignored)\n"
+                << " VND (" << report_r.their_rows_outside_day << " rows outside the day ignored)\n";
+      if (report_r.their_duplicate_count > 0)
+        std::cout << "          of which " << report_r.their_duplicate_count << " duplicate line(s), "
+                  << report_r.their_duplicate_vnd << " VND billed twice (see duplicate_at_operator)\n";
+      std::cout
                 << "  matched: " << report_r.matched << " (" << report_r.matched_vnd << " VND), agreed not charged: "
                 << report_r.agreed_not_charged << "\n";
       for (K k : kinds) std::cout << "  " << ctl::DiscrepancyKindName(k) << ": " << report_r.Count(k) << "\n";
@@ -431,7 +451,10 @@ int main(int argc, char** argv) {
     ctl::ReversalOutcome o;
     auto st = ctl::ReverseDonation(conn, donation_id, reason, actor, &o);
     if (!st.ok()) {
-      std::cerr << "donagatectl: reversal refused: " << st.message() << "\n";
+      std::cerr << "donagatectl: " << ctl::ExplainReversalRefusal(donation_id, st) << "\n";
+      if (verbose)
+        std::cerr << "donagatectl: database error" << (st.sqlstate().empty() ? "" : " " + st.sqlstate()) << ": "
+                  << st.message() << (st.message().ends_with('\n') ? "" : "\n");
       return st.transient() ? 2 : 1;
     }
     if (o.already_reversed)

@@ -35,23 +35,34 @@ ReconcileReport Reconcile(const UtcRange& day, const std::vector<SettlementRow>&
   std::unordered_map<std::string, const SettlementRow*> theirs_by_ref;  // every row, any day
   for (auto& row : their_rows) theirs_by_ref.emplace(row.reference, &row);
 
-  std::unordered_set<std::string> refs_in_file;
+  std::unordered_map<std::string, size_t> first_line_of_ref;  // references of the day -> first line
   for (auto& row : their_rows) {
     const bool in_day = !row.has_time || (row.charged_at >= day.start && row.charged_at < day.end);
     if (!in_day) {
       ++r.their_rows_outside_day;
       continue;
     }
-    if (!refs_in_file.insert(row.reference).second) {
-      r.discrepancies.push_back({DiscrepancyKind::kDuplicateAtOperator, row.reference, row.msisdn, 0,
-                                 row.amount_vnd, "", row.status, row.line, "reference appears more than once"});
-      continue;
-    }
+    // The operator bills every charged row, a repeated one too: their total is the invoice's.
     if (row.charged) {
       ++r.their_charged_count;
       r.their_charged_vnd += row.amount_vnd;
     }
     std::optional<OurCharge> ours = lookup(row.reference);
+    auto [first, is_first] = first_line_of_ref.emplace(row.reference, row.line);
+    if (!is_first) {
+      // Matched once already (from its first line); this line is the discrepancy. Both sides are
+      // shown, so finance sees what we booked next to what the operator billed again.
+      if (row.charged) {
+        ++r.their_duplicate_count;
+        r.their_duplicate_vnd += row.amount_vnd;
+      }
+      r.discrepancies.push_back({DiscrepancyKind::kDuplicateAtOperator, row.reference, row.msisdn,
+                                 ours ? ours->amount_vnd : 0, row.amount_vnd, ours ? ours->outcome : "", row.status,
+                                 row.line,
+                                 "reference appears more than once (first on line " + std::to_string(first->second) +
+                                     ")" + (row.charged ? "; this line bills it again" : "")});
+      continue;
+    }
     if (ours) seen_ours.insert(row.reference);
     const bool we_booked = ours && ours->booked;
     if (row.charged) {
@@ -71,9 +82,13 @@ ReconcileReport Reconcile(const UtcRange& day, const std::vector<SettlementRow>&
       }
     } else {
       if (we_booked) {
+        // Still a discrepancy of the day (the booking stays, the reversal is its own journal),
+        // but one finance can close by reading it: the detail says we reversed it too.
+        std::string detail = "we booked a charge the operator reports as " + row.status;
+        if (ours->reversed)
+          detail += "; the donation was reversed " + FormatTimestamp(ours->reversed_at, display_offset_seconds);
         r.discrepancies.push_back({DiscrepancyKind::kStatusMismatch, row.reference, row.msisdn, ours->amount_vnd,
-                                   row.amount_vnd, ours->outcome, row.status, row.line,
-                                   "we booked a charge the operator reports as " + row.status});
+                                   row.amount_vnd, ours->outcome, row.status, row.line, detail});
       } else {
         ++r.agreed_not_charged;
       }

@@ -26,6 +26,10 @@ struct OurCharge {
   std::string outcome;       // charge.outcome: charged, insufficient_funds, unknown, ...
   bool booked = false;       // has a ledger journal (charged)
   int64_t booked_at = 0;     // UTC epoch seconds of the ledger journal
+  // Finance reversed the donation (its reversing journal exists): an operator row saying
+  // "refunded" for this reference is then expected, and the discrepancy says so.
+  bool reversed = false;
+  int64_t reversed_at = 0;   // UTC epoch seconds of the reversing journal
 };
 
 enum class DiscrepancyKind {
@@ -33,7 +37,7 @@ enum class DiscrepancyKind {
   kMissingInLedger,     // the operator charged it, we have no such charge
   kAmountMismatch,      // both charged, amounts differ
   kStatusMismatch,      // one side charged, the other says failed / not charged / unknown
-  kDuplicateAtOperator  // the same reference twice in the operator's file
+  kDuplicateAtOperator  // the same reference again in the operator's file (each repeat line)
 };
 const char* DiscrepancyKindName(DiscrepancyKind kind);
 
@@ -55,8 +59,13 @@ struct ReconcileReport {
   int64_t their_rows_outside_day = 0;
   int64_t our_charged_count = 0;
   int64_t our_charged_vnd = 0;     // booked during the day
+  // What the operator's file bills for the day: every charged row dated in the day, duplicates
+  // included, so it equals the operator's invoice. The duplicates' share is counted apart: it is
+  // the part of the difference to our side that the duplicate_at_operator lines explain.
   int64_t their_charged_count = 0;
-  int64_t their_charged_vnd = 0;   // charged rows dated in the day
+  int64_t their_charged_vnd = 0;
+  int64_t their_duplicate_count = 0;  // charged rows repeating a reference already in the day
+  int64_t their_duplicate_vnd = 0;
   int64_t matched_vnd = 0;
   std::vector<Discrepancy> discrepancies;
   int64_t Count(DiscrepancyKind kind) const;

@@ -28,6 +28,32 @@ std::string NormaliseSettlementMsisdn(const std::string& raw) {
   return s;
 }
 
+bool AllDigits(std::string_view s) {
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return !s.empty();
+}
+
+// Spaces an export may put between a number and its currency: ASCII space and tab, and the
+// UTF-8 no-break spaces (U+00A0, U+202F) that locale-aware spreadsheets write.
+std::string_view TrimAmountSpaces(std::string_view s) {
+  static constexpr std::string_view kSpaces[] = {" ", "\t", "\xC2\xA0", "\xE2\x80\xAF"};
+  for (bool trimmed = true; trimmed;) {
+    trimmed = false;
+    for (auto sp : kSpaces) {
+      if (s.starts_with(sp)) s.remove_prefix(sp.size()), trimmed = true;
+      if (s.ends_with(sp)) s.remove_suffix(sp.size()), trimmed = true;
+    }
+  }
+  return s;
+}
+
+bool ContainsDigit(std::string_view s) {
+  for (char c : s)
+    if (c >= '0' && c <= '9') return true;
+  return false;
+}
+
 // Resolves a column spec to a 0-based index: header name, or 1-based position.
 bool ResolveColumn(const std::string& spec, const std::vector<std::string>& header, bool has_header,
                    int* index, std::string* error) {
@@ -54,6 +80,59 @@ bool ResolveColumn(const std::string& spec, const std::vector<std::string>& head
 
 }  // namespace
 
+bool ParseVndAmount(std::string_view text, const AmountFormat& f, int64_t* vnd, std::string* why) {
+  const std::string quoted = "amount \"" + std::string(text) + "\"";
+  std::string_view s = TrimAmountSpaces(text);
+  if (!f.currency_prefix.empty() && s.starts_with(f.currency_prefix))
+    s = TrimAmountSpaces(s.substr(f.currency_prefix.size()));
+  if (!f.currency_suffix.empty() && s.ends_with(f.currency_suffix))
+    s = TrimAmountSpaces(s.substr(0, s.size() - f.currency_suffix.size()));
+  std::string_view integer = s;
+  if (!f.decimal_separator.empty()) {
+    if (size_t d = s.find(f.decimal_separator); d != std::string_view::npos) {
+      integer = s.substr(0, d);
+      std::string_view fraction = s.substr(d + f.decimal_separator.size());
+      if (!AllDigits(fraction)) {
+        *why = quoted + " is not a number in the mapping's format";
+        return false;
+      }
+      // Rounding money silently is never right: a non-zero decimal part is the operator's
+      // error (or a wrong mapping) for finance to look at.
+      if (fraction.find_first_not_of('0') != std::string_view::npos) {
+        *why = quoted + " has a decimal part: VND has no minor unit";
+        return false;
+      }
+    }
+  }
+  std::string digits;
+  const std::string& sep = f.thousands_separator;
+  if (!sep.empty() && integer.find(sep) != std::string_view::npos) {
+    for (size_t pos = 0, group_no = 0;; ++group_no) {
+      size_t next = integer.find(sep, pos);
+      std::string_view group = integer.substr(pos, next == std::string_view::npos ? next : next - pos);
+      if (!AllDigits(group) || (group_no == 0 ? group.size() > 3 : group.size() != 3)) {
+        *why = quoted + " is not grouped in thousands by \"" + sep + "\"";
+        return false;
+      }
+      digits.append(group);
+      if (next == std::string_view::npos) break;
+      pos = next + sep.size();
+    }
+  } else {
+    digits = integer;
+  }
+  // from_chars alone would accept a sign; an amount is digits only.
+  auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), *vnd);
+  if (!AllDigits(digits) || p != digits.data() + digits.size() || ec != std::errc()) {
+    *why = quoted + (ec == std::errc::result_out_of_range ? " is too large"
+                                                          : " is not a non-negative integer number of VND");
+    if (sep.empty() && digits.find_first_of(".,") != std::string::npos)
+      *why += " (if the operator groups digits, say so with amount_thousands_separator in the mapping)";
+    return false;
+  }
+  return true;
+}
+
 bool ValidateSettlementMapping(const SettlementMapping& m, std::string* error) {
   if (m.reference_column.empty()) {
     *error = "mapping: columns.reference is required";
@@ -71,6 +150,19 @@ bool ValidateSettlementMapping(const SettlementMapping& m, std::string* error) {
     *error = "mapping: status.charged must list the values that mean charged";
     return false;
   }
+  const AmountFormat& a = m.amount_format;
+  if (ContainsDigit(a.thousands_separator) || ContainsDigit(a.decimal_separator)) {
+    *error = "mapping: amount separators cannot contain digits";
+    return false;
+  }
+  if (!a.thousands_separator.empty() && a.thousands_separator == a.decimal_separator) {
+    *error = "mapping: amount_thousands_separator and amount_decimal_separator must differ";
+    return false;
+  }
+  if (ContainsDigit(a.currency_prefix) || ContainsDigit(a.currency_suffix)) {
+    *error = "mapping: amount currency prefix and suffix cannot contain digits";
+    return false;
+  }
   return true;
 }
 
@@ -83,7 +175,9 @@ bool LoadSettlementMapping(const std::string& path, SettlementMapping* m, std::s
              std::to_string(e.source().begin.column) + ": " + std::string(e.description());
     return false;
   }
-  static const char* kKnownTop[] = {"delimiter", "comment_prefix", "header", "columns", "time", "status"};
+  static const char* kKnownTop[] = {"delimiter", "comment_prefix", "header", "columns", "time", "status",
+                                    "amount_thousands_separator", "amount_decimal_separator",
+                                    "amount_currency_prefix", "amount_currency_suffix"};
   for (auto& [k, v] : t) {
     bool known = false;
     for (auto* name : kKnownTop) known |= (k.str() == name);
@@ -102,6 +196,11 @@ bool LoadSettlementMapping(const std::string& path, SettlementMapping* m, std::s
   }
   m->comment_prefix = t["comment_prefix"].value_or(m->comment_prefix);
   m->header = t["header"].value_or(m->header);
+  AmountFormat& a = m->amount_format;
+  a.thousands_separator = t["amount_thousands_separator"].value_or(a.thousands_separator);
+  a.decimal_separator = t["amount_decimal_separator"].value_or(a.decimal_separator);
+  a.currency_prefix = t["amount_currency_prefix"].value_or(a.currency_prefix);
+  a.currency_suffix = t["amount_currency_suffix"].value_or(a.currency_suffix);
   auto col = [&](const char* key, std::string* out) {
     if (auto v = t["columns"][key].value<std::string>()) *out = *v;
     if (auto v = t["columns"][key].value<int64_t>()) *out = std::to_string(*v);
@@ -181,10 +280,7 @@ bool ReadSettlement(std::istream& in, const SettlementMapping& m, std::vector<Se
     row.line = lineno;
     row.reference = field(ref_i);
     if (row.reference.empty()) return fail("empty reference");
-    std::string amount = field(amount_i);
-    auto [p, ec] = std::from_chars(amount.data(), amount.data() + amount.size(), row.amount_vnd);
-    if (ec != std::errc() || p != amount.data() + amount.size() || row.amount_vnd < 0)
-      return fail("amount \"" + amount + "\" is not a non-negative integer number of VND");
+    if (!ParseVndAmount(field(amount_i), m.amount_format, &row.amount_vnd, &why)) return fail(why);
     if (msisdn_i >= 0) row.msisdn = NormaliseSettlementMsisdn(field(msisdn_i));
     if (time_i >= 0) {
       std::string ts = field(time_i);

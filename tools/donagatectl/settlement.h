@@ -10,9 +10,26 @@
 #include <cstdint>
 #include <istream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace donagate::ctl {
+
+// How an operator writes amounts. The default is today's plain integer ("100000"); a
+// Vietnamese spreadsheet export writes "100.000", "100.000,00" or "100.000 đ". VND has no minor
+// unit, so a decimal part other than zeros is refused, never rounded. With a thousands
+// separator, groups after the first must have exactly three digits ("100.5" is refused rather
+// than read as 1005 when "." is the thousands separator).
+struct AmountFormat {
+  std::string thousands_separator;  // "" = none; e.g. ".", ",", " "
+  std::string decimal_separator;    // "" = amounts have no decimal part at all
+  std::string currency_prefix;      // e.g. "VND"; removed when present (with the spaces after it)
+  std::string currency_suffix;      // e.g. "đ", "VND"; removed when present (with the spaces before it)
+};
+
+// Parses one amount written in `format` into whole VND. Returns false with `why` (a sentence
+// naming the text) when it is not a non-negative whole number of VND in that format.
+bool ParseVndAmount(std::string_view text, const AmountFormat& format, int64_t* vnd, std::string* why);
 
 struct SettlementMapping {
   char delimiter = ',';
@@ -21,7 +38,8 @@ struct SettlementMapping {
   // Columns by header name, or by 1-based position ("3") when the file has no header.
   std::string reference_column;      // our charge reference (idempotency key), required
   std::string msisdn_column;         // optional
-  std::string amount_column;         // VND, integer, required
+  std::string amount_column;         // VND, required, written as `amount_format` says
+  AmountFormat amount_format;
   std::string time_column;           // optional
   std::string status_column;         // optional; without it every row counts as charged
   std::string time_format = "iso8601";  // or strftime-like "%d/%m/%Y %H:%M:%S"
@@ -47,7 +65,8 @@ struct SettlementError {
 
 // Reads a mapping from a TOML file (see mappings/*.toml). Returns false with `error` set.
 bool LoadSettlementMapping(const std::string& path, SettlementMapping* mapping, std::string* error);
-// Checks that a mapping is usable (required columns named, zone known, delimiter set).
+// Checks that a mapping is usable (required columns named, zone known, delimiter set, amount
+// separators distinct and not digits).
 bool ValidateSettlementMapping(const SettlementMapping& mapping, std::string* error);
 
 // Reads the whole file. Blank lines and comment lines are skipped. Returns false with the

@@ -95,6 +95,22 @@ Result RunProgram(const std::vector<std::string>& args) {
   return r;
 }
 
+// RFC 4180: every record ends with CRLF, and no line ends with a bare LF (a spreadsheet import
+// would otherwise see a stray CR or merge lines).
+void ExpectCrlfRecords(const std::string& csv, const std::string& what) {
+  ASSERT_GE(csv.size(), 2u) << what;
+  EXPECT_EQ(csv.substr(csv.size() - 2), "\r\n") << what;
+  size_t records = 0;
+  for (size_t i = csv.find('\n'); i != std::string::npos; i = csv.find('\n', i + 1), ++records)
+    ASSERT_TRUE(i > 0 && csv[i - 1] == '\r') << what << ": bare LF ending record " << records + 1;
+  EXPECT_GT(records, 1u) << what;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
 class Copier {
  public:
   explicit Copier(PGconn* c) : c_(c) {}
@@ -131,6 +147,7 @@ class DonagatectlTest : public ::testing::Test {
     conninfo_ = new std::string(::donagate::testing::CreateFreshDatabase("ctl"));
     ASSERT_TRUE(billing::Migrate(*conninfo_).ok());
     Generate();
+    AddScenarios();
   }
   static void TearDownTestSuite() {
     delete conninfo_;
@@ -253,6 +270,62 @@ class DonagatectlTest : public ::testing::Test {
     PQfinish(c);
   }
 
+  // One donation of one unit priced `amount_vnd` as the daemon leaves it: its message, its
+  // charge and, when charged, its ledger journal booked a second after it was received. For
+  // scenarios on days after the generated ones (ids above the generator's), so they never
+  // change what the generated tests expect.
+  static void AddDonation(int64_t id, const std::string& op, int64_t amount_vnd, const std::string& state,
+                          const std::string& failure_reason, int64_t received_at) {
+    const std::string i = std::to_string(id), amount = std::to_string(amount_vnd);
+    const std::string msisdn = "8497" + std::to_string(1000000 + id % 1000000);
+    const std::string at = "'" + Ts(received_at) + "'";
+    const std::string code = failure_reason.substr(0, failure_reason.find(':'));
+    const std::string outcome = state == "charged" ? "charged" : code;
+    std::string sql =
+        "INSERT INTO inbound_message (id, instance_id, link, operator, source_addr, msisdn, dest_addr, data_coding, "
+        "esm_class, raw_payload, text, received_at, outcome) VALUES (" + i + ", 'test', '" + op + "-1', '" + op +
+        "', '" + msisdn + "', '" + msisdn + "', '1407', 0, 0, '\\x4356', 'CV 1', " + at + ", 'donation');"
+        "INSERT INTO donation (id, inbound_message_id, campaign, operator, msisdn, shortcode, units, unit_price_vnd, "
+        "amount_vnd, charging_mode, state, failure_reason, charged_units, charged_amount_vnd, received_at) VALUES (" +
+        i + ", " + i + ", 'covid', '" + op + "', '" + msisdn + "', '1407', 1, " + amount + ", " + amount +
+        ", 'whole', '" + state + "', " + (failure_reason.empty() ? "NULL" : "'" + failure_reason + "'") + ", " +
+        (state == "charged" ? "1, " + amount : "0, 0") + ", " + at + ");";
+    if (outcome == "charged" || outcome == "insufficient_funds" || outcome == "subscriber_barred")
+      sql += "INSERT INTO charge (key, donation_id, unit_index, units, amount_vnd, outcome) VALUES ('don-" + i +
+             "', " + i + ", 0, 1, " + amount + ", '" + outcome + "');";
+    if (state == "charged")
+      sql += "INSERT INTO ledger_entry (journal_id, account, direction, amount_vnd, donation_id, charge_key, "
+             "created_at, created_by) SELECT j, v.account, v.direction, " + amount + ", " + i + ", 'don-" + i +
+             "', '" + Ts(received_at + 1) + "', 'test' FROM (SELECT nextval('ledger_journal_id_seq') AS j) s, "
+             "(VALUES ('receivable:" + op + "', 'debit'), ('fund:covid', 'credit')) AS v(account, direction);";
+    ::donagate::testing::ExecSql(*conninfo_, sql);
+  }
+
+  // Small hand-made days after the generated ones, one operator each, for the finance findings.
+  static constexpr const char* kDuplicateDay = "2026-12-01";  // opd: three charges, booked
+  static constexpr const char* kFailuresDay = "2026-12-02";   // ope: failures in several wordings
+  static constexpr const char* kUtcDay = "2026-12-03";        // opf: one donation at 20:00 UTC
+  static constexpr const char* kRefundDay = "2026-12-04";     // opg: two charges, one reversed
+  static void AddScenarios() {
+    const int64_t dup = LocalDayRange(*ParseDate(kDuplicateDay), kIct).start;
+    AddDonation(300001, "opd", 20000, "charged", "", dup + 3600);
+    AddDonation(300002, "opd", 40000, "charged", "", dup + 7200);
+    AddDonation(300003, "opd", 100000, "charged", "", dup + 10800);
+    const int64_t fail = LocalDayRange(*ParseDate(kFailuresDay), kIct).start + 3600;
+    AddDonation(300101, "ope", 20000, "charged", "", fail);
+    AddDonation(300102, "ope", 20000, "failed", "insufficient_funds: HTTP 402: balance too low", fail + 1);
+    AddDonation(300103, "ope", 20000, "failed", "insufficient_funds: HTTP 402: balance too low", fail + 2);
+    AddDonation(300104, "ope", 20000, "failed", "insufficient_funds: not enough credit", fail + 3);
+    AddDonation(300105, "ope", 20000, "failed", "insufficient_funds", fail + 4);
+    AddDonation(300106, "ope", 20000, "failed", "subscriber_barred: HTTP 403: barred", fail + 5);
+    AddDonation(300107, "ope", 20000, "failed", "daily_cap", fail + 6);
+    // 2026-12-03 20:00:00 UTC is 2026-12-04 03:00 in Asia/Ho_Chi_Minh.
+    AddDonation(300201, "opf", 20000, "charged", "", LocalDayRange(*ParseDate(kUtcDay), 0).start + 20 * 3600);
+    const int64_t refund = LocalDayRange(*ParseDate(kRefundDay), kIct).start + 3600;
+    AddDonation(300301, "opg", 20000, "charged", "", refund);
+    AddDonation(300302, "opg", 40000, "charged", "", refund + 60);
+  }
+
   static std::map<std::pair<std::string, std::string>, Totals> Expected(int64_t from, int64_t to) {
     std::map<std::pair<std::string, std::string>, Totals> t;
     for (auto& g : *gen_) {
@@ -344,7 +417,7 @@ TEST_F(DonagatectlTest, DayBoundaryIsLocalMidnight) {
   EXPECT_EQ(count_for("2026-11-26", 2), 1);
   EXPECT_EQ(count_for("2026-11-25", 2), 0);
   Result r = RunProgram(Ctl({"export", "donations", "--day", "2026-11-26"}));
-  EXPECT_NE(r.out.find("\n2,2026-11-26T00:00:00.000+07:00,"), std::string::npos);
+  EXPECT_NE(r.out.find("\r\n2,2026-11-26T00:00:00.000+07:00,"), std::string::npos);
 }
 
 TEST_F(DonagatectlTest, TableAndCsvFormats) {
@@ -360,6 +433,25 @@ TEST_F(DonagatectlTest, TableAndCsvFormats) {
   EXPECT_NE(bad.err.find("not a date"), std::string::npos);
 }
 
+TEST_F(DonagatectlTest, EveryCsvTheToolWritesEndsRecordsWithCrlf) {
+  Result donations = RunProgram(Ctl({"export", "donations", "--day", "2026-11-25"}));
+  ASSERT_EQ(donations.exit_code, 0) << donations.err;
+  ExpectCrlfRecords(donations.out, "export donations");
+  std::string dir = MakeTempDir("crlf");
+  Result ledger = RunProgram(Ctl({"export", "ledger", "--day", "2026-11-25", "-o", dir + "/ledger.csv"}));
+  ASSERT_EQ(ledger.exit_code, 0) << ledger.err;
+  ExpectCrlfRecords(ReadFile(dir + "/ledger.csv"), "export ledger -o");
+  Result report = RunProgram(Ctl({"report", "--day", "2026-11-25", "--format", "csv"}));
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  ExpectCrlfRecords(report.out, "report --format csv");
+  std::ofstream(dir + "/opc.csv") << "ref|amount\ndon-9999999|20000\n";
+  Result rec = RunProgram(Ctl({"reconcile", "--operator", "opc", "--day", "2026-11-25", "--settlement",
+                               dir + "/opc.csv", "--delimiter", "|", "--reference-column", "ref",
+                               "--amount-column", "amount", "--discrepancies", dir + "/disc.csv"}));
+  ASSERT_EQ(rec.exit_code, 1) << rec.out << rec.err;
+  ExpectCrlfRecords(ReadFile(dir + "/disc.csv"), "reconcile --discrepancies");
+}
+
 TEST_F(DonagatectlTest, ExportStreamsTheWholeSetWithBoundedMemory) {
   std::string dir = MakeTempDir("export");
   Result r = RunProgram(Ctl({"export", "ledger", "--from", kFirstDay, "--to", FormatDate(*ParseDate(kFirstDay) + kDays),
@@ -369,16 +461,19 @@ TEST_F(DonagatectlTest, ExportStreamsTheWholeSetWithBoundedMemory) {
   for (auto& g : *gen_) expected_rows += 2 * (g.per_unit ? g.charged_units : (g.state == "charged" ? 1 : 0));
   std::ifstream in(dir + "/ledger.csv");
   std::string line;
-  int64_t lines = 0, debit = 0, credit = 0;
+  int64_t lines = 0, debit = 0, credit = 0, without_crlf = 0;
   std::vector<std::string> f;
   std::getline(in, line);
   EXPECT_EQ(line.rfind("entry_id,journal_id,created_at,account,direction,amount_vnd", 0), 0u);
+  EXPECT_EQ(line.back(), '\r');
   while (std::getline(in, line)) {
     ++lines;
+    without_crlf += line.empty() || line.back() != '\r';
     ASSERT_TRUE(SplitCsvLine(line, ',', &f));
     (f[4] == "debit" ? debit : credit) += std::stoll(f[5]);
   }
   EXPECT_EQ(lines, expected_rows);
+  EXPECT_EQ(without_crlf, 0);
   EXPECT_EQ(debit, credit);
   // The export never holds the set in memory: a few MiB over the process baseline.
   std::printf("export of %lld ledger rows: peak RSS %ld KiB\n", static_cast<long long>(lines), r.max_rss_kib);
@@ -549,6 +644,176 @@ TEST_F(DonagatectlTest, ReversalIsIdempotentAndKeepsTheLedgerBalanced) {
   EXPECT_NE(sub.out.find("donation_id=" + std::to_string(charged_id)), std::string::npos);
   Result none = RunProgram(Ctl({"donation", "show", "99999999"}));
   EXPECT_EQ(none.exit_code, 1);
+}
+
+// Finding: a duplicated row was reported but left out of the operator's total, and its CSV line
+// showed our side as 0 / empty although we booked the charge.
+TEST_F(DonagatectlTest, ReconcileDuplicateRowIsInTheOperatorsTotalAndShowsBothSides) {
+  std::string dir = MakeTempDir("dup");
+  std::ofstream(dir + "/opd.csv") << "ref|amount\ndon-300001|20000\ndon-300002|40000\ndon-300003|100000\n"
+                                     "don-300002|40000\n";
+  auto args = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = {"reconcile", "--operator", "opd", "--day", kDuplicateDay, "--settlement",
+                                  dir + "/opd.csv", "--delimiter", "|", "--reference-column", "ref",
+                                  "--amount-column", "amount"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return Ctl(a);
+  };
+  Result r = RunProgram(args({"--discrepancies", dir + "/disc.csv"}));
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
+  // The file bills 4 charges for 200,000 VND (its invoice); we booked 3 for 160,000; the
+  // duplicate is the difference.
+  EXPECT_NE(r.out.find("ours:   3 charges, 160000 VND"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("theirs: 4 charges, 200000 VND"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("of which 1 duplicate line(s), 40000 VND billed twice"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("matched: 3 (160000 VND)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("duplicate_at_operator: 1"), std::string::npos) << r.out;
+  EXPECT_EQ(ReadFile(dir + "/disc.csv"),
+            "kind,reference,msisdn,our_amount_vnd,their_amount_vnd,our_status,their_status,settlement_line,detail\r\n"
+            "duplicate_at_operator,don-300002,,40000,40000,charged,,5,"
+            "reference appears more than once (first on line 3); this line bills it again\r\n");
+  Result j = RunProgram(args({"--format", "json"}));
+  ASSERT_EQ(j.exit_code, 1) << j.err;
+  auto json = nlohmann::json::parse(j.out);
+  EXPECT_EQ(json["theirs_charged"], 4);
+  EXPECT_EQ(json["theirs_vnd"], 200000);
+  EXPECT_EQ(json["theirs_duplicate_vnd"], 40000);
+  EXPECT_EQ(json["ours_vnd"], 160000);
+}
+
+// Finding: amounts written "100.000" (Vietnamese spreadsheets) were refused; the mapping now
+// says how the operator writes numbers.
+TEST_F(DonagatectlTest, ReconcileReadsSpreadsheetAmountsThroughTheMappingsNumberFormat) {
+  std::string dir = MakeTempDir("vnd");
+  std::ofstream(dir + "/opd.csv") << "ref;amount\ndon-300001;20.000\ndon-300002;40.000,00\n"
+                                     "don-300003;\"100.000 đ\"\n";
+  std::ofstream(dir + "/opd.toml") << "delimiter = \";\"\namount_thousands_separator = \".\"\n"
+                                      "amount_decimal_separator = \",\"\namount_currency_suffix = \"đ\"\n"
+                                      "[columns]\nreference = \"ref\"\namount = \"amount\"\n";
+  Result r = RunProgram(Ctl({"reconcile", "--operator", "opd", "--day", kDuplicateDay, "--settlement",
+                             dir + "/opd.csv", "--mapping", dir + "/opd.toml"}));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("theirs: 3 charges, 160000 VND"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("matched: 3 (160000 VND)"), std::string::npos) << r.out;
+  // The same through flags, and the default format (no flags) still refuses the file.
+  Result flags = RunProgram(Ctl({"reconcile", "--operator", "opd", "--day", kDuplicateDay, "--settlement",
+                                 dir + "/opd.csv", "--delimiter", ";", "--reference-column", "ref",
+                                 "--amount-column", "amount", "--amount-thousands-separator", ".",
+                                 "--amount-decimal-separator", ",", "--amount-currency-suffix", "đ"}));
+  EXPECT_EQ(flags.exit_code, 0) << flags.out << flags.err;
+  Result plain = RunProgram(Ctl({"reconcile", "--operator", "opd", "--day", kDuplicateDay, "--settlement",
+                                 dir + "/opd.csv", "--delimiter", ";", "--reference-column", "ref",
+                                 "--amount-column", "amount"}));
+  EXPECT_EQ(plain.exit_code, 2);
+  EXPECT_NE(plain.err.find("opd.csv:2: amount \"20.000\" is not a non-negative integer number of VND"),
+            std::string::npos) << plain.err;
+  // A real decimal part is the operator's error, shown with its line, never rounded away.
+  std::ofstream(dir + "/cents.csv") << "ref;amount\ndon-300001;20.000,50\n";
+  Result cents = RunProgram(Ctl({"reconcile", "--operator", "opd", "--day", kDuplicateDay, "--settlement",
+                                 dir + "/cents.csv", "--mapping", dir + "/opd.toml"}));
+  EXPECT_EQ(cents.exit_code, 2);
+  EXPECT_NE(cents.err.find("cents.csv:2: amount \"20.000,50\" has a decimal part"), std::string::npos) << cents.err;
+}
+
+// Finding: failed_reasons split one reason into as many buckets as a backend has wordings.
+TEST_F(DonagatectlTest, ReportGroupsFailuresByReasonCodeAndKeepsTheDetailApart) {
+  Result r = RunProgram(Ctl({"report", "--day", kFailuresDay, "--format", "json"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  const nlohmann::json* row = nullptr;
+  for (auto& x : j["rows"])
+    if (x["operator"] == "ope") row = &x;
+  ASSERT_NE(row, nullptr) << r.out;
+  EXPECT_EQ((*row)["failed"], 6);
+  EXPECT_EQ((*row)["failed_reasons"],
+            nlohmann::json({{"insufficient_funds", 4}, {"subscriber_barred", 1}, {"daily_cap", 1}}));
+  EXPECT_EQ((*row)["failed_details"],
+            nlohmann::json({{"insufficient_funds", {{"HTTP 402: balance too low", 2}, {"not enough credit", 1}}},
+                            {"subscriber_barred", {{"HTTP 403: barred", 1}}}}));
+  EXPECT_EQ(j["total"]["failed_reasons"]["insufficient_funds"], 4);
+
+  Result csv = RunProgram(Ctl({"report", "--day", kFailuresDay, "--format", "csv"}));
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  EXPECT_NE(csv.out.find(",daily_cap=1;insufficient_funds=4;subscriber_barred=1,"), std::string::npos) << csv.out;
+  EXPECT_EQ(csv.out.find("HTTP"), std::string::npos) << csv.out;
+
+  Result table = RunProgram(Ctl({"report", "--day", kFailuresDay}));
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  const std::string grid = table.out.substr(0, table.out.find("Failure details"));
+  EXPECT_NE(grid.find("daily_cap=1;insufficient_funds=4;subscriber_barred=1"), std::string::npos) << table.out;
+  EXPECT_EQ(grid.find("HTTP"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("ope  covid  insufficient_funds  2  HTTP 402: balance too low\n"), std::string::npos)
+      << table.out;
+}
+
+// Finding: `report --zone UTC` computed the UTC day but said Asia/Ho_Chi_Minh.
+TEST_F(DonagatectlTest, ReportIsLabelledWithTheZoneItWasComputedIn) {
+  auto opf_donations = [](const std::string& out) -> int64_t {
+    const nlohmann::json report = nlohmann::json::parse(out);
+    for (auto& x : report["rows"])
+      if (x["operator"] == "opf") return x["donations"];
+    return 0;
+  };
+  Result utc = RunProgram(Ctl({"--zone", "UTC", "report", "--day", kUtcDay, "--format", "json"}));
+  ASSERT_EQ(utc.exit_code, 0) << utc.err;
+  EXPECT_EQ(nlohmann::json::parse(utc.out)["zone"], "UTC");
+  EXPECT_EQ(opf_donations(utc.out), 1);  // 20:00 UTC is on the UTC day...
+  Result local = RunProgram(Ctl({"report", "--day", kUtcDay, "--format", "json"}));
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  EXPECT_EQ(nlohmann::json::parse(local.out)["zone"], "Asia/Ho_Chi_Minh");
+  EXPECT_EQ(opf_donations(local.out), 0);  // ...and on the next local day
+  Result table = RunProgram(Ctl({"--zone", "UTC", "report", "--day", kUtcDay}));
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(table.out.rfind("Donations received " + std::string(kUtcDay) + " (UTC), VND\n", 0), 0u) << table.out;
+  EXPECT_EQ(table.out.find("Asia/Ho_Chi_Minh"), std::string::npos) << table.out;
+  Result offset = RunProgram(Ctl({"--zone", "+05:30", "report", "--day", kUtcDay, "--format", "json"}));
+  ASSERT_EQ(offset.exit_code, 0) << offset.err;
+  EXPECT_EQ(nlohmann::json::parse(offset.out)["zone"], "+05:30");
+}
+
+// Finding: a refused reversal printed PostgreSQL's raw error with its PL/pgSQL context.
+TEST_F(DonagatectlTest, RefusedReversalIsOnePlainSentenceAndTheRawErrorOnlyWithVerbose) {
+  const int64_t failed_id = 300102;  // ope, failed
+  const std::string id = std::to_string(failed_id);
+  Result r = RunProgram(Ctl({"reverse", id, "--reason", "complaint", "--actor", "lan"}));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "donagatectl: donation " + id + " cannot be reversed: it is not charged (state failed)\n");
+  Result v = RunProgram(Ctl({"reverse", id, "--reason", "complaint", "--actor", "lan", "--verbose"}));
+  EXPECT_EQ(v.exit_code, 1);
+  EXPECT_EQ(v.err.rfind("donagatectl: donation " + id + " cannot be reversed: it is not charged (state failed)\n", 0),
+            0u) << v.err;
+  EXPECT_NE(v.err.find("55000"), std::string::npos) << v.err;
+  EXPECT_NE(v.err.find("PL/pgSQL"), std::string::npos) << v.err;
+  Result none = RunProgram(Ctl({"reverse", "99999999", "--reason", "complaint", "--actor", "lan"}));
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_EQ(none.err, "donagatectl: donation 99999999 does not exist\n");
+  Result no_reason = RunProgram(Ctl({"reverse", "300101", "--reason", " ", "--actor", "lan"}));
+  EXPECT_EQ(no_reason.exit_code, 1);
+  EXPECT_EQ(no_reason.err, "donagatectl: donation 300101 cannot be reversed: a reversal needs a reason\n");
+}
+
+// docs/finance.md, "A reversal refunded at the operator": the operator lists the reference as
+// refunded; the reconciliation of the charge's day shows a status mismatch that says we reversed it.
+TEST_F(DonagatectlTest, ReconcileOfARefundedAndReversedChargeSaysItWasReversed) {
+  Result rev = RunProgram(Ctl({"reverse", "300301", "--reason", "complaint (refunded at the operator)", "--actor", "lan"}));
+  ASSERT_EQ(rev.exit_code, 0) << rev.err;
+  std::string dir = MakeTempDir("refund");
+  std::ofstream(dir + "/opg.csv") << "ref,amount,status\r\ndon-300301,20000,REFUNDED\r\ndon-300302,40000,REFUNDED\r\n";
+  Result r = RunProgram(Ctl({"reconcile", "--operator", "opg", "--day", kRefundDay, "--settlement", dir + "/opg.csv",
+                             "--reference-column", "ref", "--amount-column", "amount", "--status-column", "status",
+                             "--charged-value", "SUCCESS", "--discrepancies", dir + "/disc.csv"}));
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("ours:   2 charges, 60000 VND"), std::string::npos) << r.out;  // the booking stays
+  EXPECT_NE(r.out.find("theirs: 0 charges, 0 VND"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("status_mismatch: 2"), std::string::npos) << r.out;
+  const std::string csv = ReadFile(dir + "/disc.csv");
+  EXPECT_NE(csv.find("status_mismatch,don-300301,,20000,20000,charged,REFUNDED,2,we booked a charge the operator "
+                     "reports as REFUNDED; the donation was reversed 20"),
+            std::string::npos) << csv;
+  // Refunded by the operator but not reversed by us: no "reversed" to close it with.
+  EXPECT_NE(csv.find("status_mismatch,don-300302,,40000,40000,charged,REFUNDED,3,we booked a charge the operator "
+                     "reports as REFUNDED\r\n"),
+            std::string::npos) << csv;
 }
 
 }  // namespace

@@ -15,7 +15,14 @@ struct Fixture {
   std::vector<OurCharge> in_day;
 
   void Ours(const std::string& key, int64_t amount, const std::string& outcome, int64_t at) {
-    OurCharge c{key, 1, "84900000000", amount, outcome, outcome == "charged", at};
+    OurCharge c;
+    c.key = key;
+    c.donation_id = 1;
+    c.msisdn = "84900000000";
+    c.amount_vnd = amount;
+    c.outcome = outcome;
+    c.booked = outcome == "charged";
+    c.booked_at = at;
     all[key] = c;
     if (c.booked && at >= day.start && at < day.end) in_day.push_back(c);
   }
@@ -90,7 +97,79 @@ TEST(Reconcile, EachKindOfDiscrepancy) {
     }
   }
   EXPECT_EQ(r.our_charged_vnd, 20000 + 40000 + 60000 + 20000);
-  EXPECT_EQ(r.their_charged_vnd, 20000 + 80000 + 20000 + 20000);
+  // The operator bills the duplicate line too (don-1 twice): their total is the file's.
+  EXPECT_EQ(r.their_charged_count, 5);
+  EXPECT_EQ(r.their_charged_vnd, 20000 + 80000 + 20000 + 20000 + 20000);
+  EXPECT_EQ(r.their_duplicate_vnd, 20000);
+}
+
+// 90 charges booked, the operator's file bills one of them twice: 91 charges, 3,460,000 VND,
+// as on its invoice; the duplicate is the whole difference and shows both sides.
+TEST(Reconcile, DuplicateRowIsBilledAndExplainsTheDifference) {
+  Fixture f;
+  std::vector<SettlementRow> theirs;
+  size_t line = 1;
+  for (int i = 0; i < 90; ++i) {
+    const int64_t amount = i < 85 ? 40000 : 10000;  // 85 x 40,000 + 5 x 10,000 = 3,450,000
+    const std::string key = "don-" + std::to_string(i + 1);
+    f.Ours(key, amount, "charged", f.day.start + 60 * i);
+    theirs.push_back(f.Theirs(key, amount, true, f.day.start + 60 * i + 1, ++line));
+  }
+  theirs.push_back(f.Theirs("don-88", 10000, true, f.day.start + 7200, ++line));  // line 92
+  auto r = f.Run(theirs);
+  EXPECT_EQ(r.our_charged_count, 90);
+  EXPECT_EQ(r.our_charged_vnd, 3450000);
+  EXPECT_EQ(r.their_charged_count, 91);
+  EXPECT_EQ(r.their_charged_vnd, 3460000);
+  EXPECT_EQ(r.their_duplicate_count, 1);
+  EXPECT_EQ(r.their_charged_vnd - r.our_charged_vnd, r.their_duplicate_vnd);
+  EXPECT_EQ(r.matched, 90);
+  ASSERT_EQ(r.discrepancies.size(), 1u);
+  const Discrepancy& d = r.discrepancies[0];
+  EXPECT_EQ(d.kind, DiscrepancyKind::kDuplicateAtOperator);
+  EXPECT_EQ(d.reference, "don-88");
+  EXPECT_EQ(d.our_amount_vnd, 10000);  // we booked it once: our side is shown, not 0
+  EXPECT_EQ(d.our_status, "charged");
+  EXPECT_EQ(d.their_amount_vnd, 10000);
+  EXPECT_EQ(d.their_status, "SUCCESS");
+  EXPECT_EQ(d.line, 92u);
+  EXPECT_NE(d.detail.find("first on line 89"), std::string::npos) << d.detail;
+}
+
+// A repeated line the operator does not charge is still reported, but it is not money.
+TEST(Reconcile, RepeatedNotChargedLineIsReportedButNotBilled) {
+  Fixture f;
+  f.Ours("don-1", 20000, "charged", f.day.start + 10);
+  auto r = f.Run({f.Theirs("don-1", 20000, true, f.day.start + 11, 2),
+                  f.Theirs("don-1", 20000, false, f.day.start + 12, 3)});
+  EXPECT_EQ(r.their_charged_count, 1);
+  EXPECT_EQ(r.their_charged_vnd, 20000);
+  EXPECT_EQ(r.their_duplicate_count, 0);
+  ASSERT_EQ(r.Count(DiscrepancyKind::kDuplicateAtOperator), 1);
+  EXPECT_EQ(r.discrepancies[0].our_amount_vnd, 20000);
+  EXPECT_EQ(r.discrepancies[0].their_status, "FAILED");
+}
+
+// Refunded at the operator and reversed by us: still a status mismatch of the charge's day (our
+// booking stays), but the detail says we reversed it, so finance can close it.
+TEST(Reconcile, RefundedRowOfAReversedDonationSaysItWasReversed) {
+  Fixture f;
+  f.Ours("don-1", 20000, "charged", f.day.start + 10);
+  f.Ours("don-2", 20000, "charged", f.day.start + 20);
+  f.all["don-1"].reversed = true;
+  f.all["don-1"].reversed_at = f.day.end + 3600;  // 01:00 the next local day
+  SettlementRow refunded = f.Theirs("don-1", 20000, false, f.day.start + 11, 2);
+  refunded.status = "REFUNDED";
+  SettlementRow refunded_not_reversed = f.Theirs("don-2", 20000, false, f.day.start + 21, 3);
+  refunded_not_reversed.status = "REFUNDED";
+  auto r = f.Run({refunded, refunded_not_reversed});
+  ASSERT_EQ(r.Count(DiscrepancyKind::kStatusMismatch), 2);
+  EXPECT_EQ(r.our_charged_vnd - r.their_charged_vnd, 40000);
+  EXPECT_EQ(r.discrepancies[0].our_status, "charged");
+  EXPECT_EQ(r.discrepancies[0].their_status, "REFUNDED");
+  EXPECT_EQ(r.discrepancies[0].detail,
+            "we booked a charge the operator reports as REFUNDED; the donation was reversed 2026-11-28 01:00:00+07:00");
+  EXPECT_EQ(r.discrepancies[1].detail, "we booked a charge the operator reports as REFUNDED");
 }
 
 TEST(Reconcile, DayEdgesUseTheOperatorsDateAndExplainTheOtherSide) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "tests/common/test_env.h"
@@ -100,6 +102,99 @@ TEST(Settlement, HeaderlessFileByPosition) {
   EXPECT_TRUE(rows[0].charged);
 }
 
+// A Vietnamese spreadsheet export: dot thousands, comma decimals, a đ suffix on some cells.
+TEST(Settlement, MappingNumberFormatReadsSpreadsheetAmounts) {
+  const std::string dir = testing::MakeTempDir("mapping");
+  std::ofstream(dir + "/vn.toml") << "delimiter = \";\"\n"
+                                     "amount_thousands_separator = \".\"\n"
+                                     "amount_decimal_separator = \",\"\n"
+                                     "amount_currency_suffix = \"đ\"\n"
+                                     "[columns]\nreference = \"ref\"\namount = \"amount\"\n";
+  SettlementMapping m;
+  std::string error;
+  ASSERT_TRUE(LoadSettlementMapping(dir + "/vn.toml", &m, &error)) << error;
+  std::istringstream in(
+      "ref;amount\n"
+      "don-1;100.000\n"
+      "don-2;1.234.000 đ\n"
+      "don-3;20.000,00\n"
+      "don-4;500\n"
+      "don-5;\"60.000đ\"\n");
+  std::vector<SettlementRow> rows;
+  SettlementError err;
+  ASSERT_TRUE(ReadSettlement(in, m, &rows, &err)) << err.line << ": " << err.message;
+  ASSERT_EQ(rows.size(), 5u);
+  EXPECT_EQ(rows[0].amount_vnd, 100000);
+  EXPECT_EQ(rows[1].amount_vnd, 1234000);
+  EXPECT_EQ(rows[2].amount_vnd, 20000);
+  EXPECT_EQ(rows[3].amount_vnd, 500);
+  EXPECT_EQ(rows[4].amount_vnd, 60000);
+
+  // VND has no minor unit: a real decimal part is refused with its line, never rounded.
+  std::istringstream cents("ref;amount\ndon-1;100.000\ndon-2;100.000,50\n");
+  rows.clear();
+  EXPECT_FALSE(ReadSettlement(cents, m, &rows, &err));
+  EXPECT_EQ(err.line, 3u);
+  EXPECT_NE(err.message.find("decimal part"), std::string::npos) << err.message;
+  // "100.5" is not 1005: groups after the first have three digits.
+  std::istringstream short_group("ref;amount\ndon-1;100.5\n");
+  EXPECT_FALSE(ReadSettlement(short_group, m, &rows, &err));
+  EXPECT_EQ(err.line, 2u);
+  EXPECT_NE(err.message.find("grouped"), std::string::npos) << err.message;
+}
+
+TEST(Settlement, AmountFormats) {
+  struct Case {
+    std::string text;
+    AmountFormat format;
+    std::optional<int64_t> vnd;
+  } cases[] = {
+      {"100000", {}, 100000},
+      {"10.000", {}, std::nullopt},  // the default is today's plain integer
+      {"20000.00", {}, std::nullopt},
+      {"100,000", {",", ".", "", ""}, 100000},
+      {"1,000,000.000", {",", ".", "", ""}, 1000000},
+      {"VND 50.000", {".", ",", "VND", ""}, 50000},
+      {"50.000 VND", {".", ",", "", "VND"}, 50000},
+      {"50 000", {" ", "", "", ""}, 50000},
+      {"50\xC2\xA0" "000\xC2\xA0" "đ", {"\xC2\xA0", "", "", "đ"}, 50000},  // no-break spaces
+      {"1.0000", {".", "", "", ""}, std::nullopt},
+      {".000", {".", "", "", ""}, std::nullopt},
+      {"1..000", {".", "", "", ""}, std::nullopt},
+      {"-20.000", {".", "", "", ""}, std::nullopt},
+      {"+20000", {}, std::nullopt},
+      {"20.000,", {".", ",", "", ""}, std::nullopt},
+      {"20.000,0", {".", ",", "", ""}, 20000},
+      {"đ", {".", ",", "", "đ"}, std::nullopt},
+      {"99999999999999999999", {}, std::nullopt},
+  };
+  for (auto& c : cases) {
+    int64_t vnd = -1;
+    std::string why;
+    bool ok = ParseVndAmount(c.text, c.format, &vnd, &why);
+    EXPECT_EQ(ok, c.vnd.has_value()) << c.text << ": " << why;
+    if (ok && c.vnd) {
+      EXPECT_EQ(vnd, *c.vnd) << c.text;
+    }
+    if (!ok) {
+      EXPECT_NE(why.find("\"" + c.text + "\""), std::string::npos) << why;
+    }
+  }
+}
+
+TEST(Settlement, DefaultMappingStillRefusesGroupedAmountsAndSaysWhatToSet) {
+  SettlementMapping b = MappingFromFile("operator-b.toml");
+  std::istringstream in("msisdn;cp_transaction;charged_at_utc;amount_vnd;status\n"
+                        "0912345601;don-1;2026-11-27T01:15:02Z;10.000;0\n");
+  std::vector<SettlementRow> rows;
+  SettlementError err;
+  EXPECT_FALSE(ReadSettlement(in, b, &rows, &err));
+  EXPECT_EQ(err.line, 2u);
+  EXPECT_NE(err.message.find("amount \"10.000\" is not a non-negative integer number of VND"), std::string::npos)
+      << err.message;
+  EXPECT_NE(err.message.find("amount_thousands_separator"), std::string::npos) << err.message;
+}
+
 TEST(Settlement, MappingValidation) {
   SettlementMapping m;
   std::string error;
@@ -113,6 +208,14 @@ TEST(Settlement, MappingValidation) {
   m.time_zone = "Nowhere/Else";
   EXPECT_FALSE(ValidateSettlementMapping(m, &error));
   m.time_zone = "UTC";
+  EXPECT_TRUE(ValidateSettlementMapping(m, &error));
+  m.amount_format.thousands_separator = ".";
+  m.amount_format.decimal_separator = ".";
+  EXPECT_FALSE(ValidateSettlementMapping(m, &error));
+  EXPECT_NE(error.find("differ"), std::string::npos) << error;
+  m.amount_format.decimal_separator = "0";
+  EXPECT_FALSE(ValidateSettlementMapping(m, &error));
+  m.amount_format.decimal_separator = ",";
   EXPECT_TRUE(ValidateSettlementMapping(m, &error));
 }
 
