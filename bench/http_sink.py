@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """HTTP sink for bench/kannel_compare.sh: Kannel smsbox's sms-service get-url points here.
 
-Answers every request with 200 and a short text/plain body (Kannel sends that body back as the
-reply SMS, as donagated sends its thank-you), keeps connections alive (HTTP/1.1, as Kannel's
-client does), counts the hits and writes {"hits", "first", "last"} (time.time() seconds) to
---stats-file every 0.2 s and at exit. Loopback only; exits by itself after --max-s seconds.
+Answers every MO request with 200 and a short text/plain body (Kannel sends that body back as the
+reply SMS, as donagated sends its thank-you) and X-Kannel-DLR-Mask/-Url headers (the reply asks
+for a delivery receipt, as donagated's do, and Kannel hands the receipt on to /dlr here).
+Keeps connections alive (HTTP/1.1, as Kannel's client does), counts the MO hits and the /dlr
+hits and writes {"hits", "first", "last", "dlr_hits"} (time.time() seconds) to --stats-file
+every 0.2 s and at exit. Loopback only; exits by itself after --max-s seconds.
 Python standard library only (asyncio), so it needs nothing beyond Debian's python3.
 """
 import argparse
@@ -15,12 +17,14 @@ import signal
 import time
 
 BODY = b"Cam on Quy khach da ung ho 100.000 dong cho chuong trinh bench. Ma GD: 1"
-RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(BODY)) + BODY
+RESPONSE = b""  # set in main(): the DLR URL names our port
+DLR_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n"
 MAX_HEADER = 64 * 1024
 
 
 class Stats:
     hits = 0
+    dlr_hits = 0
     first = None
     last = None
 
@@ -28,7 +32,8 @@ class Stats:
 def write_stats(path):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"hits": Stats.hits, "first": Stats.first, "last": Stats.last}, f)
+        json.dump({"hits": Stats.hits, "first": Stats.first, "last": Stats.last,
+                   "dlr_hits": Stats.dlr_hits}, f)
     os.replace(tmp, path)
 
 
@@ -57,18 +62,22 @@ async def serve(reader, writer):
                     return
                 buf += chunk
             buf = buf[length:]
-            now = time.time()
-            Stats.hits += 1
-            if Stats.first is None:
-                Stats.first = now
-            Stats.last = now
-            writer.write(RESPONSE)
+            if head.split(b" ", 2)[1].startswith(b"/dlr"):
+                Stats.dlr_hits += 1
+                writer.write(DLR_RESPONSE)
+            else:
+                now = time.time()
+                Stats.hits += 1
+                if Stats.first is None:
+                    Stats.first = now
+                Stats.last = now
+                writer.write(RESPONSE)
             if head[:4] != b"GET " and head[:5] != b"POST ":
                 break
             if b"connection: close" in head.lower():
                 break
             await writer.drain()
-    except (ConnectionError, ValueError):
+    except (ConnectionError, ValueError, IndexError):
         pass
     finally:
         try:
@@ -85,6 +94,10 @@ async def main():
     a = p.parse_args()
     server = await asyncio.start_server(serve, "127.0.0.1", 0, backlog=1024)
     port = server.sockets[0].getsockname()[1]
+    global RESPONSE
+    RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                b"X-Kannel-DLR-Mask: 3\r\nX-Kannel-DLR-Url: http://127.0.0.1:%d/dlr?type=%%d\r\n\r\n"
+                % (len(BODY), port)) + BODY
     write_stats(a.stats_file)
     with open(a.port_file + ".tmp", "w") as f:
         f.write("%d\n" % port)

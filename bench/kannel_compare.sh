@@ -10,7 +10,8 @@
 # both gateways bind to it as ESME, transceiver):
 #   - Kannel: bearerbox (store-type = file, which never fsyncs) + smsbox, one smpp smsc group
 #     per bind (max-pending-submits = window), its sms-service get-url pointing at an HTTP sink
-#     (bench/http_sink.py) whose 200 body Kannel sends back as the reply SMS;
+#     (bench/http_sink.py) whose 200 body Kannel sends back as the reply SMS, asking for a
+#     delivery receipt (X-Kannel-DLR-Mask 3) that Kannel hands on to the sink's /dlr;
 #   - donagated: a throwaway durable PostgreSQL (tests/lib/pg.sh, fsync=on), charging_sim at
 #     0 ms, one client link per bind (window = window); 1xW runs use donagated's defaults,
 #     several binds use bench/run.sh's peak settings. The money is verified as in bench/run.sh.
@@ -282,24 +283,27 @@ run_kannel() {  # binds window
     stop_pid "$sb_pid" 10; stop_pid "$bb_pid" 10; stop_pid "${LG_PID:-}" 5; stop_pid "$sink_pid" 5
     FAILED=1; return 1
   fi
-  local cpu0 pg0 lg_rc=0
-  cpu0=$(cpu_of "$bb_pid" "$sb_pid"); pg0=$(pg_cpu_s)
+  local cpu0 pg0 bb0 sink0 lg_rc=0
+  cpu0=$(cpu_of "$bb_pid" "$sb_pid"); pg0=$(pg_cpu_s); bb0=$(cpu_of "$bb_pid"); sink0=$(cpu_of "$sink_pid")
   wait "$LG_PID" || lg_rc=$?
-  local acked hits=0 i
-  acked=$(jq '.acked' "$prefix-loadgen.json")
-  for ((i = 0; i < DRAIN_S * 5; i++)); do  # every acked MO handed on to the sink
-    hits=$(jq '.hits' "$dir/sink.json" 2>/dev/null || echo 0)
-    ((hits >= acked)) && break
+  local acked receipts hits=0 dlrs=0 i
+  acked=$(jq '.acked' "$prefix-loadgen.json"); receipts=$(jq '.receipts_acked' "$prefix-loadgen.json")
+  for ((i = 0; i < DRAIN_S * 5; i++)); do  # every acked MO (and receipt) handed on to the sink
+    read -r hits dlrs < <(jq -r '"\(.hits) \(.dlr_hits)"' "$dir/sink.json" 2>/dev/null || echo 0 0)
+    ((hits >= acked && dlrs >= receipts)) && break
     sleep 0.2
   done
-  local cpu1 pg1 hwm
+  local cpu1 pg1 hwm bb1 sink1
   cpu1=$(cpu_of "$bb_pid" "$sb_pid"); pg1=$(pg_cpu_s); hwm=$(hwm_mib_of "$bb_pid" "$sb_pid")
+  bb1=$(cpu_of "$bb_pid"); sink1=$(cpu_of "$sink_pid")
   stop_pid "$sb_pid" 10; stop_pid "$bb_pid" 10; stop_pid "$sink_pid" 5
   local ok=1
   ((lg_rc == 0 && hits >= acked && acked > 0)) || { ok=0; FAILED=1; log "$name: INCOMPLETE (loadgen rc $lg_rc, acked $acked, sink hits $hits)"; }
   RESULTS+=("$(jq -c -n --slurpfile lg "$prefix-loadgen.json" --slurpfile sink "$dir/sink.json" \
     --arg cpu "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {print b - a}')" \
     --arg pg "$(awk -v a="$pg0" -v b="$pg1" 'BEGIN {print b - a}')" --arg hwm "$hwm" \
+    --arg bb "$(awk -v a="$bb0" -v b="$bb1" 'BEGIN {print b - a}')" \
+    --arg sinkcpu "$(awk -v a="$sink0" -v b="$sink1" 'BEGIN {print b - a}')" \
     --arg binds "$binds" --arg window "$window" --argjson ok "$ok" --arg v "$KANNEL_VERSION" \
     --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '
     $lg[0] as $l | $sink[0] as $s | ($cpu | tonumber) as $c | ($pg | tonumber) as $p |
@@ -307,9 +311,13 @@ run_kannel() {  # binds window
     {gateway: "kannel", version: $v, config: ($binds + "x" + $window), messages: $l.messages,
      acked: $l.acked, acked_per_s: $l.acked_per_s, ack_p50_ms: $l.ack_p50_ms, ack_p99_ms: $l.ack_p99_ms,
      handed_on: $s.hits, handed_on_per_s: ($rate | round), replies_per_s: $l.replies_per_s,
+     receipts_acked: $l.receipts_acked, receipts_handed_on: $s.dlr_hits,
      gateway_cpu_s: ($c * 100 | round / 100),
      gateway_cpu_us_per_mo: (if $l.acked > 0 then ($c * 1e6 / $l.acked | round) else null end),
      pg_cpu_us_per_mo: (if $l.acked > 0 then ($p * 1e6 / $l.acked | round) else null end),
+     bearerbox_cpu_s: ($bb | tonumber | . * 100 | round / 100),
+     smsbox_cpu_s: (($c - ($bb | tonumber)) * 100 | round / 100),
+     sink_cpu_us_per_mo: (if $l.acked > 0 then (($sinkcpu | tonumber) * 1e6 / $l.acked | round) else null end),
      gateway_peak_rss_mib: ($hwm | tonumber), complete: ($ok == 1), loadavg: $load}')")
   echo "${RESULTS[-1]}"
 }
@@ -435,7 +443,8 @@ run_donagated() {  # binds window
      config: ($binds + "x" + $window), messages: $l.messages, acked: $l.acked,
      acked_per_s: $l.acked_per_s, ack_p50_ms: $l.ack_p50_ms, ack_p99_ms: $l.ack_p99_ms,
      handed_on: $l.valid_replies, handed_on_per_s: ($l.valid_replies_per_s | round),
-     replies_per_s: $l.replies_per_s, gateway_cpu_s: ($c * 100 | round / 100),
+     replies_per_s: $l.replies_per_s, receipts_acked: $l.receipts_acked,
+     gateway_cpu_s: ($c * 100 | round / 100),
      gateway_cpu_us_per_mo: (if $l.acked > 0 then ($c * 1e6 / $l.acked | round) else null end),
      pg_cpu_us_per_mo: (if $l.acked > 0 then ($p * 1e6 / $l.acked | round) else null end),
      gateway_peak_rss_mib: ($hwm | tonumber), complete: ($ok == 1), verified: ($ok == 1),
@@ -467,6 +476,7 @@ printf '%s\n' "${RESULTS[@]}" | jq -s -r --arg n "$MESSAGES" '
      ["ack p99 ms", "ack_p99_ms", true],
      ["handed on per s", "handed_on_per_s", true],
      ["replies received per s (all)", "replies_per_s", true],
+     ["delivery receipts acked", "receipts_acked", true],
      ["gateway CPU us per MO", "gateway_cpu_us_per_mo", true],
      ["PostgreSQL CPU us per MO", "pg_cpu_us_per_mo", false],
      ["gateway peak RSS MiB", "gateway_peak_rss_mib", true],

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by bench/run.sh and bench/kannel_compare.sh. Source this file after setting
 # OUT (the run directory) and PSQL (the psql command line as an array). verify reads
 # $OUT/<db>-acked.csv (loadgen --acked-file) and $OUT/<db>-debits.csv (charging_sim
