@@ -91,13 +91,15 @@ async def main():
     p.add_argument("--port-file", required=True)
     p.add_argument("--stats-file", required=True)
     p.add_argument("--max-s", type=float, default=900)
+    p.add_argument("--no-dlr", action="store_true", help="replies ask for no delivery receipt")
     a = p.parse_args()
     server = await asyncio.start_server(serve, "127.0.0.1", 0, backlog=1024)
     port = server.sockets[0].getsockname()[1]
     global RESPONSE
+    dlr = b"" if a.no_dlr else (
+        b"X-Kannel-DLR-Mask: 3\r\nX-Kannel-DLR-Url: http://127.0.0.1:%d/dlr?type=%%d\r\n" % port)
     RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-                b"X-Kannel-DLR-Mask: 3\r\nX-Kannel-DLR-Url: http://127.0.0.1:%d/dlr?type=%%d\r\n\r\n"
-                % (len(BODY), port)) + BODY
+                % len(BODY)) + dlr + b"\r\n" + BODY
     write_stats(a.stats_file)
     with open(a.port_file + ".tmp", "w") as f:
         f.write("%d\n" % port)

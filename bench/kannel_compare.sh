@@ -3,7 +3,7 @@
 # "Side by side with Kannel").
 #
 #   bench/kannel_compare.sh [--messages N] [--configs "1x100,4x256"] [--quick] [--duration S]
-#                           [--drain-s S] [--build-dir DIR] [--skip-install] [--out DIR]
+#                           [--drain-s S] [--no-kannel-dlr] [--build-dir DIR] [--skip-install] [--out DIR]
 #
 # Per configuration BINDSxWINDOW (default "1x100,4x256"; "1x10" is the other one operators
 # give), in the same run and with the same loadgen arguments (tools/loadgen plays the SMSC,
@@ -11,10 +11,11 @@
 #   - Kannel: bearerbox (store-type = file, which never fsyncs) + smsbox, one smpp smsc group
 #     per bind (max-pending-submits = window), its sms-service get-url pointing at an HTTP sink
 #     (bench/http_sink.py) whose 200 body Kannel sends back as the reply SMS, asking for a
-#     delivery receipt (X-Kannel-DLR-Mask 3) that Kannel hands on to the sink's /dlr;
+#     delivery receipt (X-Kannel-DLR-Mask 3, Kannel's default internal DLR storage) that Kannel
+#     hands on to the sink's /dlr, as donagated's replies ask for one (--no-kannel-dlr: none);
 #   - donagated: a throwaway durable PostgreSQL (tests/lib/pg.sh, fsync=on), charging_sim at
-#     0 ms, one client link per bind (window = window); 1xW runs use donagated's defaults,
-#     several binds use bench/run.sh's peak settings. The money is verified as in bench/run.sh.
+#     0 ms, one client link per bind (window = window, tps = 0: unthrottled, as Kannel is by
+#     default); 1xW runs use donagated's defaults, several binds bench/run.sh's peak settings. The money is verified as in bench/run.sh.
 # Prints a table (deliver_sm acked per s, ack p50/p99, handed on per s, gateway and PostgreSQL
 # CPU per MO, donagated/Kannel ratios) and one JSON line per run on stdout; progress on stderr.
 # --quick: 2 000 MOs per run and short waits (a smoke run, <= 60 s on an idle machine).
@@ -34,6 +35,7 @@ REPLY_IDLE_S=10   # loadgen --reply-idle-s
 RECEIPT_DELAY_MS=1000
 SKIP_INSTALL=0
 QUICK=0
+SINK_ARGS=()      # --no-kannel-dlr: --no-dlr
 OUT=""
 
 while (($#)); do
@@ -44,9 +46,10 @@ while (($#)); do
     --drain-s) DRAIN_S=$2; shift 2 ;;
     --build-dir) BUILD=$2; shift 2 ;;
     --skip-install) SKIP_INSTALL=1; shift ;;
+    --no-kannel-dlr) SINK_ARGS=(--no-dlr); shift ;;
     --quick) QUICK=1; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "kannel_compare.sh: unknown argument $1" >&2; exit 64 ;;
   esac
 done
@@ -263,7 +266,7 @@ run_kannel() {  # binds window
   mkdir -p "$dir"
   log "$name: Kannel $KANNEL_VERSION, $binds bind(s) x window $window, up to $MESSAGES MOs / $DURATION s (load $(cut -d' ' -f1-3 /proc/loadavg))"
   "$PYTHON" "$ROOT/bench/http_sink.py" --port-file "$dir/sink-port" --stats-file "$dir/sink.json" \
-    --max-s $((DURATION + DRAIN_S + REPLY_WAIT_S + 120)) >"$dir/sink.out" 2>&1 &
+    --max-s $((DURATION + DRAIN_S + REPLY_WAIT_S + 120)) "${SINK_ARGS[@]}" >"$dir/sink.out" 2>&1 &
   local sink_pid=$!; PIDS+=("$sink_pid")
   wait_for_file "$dir/sink-port" 10 || { log "http sink did not start"; return 1; }
   # Kannel first, so that smsbox is connected before the first MO (bearerbox binds, and loadgen
@@ -305,10 +308,12 @@ run_kannel() {  # binds window
     --arg bb "$(awk -v a="$bb0" -v b="$bb1" 'BEGIN {print b - a}')" \
     --arg sinkcpu "$(awk -v a="$sink0" -v b="$sink1" 'BEGIN {print b - a}')" \
     --arg binds "$binds" --arg window "$window" --argjson ok "$ok" --arg v "$KANNEL_VERSION" \
+    --arg dlr "$((${#SINK_ARGS[@]} == 0))" \
     --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '
     $lg[0] as $l | $sink[0] as $s | ($cpu | tonumber) as $c | ($pg | tonumber) as $p |
     (if $s.hits > 1 and $s.last > $s.first then $s.hits / ($s.last - $s.first) else 0 end) as $rate |
     {gateway: "kannel", version: $v, config: ($binds + "x" + $window), messages: $l.messages,
+     dlr: ($dlr == "1"),
      acked: $l.acked, acked_per_s: $l.acked_per_s, ack_p50_ms: $l.ack_p50_ms, ack_p99_ms: $l.ack_p99_ms,
      handed_on: $s.hits, handed_on_per_s: ($rate | round), replies_per_s: $l.replies_per_s,
      receipts_acked: $l.receipts_acked, receipts_handed_on: $s.dlr_hits,
@@ -477,6 +482,7 @@ printf '%s\n' "${RESULTS[@]}" | jq -s -r --arg n "$MESSAGES" '
      ["handed on per s", "handed_on_per_s", true],
      ["replies received per s (all)", "replies_per_s", true],
      ["delivery receipts acked", "receipts_acked", true],
+     ["receipts handed on (Kannel /dlr)", "receipts_handed_on", false],
      ["gateway CPU us per MO", "gateway_cpu_us_per_mo", true],
      ["PostgreSQL CPU us per MO", "pg_cpu_us_per_mo", false],
      ["gateway peak RSS MiB", "gateway_peak_rss_mib", true],
