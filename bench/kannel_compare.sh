@@ -236,6 +236,8 @@ tag = 0x1401
 type = octetstring
 length = 64
 EOF
+  # One smsc-id for every bind: loadgen sends a receipt on whichever bind has room, and Kannel
+  # finds a DLR only under the smsc-id its submit_sm went out on (smsc-admin-id tells them apart).
   IFS=, read -ra plist <<<"$ports"
   for p in "${plist[@]}"; do
     i=$((i + 1))
@@ -243,7 +245,8 @@ EOF
 
 group = smsc
 smsc = smpp
-smsc-id = lg-$i
+smsc-id = lg
+smsc-admin-id = lg-$i
 host = 127.0.0.1
 port = $p
 transceiver-mode = true
