@@ -19,7 +19,8 @@
 # Prints a table (deliver_sm acked per s, ack p50/p99, handed on per s, gateway and PostgreSQL
 # CPU per MO, donagated/Kannel ratios) and one JSON line per run on stdout; progress on stderr.
 # --quick: 2 000 MOs per run and short waits (a smoke run, <= 60 s on an idle machine).
-# Installs Debian's kannel (and python3, jq) when missing: run as root on Debian 12.
+# Installs Debian's kannel (and python3, jq) when missing, and builds the three binaries (after
+# deploy/install-deps.sh) when they are missing: run as root on Debian 12.
 # Exit status: 0 when every run completed (Kannel: every acked MO reached the sink; donagated:
 # every money check passed).
 set -euo pipefail
@@ -49,7 +50,7 @@ while (($#)); do
     --no-kannel-dlr) SINK_ARGS=(--no-dlr); shift ;;
     --quick) QUICK=1; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "kannel_compare.sh: unknown argument $1" >&2; exit 64 ;;
   esac
 done
@@ -85,11 +86,15 @@ stop_pid() {  # pid timeout_s: TERM, then KILL if it is still there after timeou
 cleanup() {
   local p
   for p in "${PIDS[@]}"; do stop_pid "$p" 5; done
+  # A child started just before a signal may not be in PIDS yet: this script's own children.
+  for p in $(pgrep -P $$ 2>/dev/null); do stop_pid "$p" 2; done
   declare -F pg_stop >/dev/null && { pg_stop || true; }
   ((POLICY_RC_MADE)) && rm -f /usr/sbin/policy-rc.d
   return 0
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------------------------
 # Packages: kannel (and python3 for the sink, jq for the figures). deploy/install-deps.sh has no
@@ -127,6 +132,7 @@ DONAGATED=$BUILD/daemon/donagated
 CHARGING_SIM=$BUILD/tools/charging_sim/charging_sim
 LOADGEN=$BUILD/tools/loadgen/loadgen
 if [ ! -x "$DONAGATED" ] || [ ! -x "$CHARGING_SIM" ] || [ ! -x "$LOADGEN" ]; then
+  if ((SKIP_INSTALL == 0)) && [ "$(id -u)" = 0 ]; then bash "$ROOT/deploy/install-deps.sh" >&2; fi
   log "building donagated loadgen charging_sim (Release) into $BUILD"
   { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release &&
     cmake --build "$BUILD" -j"${BUILD_JOBS:-$(nproc)}" --target donagated loadgen charging_sim; } >"$OUT/build.log" 2>&1 \
