@@ -23,18 +23,26 @@ else
   scripts=("$ROOT"/tests/faults/*_test.sh)
 fi
 
+# Each scenario twice: with the SMSC's MO-id TLV, and without one (most SMSCs), where no
+# subscriber may be charged twice for one sent message. FAULTS_MO_ID_TLV=1 or 0 runs one way.
+modes=(1 0)
+[ -n "${FAULTS_MO_ID_TLV:-}" ] && modes=("$FAULTS_MO_ID_TLV")
+
 failed=()
 start=$SECONDS
 for s in "${scripts[@]}"; do
-  name=$(basename "$s" _test.sh)
-  t0=$SECONDS
-  if timeout $((150 + ${FAULTS_MESSAGES:-5000} / 25)) bash "$s" >"/tmp/donagate-faults-$name.log" 2>&1; then
-    echo "PASS $name ($((SECONDS - t0)) s)"
-  else
-    echo "FAIL $name ($((SECONDS - t0)) s) — log: /tmp/donagate-faults-$name.log"
-    grep -E '^(FAIL|---)' "/tmp/donagate-faults-$name.log" | head -5 | sed 's/^/    /'
-    failed+=("$name")
-  fi
+  for mode in "${modes[@]}"; do
+    name=$(basename "$s" _test.sh)
+    [ "$mode" = 1 ] || name="${name}_no_mo_id"
+    t0=$SECONDS
+    if FAULTS_MO_ID_TLV=$mode timeout $((150 + ${FAULTS_MESSAGES:-5000} / 25)) bash "$s" >"/tmp/donagate-faults-$name.log" 2>&1; then
+      echo "PASS $name ($((SECONDS - t0)) s)"
+    else
+      echo "FAIL $name ($((SECONDS - t0)) s) — log: /tmp/donagate-faults-$name.log"
+      grep -E '^(FAIL|---)' "/tmp/donagate-faults-$name.log" | head -5 | sed 's/^/    /'
+      failed+=("$name")
+    fi
+  done
 done
 
 echo

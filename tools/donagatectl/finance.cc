@@ -46,7 +46,8 @@ StoreStatus QueryReport(Connection& conn, const UtcRange& range, std::vector<Rep
              d.id AS donation_id, d.units, d.charged_units, d.state, d.failure_reason
         FROM inbound_message im
         LEFT JOIN donation d ON d.inbound_message_id = im.id
-       WHERE im.outcome <> 'receipt' AND im.received_at >= $1::timestamptz AND im.received_at < $2::timestamptz
+       WHERE im.outcome NOT IN ('receipt', 'redelivery')
+         AND im.received_at >= $1::timestamptz AND im.received_at < $2::timestamptz
     ), led AS (
       SELECT l.donation_id,
              sum(l.amount_vnd) FILTER (WHERE l.account LIKE 'receivable:%' AND l.direction = 'debit'
@@ -315,8 +316,11 @@ StoreStatus LookupCharges(Connection& conn, const std::vector<std::string>& keys
         SELECT c.key, c.donation_id, d.msisdn, c.amount_vnd, c.outcome,
                (SELECT extract(epoch FROM min(l.created_at))::bigint FROM ledger_entry l
                  WHERE l.charge_key = c.key AND l.reverses_journal_id IS NULL),
-               (SELECT extract(epoch FROM min(l.created_at))::bigint FROM ledger_entry l
-                 WHERE l.journal_id = d.reversal_journal_id)
+               -- "+ interval '0'": min(created_at) alone lets the planner walk the whole
+               -- created_at index looking for the journal (minutes on a large ledger).
+               CASE WHEN d.reversal_journal_id IS NOT NULL THEN
+                 (SELECT extract(epoch FROM min(l.created_at + interval '0 s'))::bigint
+                    FROM ledger_entry l WHERE l.journal_id = d.reversal_journal_id) END
           FROM charge c JOIN donation d ON d.id = c.donation_id
          WHERE c.key = ANY($1::text[]))SQL",
                                Params().TextArray(chunk), &r);

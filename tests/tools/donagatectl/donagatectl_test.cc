@@ -311,6 +311,14 @@ class DonagatectlTest : public ::testing::Test {
     AddDonation(300001, "opd", 20000, "charged", "", dup + 3600);
     AddDonation(300002, "opd", 40000, "charged", "", dup + 7200);
     AddDonation(300003, "opd", 100000, "charged", "", dup + 10800);
+    // The SMSC's redelivery of 300001, recognised by the daemon (no MO-id TLV): the same text
+    // received again, never a message or an invalid one of its own in the report.
+    ::donagate::testing::ExecSql(*conninfo_,
+        "INSERT INTO inbound_message (id, instance_id, link, operator, source_addr, msisdn, dest_addr, "
+        "data_coding, esm_class, raw_payload, text, received_at, outcome, redelivery_of) "
+        "SELECT 300004, instance_id, link, operator, source_addr, msisdn, dest_addr, data_coding, esm_class, "
+        "raw_payload, text, received_at + interval '20 seconds', 'redelivery', 300001 "
+        "FROM inbound_message WHERE id = 300001");
     const int64_t fail = LocalDayRange(*ParseDate(kFailuresDay), kIct).start + 3600;
     AddDonation(300101, "ope", 20000, "charged", "", fail);
     AddDonation(300102, "ope", 20000, "failed", "insufficient_funds: HTTP 402: balance too low", fail + 1);
@@ -744,6 +752,21 @@ TEST_F(DonagatectlTest, ReportGroupsFailuresByReasonCodeAndKeepsTheDetailApart) 
   EXPECT_EQ(grid.find("HTTP"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("ope  covid  insufficient_funds  2  HTTP 402: balance too low\n"), std::string::npos)
       << table.out;
+}
+
+// A recognised redelivery (outcome redelivery) is the same message again: neither a message
+// nor an invalid one in the report.
+TEST_F(DonagatectlTest, ReportLeavesRecognisedRedeliveriesOut) {
+  Result r = RunProgram(Ctl({"report", "--day", kDuplicateDay, "--format", "json"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  const nlohmann::json* row = nullptr;
+  for (auto& x : j["rows"])
+    if (x["operator"] == "opd") row = &x;
+  ASSERT_NE(row, nullptr) << r.out;
+  EXPECT_EQ((*row)["messages"], 3) << r.out;
+  EXPECT_EQ((*row)["invalid"], 0) << r.out;
+  EXPECT_EQ((*row)["donations"], 3) << r.out;
 }
 
 // Finding: `report --zone UTC` computed the UTC day but said Asia/Ho_Chi_Minh.
