@@ -145,6 +145,8 @@ void Daemon::HealthLoop() {
                                             : "database write probe failed: ") + probe.message();
     } else if (!writer_->healthy()) {
       reason = "database unavailable to ingest (reconnecting)";
+    } else if (writer_->failing()) {
+      reason = "ingest commits are failing (see the store errors in the log)";
     } else if (writer_->held_in_doubt() > 0) {
       reason = std::to_string(writer_->held_in_doubt()) + " MOs held: commit outcome in doubt";
     }

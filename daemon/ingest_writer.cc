@@ -146,6 +146,10 @@ void IngestWriter::CommitBatch(Shard& shard, std::vector<Pending>& batch) {
   billing::IngestCommitTicket ticket;
   billing::StoreStatus status = shard.store->IngestBatch(items, &results, &ticket);
   auto elapsed = Clock::now() - started;
+  const uint64_t seq = attempt_seq_.fetch_add(1) + 1;
+  auto& mark = status.ok() ? last_success_seq_ : last_failure_seq_;
+  for (uint64_t cur = mark.load(); cur < seq && !mark.compare_exchange_weak(cur, seq);) {
+  }
   busy_connections_.fetch_sub(1);
   if (metrics_) {
     metrics_->store_pool_in_use().Decrement();

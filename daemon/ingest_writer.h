@@ -119,6 +119,9 @@ class IngestWriter {
   int64_t inflight() const { return inflight_.load(); }
   // False while any shard's connection is known to be down.
   bool healthy() const;
+  // True while the last batch attempted failed transiently and none has committed since (a
+  // full or read-only table space can fail every batch while the database still answers).
+  bool failing() const { return last_failure_seq_.load() > last_success_seq_.load(); }
   // Items held in doubt right now, and those still in doubt when Stop() ended the wait.
   int64_t held_in_doubt() const { return held_in_doubt_.load(); }
   int64_t unresolved_at_stop() const { return unresolved_at_stop_.load(); }
@@ -153,6 +156,9 @@ class IngestWriter {
   BatchFailedHook batch_failed_hook_;
   InDoubtHook in_doubt_hook_;
   std::atomic<int64_t> held_in_doubt_{0};
+  std::atomic<uint64_t> attempt_seq_{0};        // batches attempted, in order
+  std::atomic<uint64_t> last_success_seq_{0};
+  std::atomic<uint64_t> last_failure_seq_{0};
   std::atomic<int64_t> unresolved_at_stop_{0};
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<int64_t> inflight_{0};

@@ -29,6 +29,7 @@ ready=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/read
 psql "$DONAGATE_TEST_PG" -qc "ALTER DATABASE faults RESET default_transaction_read_only" >/dev/null
 note "database read-write again (stored while read-only: $during, readyz: $ready)"
 [ "$during" -le 0 ] || fail "$during MOs stored while the database was read-only?"
+[ "$ready" = 503 ] || fail "/readyz answered $ready while the database was read-only (want 503)"
 after=$(stored_count); wait_stored $((after + 100)) 30
 note "recovered: $(stored_count) stored"
 

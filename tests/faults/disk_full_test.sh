@@ -34,6 +34,8 @@ full_at=$(stored_count)
 note "disk FULL at $full_at stored MOs ($(df -k "$SMALL" | awk 'NR==2 { print $3 "k used of " $2 "k" }'))"
 sleep 5
 still=$(stored_count)
+ready=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/readyz" || true)
+[ "$ready" = 503 ] || fail "/readyz answered $ready while inbound_message's disk was full (want 503)"
 mount -o remount,size=256m "$SMALL"
 note "disk grown to 256 MiB (stored while full: $((still - full_at)))"
 wait_stored $((still + 100)) 30
