@@ -29,8 +29,7 @@ psql "$DONAGATE_TEST_PG" -qc "CREATE DATABASE defects" >/dev/null
 DB="$DONAGATE_TEST_PG dbname=defects"
 q() { psql "$DB" -XAtqc "$1"; }
 
-free_port() { local p; while :; do p=$((20000 + RANDOM % 12768)); ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }; done; }
-SMSC_PORT=$(free_port); HTTP_PORT=$(free_port)
+SMSC_PORT=$(_pg_free_port); HTTP_PORT=$(_pg_free_port)   # tests/lib/pg.sh: below the ephemeral range
 cat >"$WORK/donagate.toml" <<TOML
 [[smsc]]
 name = "opa-1"
