@@ -3,7 +3,7 @@
 # "Side by side with Kannel").
 #
 #   bench/kannel_compare.sh [--messages N] [--configs "1x100,4x256"] [--quick] [--duration S]
-#                           [--drain-s S] [--no-kannel-dlr] [--build-dir DIR] [--skip-install] [--out DIR]
+#                           [--drain-s S] [--no-kannel-dlr] [--no-mo-id] [--build-dir DIR] [--skip-install] [--out DIR]
 #
 # Per configuration BINDSxWINDOW (default "1x100,4x256"; "1x10" is the other one operators
 # give), in the same run and with the same loadgen arguments (tools/loadgen plays the SMSC,
@@ -37,6 +37,8 @@ RECEIPT_DELAY_MS=1000
 SKIP_INSTALL=0
 QUICK=0
 SINK_ARGS=()      # --no-kannel-dlr: --no-dlr
+MO_ID_TLV=1       # --no-mo-id: donagated's links are not told of loadgen's MO-id TLV (as with
+                  # most SMSCs): redelivery recognition by content is on the hot path
 OUT=""
 
 while (($#)); do
@@ -48,6 +50,7 @@ while (($#)); do
     --build-dir) BUILD=$2; shift 2 ;;
     --skip-install) SKIP_INSTALL=1; shift ;;
     --no-kannel-dlr) SINK_ARGS=(--no-dlr); shift ;;
+    --no-mo-id) MO_ID_TLV=0; shift ;;
     --quick) QUICK=1; shift ;;
     --out) OUT=$2; shift 2 ;;
     -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
@@ -355,7 +358,7 @@ system_id = "donagate"
 password_env = "BENCH_SMSC_PASSWORD"
 window = $window
 tps = 0
-mo_id_tlv = 0x1401
+$( ((MO_ID_TLV)) && echo "mo_id_tlv = 0x1401")
 
 EOF
   done
