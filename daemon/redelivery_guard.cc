@@ -78,6 +78,11 @@ void RedeliveryGuard::AddCommitted(const std::string& key, int64_t inbound_messa
   entries_[key].push_back(e);
   expiry_.emplace_back(e.expires_at, key);
   ++size_;
+  while (size_ - held_ > max_committed_ && !expiry_.empty()) {
+    auto [at, oldest] = std::move(expiry_.front());
+    expiry_.pop_front();
+    if (RemoveCommittedLocked(oldest, at)) ++dropped_;
+  }
 }
 
 RedeliveryGuard::Match RedeliveryGuard::Check(const std::string& key) {
@@ -114,20 +119,30 @@ void RedeliveryGuard::Consume(const std::string& key, int64_t original_id) {
   if (list.empty()) entries_.erase(it);
 }
 
+bool RedeliveryGuard::RemoveCommittedLocked(const std::string& key, Clock::time_point at) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return false;
+  auto& list = it->second;
+  auto e = std::find_if(list.begin(), list.end(),
+                        [&](const Entry& x) { return !x.held && x.expires_at == at; });
+  if (e == list.end()) return false;  // consumed earlier
+  list.erase(e);
+  --size_;
+  if (list.empty()) entries_.erase(it);
+  return true;
+}
+
 void RedeliveryGuard::ExpireLocked(Clock::time_point now) {
   while (!expiry_.empty() && expiry_.front().first <= now) {
     auto [at, key] = std::move(expiry_.front());
     expiry_.pop_front();
-    auto it = entries_.find(key);
-    if (it == entries_.end()) continue;
-    auto& list = it->second;
-    auto e = std::find_if(list.begin(), list.end(),
-                          [&](const Entry& x) { return !x.held && x.expires_at == at; });
-    if (e == list.end()) continue;  // consumed earlier
-    list.erase(e);
-    --size_;
-    if (list.empty()) entries_.erase(it);
+    RemoveCommittedLocked(key, at);
   }
+}
+
+uint64_t RedeliveryGuard::dropped() const {
+  std::lock_guard lock(mu_);
+  return dropped_;
 }
 
 size_t RedeliveryGuard::size() const {

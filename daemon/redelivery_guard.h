@@ -54,7 +54,13 @@ class RedeliveryGuard {
     UncertainReason reason = UncertainReason::kInDoubt;
   };
 
-  explicit RedeliveryGuard(Clock::duration window) : window_(window) {}
+  // At most `max_committed` committed entries are kept (memory bound: a sustained overload
+  // with every ack late would otherwise keep window × rate entries); beyond it the oldest are
+  // dropped first — they are the ones least likely to be redelivered still. In-doubt entries
+  // are never dropped.
+  static constexpr size_t kDefaultMaxCommitted = 200000;
+  explicit RedeliveryGuard(Clock::duration window, size_t max_committed = kDefaultMaxCommitted)
+      : window_(window), max_committed_(max_committed) {}
 
   // An in-doubt MO (its redeliveries are held until Resolve).
   void Hold(const std::string& key);
@@ -70,6 +76,7 @@ class RedeliveryGuard {
 
   size_t size() const;
   size_t held() const;
+  uint64_t dropped() const;  // committed entries dropped by the bound before they expired
 
  private:
   struct Entry {
@@ -79,8 +86,12 @@ class RedeliveryGuard {
     Clock::time_point expires_at{};
   };
   void ExpireLocked(Clock::time_point now);
+  // Removes the committed entry of `key` that expires at `at` (false if consumed already).
+  bool RemoveCommittedLocked(const std::string& key, Clock::time_point at);
 
   const Clock::duration window_;
+  const size_t max_committed_;
+  uint64_t dropped_ = 0;
   mutable std::mutex mu_;
   // Several entries per key: the same text may be in doubt twice (two genuine sends).
   std::unordered_map<std::string, std::deque<Entry>> entries_;

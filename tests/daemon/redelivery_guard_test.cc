@@ -108,5 +108,19 @@ TEST(RedeliveryGuardTest, WindowZeroNeverMatchesACommittedMo) {
   EXPECT_EQ(guard.Check(k).kind, Kind::kNone);
 }
 
+TEST(RedeliveryGuardTest, TheBoundDropsTheOldestCommittedEntriesNeverAnInDoubtOne) {
+  RedeliveryGuard guard(std::chrono::minutes(10), /*max_committed=*/2);
+  guard.Hold(Key("84916000009", "CV 9"));
+  guard.AddCommitted(Key("84916000001", "CV 1"), 1, UncertainReason::kLateAck);
+  guard.AddCommitted(Key("84916000002", "CV 1"), 2, UncertainReason::kLateAck);
+  guard.AddCommitted(Key("84916000003", "CV 1"), 3, UncertainReason::kLateAck);
+  EXPECT_EQ(guard.dropped(), 1u);
+  EXPECT_EQ(guard.Check(Key("84916000001", "CV 1")).kind, Kind::kNone);        // the oldest
+  EXPECT_EQ(guard.Check(Key("84916000002", "CV 1")).kind, Kind::kRedelivery);
+  EXPECT_EQ(guard.Check(Key("84916000003", "CV 1")).kind, Kind::kRedelivery);
+  EXPECT_EQ(guard.Check(Key("84916000009", "CV 9")).kind, Kind::kHeld);
+  EXPECT_EQ(guard.size(), 3u);
+}
+
 }  // namespace
 }  // namespace donagate::daemon
