@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "billing/donation_parser.h"
+#include "billing/domain/donation_parser.h"
 
 namespace {
 

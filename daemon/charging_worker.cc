@@ -5,8 +5,8 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
-#include "billing/charging_factory.h"
-#include "billing/reply_template.h"
+#include "billing/charging/charging_factory.h"
+#include "billing/domain/reply_template.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "daemon/reply_templates.h"

@@ -40,10 +40,10 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
-#include "billing/charging.h"
-#include "billing/circuit_breaker.h"
-#include "billing/donation_charger.h"
-#include "billing/store.h"
+#include "billing/charging/charging.h"
+#include "billing/charging/circuit_breaker.h"
+#include "billing/charging/donation_charger.h"
+#include "billing/store/store.h"
 #include "config/config.h"
 #include "daemon/ingest_priority.h"
 

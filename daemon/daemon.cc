@@ -14,8 +14,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <prometheus/registry.h>
 
-#include "billing/migrate.h"
-#include "billing/store.h"
+#include "billing/store/migrate.h"
+#include "billing/store/store.h"
 #include "daemon/admin.h"
 #include "daemon/charging_worker.h"
 #include "daemon/health.h"

@@ -47,7 +47,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
-#include "billing/store.h"
+#include "billing/store/store.h"
 
 namespace donagate::daemon {
 

@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "billing/msisdn.h"
+#include "billing/domain/msisdn.h"
 
 namespace donagate::daemon {
 namespace {

@@ -63,9 +63,9 @@
 #include <string_view>
 #include <vector>
 
-#include "billing/charging.h"
-#include "billing/circuit_breaker.h"
-#include "billing/store.h"
+#include "billing/charging/charging.h"
+#include "billing/charging/circuit_breaker.h"
+#include "billing/store/store.h"
 
 namespace donagate::daemon {
 

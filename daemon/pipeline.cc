@@ -7,11 +7,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include "billing/campaign.h"
-#include "billing/donation_parser.h"
-#include "billing/money.h"
-#include "billing/msisdn.h"
-#include "billing/reply_template.h"
+#include "billing/domain/campaign.h"
+#include "billing/domain/donation_parser.h"
+#include "billing/domain/money.h"
+#include "billing/domain/msisdn.h"
+#include "billing/domain/reply_template.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "daemon/receipts.h"

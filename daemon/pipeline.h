@@ -49,7 +49,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
-#include "billing/store.h"
+#include "billing/store/store.h"
 #include "config/config.h"
 #include "daemon/ingest_writer.h"
 #include "daemon/link.h"

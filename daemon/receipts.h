@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "billing/store.h"
+#include "billing/store/store.h"
 #include "protocol/message_id.h"
 
 namespace donagate::daemon {

@@ -39,8 +39,8 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
-#include "billing/pg.h"
-#include "billing/store.h"
+#include "billing/store/pg.h"
+#include "billing/store/store.h"
 #include "config/config.h"
 #include "daemon/ingest_priority.h"
 #include "daemon/link.h"

@@ -12,7 +12,7 @@
 #include <future>
 #include <thread>
 
-#include "billing/migrate.h"
+#include "billing/store/migrate.h"
 #include "daemon/charging_worker.h"
 #include "daemon/ingest_writer.h"
 #include "daemon/link_manager.h"

@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "billing/donation_parser.h"
-#include "billing/msisdn.h"
+#include "billing/domain/donation_parser.h"
+#include "billing/domain/msisdn.h"
 
 namespace {
 void Check(bool ok) {

@@ -52,7 +52,7 @@ tables_after=$(q "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_t
 for t in ledger_entry donation inbound_message charge outbox donation_transition; do
   [ -n "$(q "SELECT to_regclass('public.$t')")" ] || fail "table $t is gone"
 done
-allowed=",schema_migrations,$(grep -ho 'CREATE [A-Z ]*TABLE [a-z_]*' "$FAULTS_SRC"/billing/migrations/*.sql | awk '{ print $NF }' | paste -sd,),"
+allowed=",schema_migrations,$(grep -ho 'CREATE [A-Z ]*TABLE [a-z_]*' "$FAULTS_SRC"/billing/store/migrations/*.sql | awk '{ print $NF }' | paste -sd,),"
 for t in ${tables_after//,/ }; do
   case "$allowed" in *",$t,"*) ;; *) fail "table $t exists: the migrations do not create it" ;; esac
 done

@@ -472,7 +472,7 @@ std::string ExplainReversalRefusal(int64_t donation_id, const StoreStatus& refus
   const std::string donation = "donation " + std::to_string(donation_id);
   const std::string primary = PrimaryMessage(refusal.message());
   const std::string& code = refusal.sqlstate();
-  // SQLSTATEs raised by reverse_donation() (billing/migrations/0002_roles_and_reversal.sql).
+  // SQLSTATEs raised by reverse_donation() (billing/store/migrations/0002_roles_and_reversal.sql).
   if (code == "55000") {  // object_not_in_prerequisite_state: "... is not charged (state X) ..."
     std::string state;
     if (size_t at = primary.find("(state "); at != std::string::npos) {
@@ -497,7 +497,7 @@ std::string ExplainReversalRefusal(int64_t donation_id, const StoreStatus& refus
 
 #include <boost/asio/io_context.hpp>
 
-#include "billing/charging_factory.h"
+#include "billing/charging/charging_factory.h"
 #include "config/config.h"
 
 namespace donagate::ctl {

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "billing/pg.h"
+#include "billing/store/pg.h"
 #include "tools/donagatectl/reconcile.h"
 #include "tools/donagatectl/time_util.h"
 

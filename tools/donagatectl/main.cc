@@ -15,8 +15,8 @@
 #include <optional>
 #include <set>
 
-#include "billing/migrate.h"
-#include "billing/pg.h"
+#include "billing/store/migrate.h"
+#include "billing/store/pg.h"
 #include "config/loader.h"
 #include "tools/donagatectl/admin_client.h"
 #include "tools/donagatectl/csv.h"

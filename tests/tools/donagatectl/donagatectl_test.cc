@@ -17,7 +17,7 @@
 #include <random>
 #include <sstream>
 
-#include "billing/migrate.h"
+#include "billing/store/migrate.h"
 #include "tests/common/test_env.h"
 #include "tests/common/test_pg.h"
 #include "tools/donagatectl/csv.h"

@@ -1,0 +1,28 @@
+// Builds a charging backend, its circuit breaker settings and the donation charger's settings
+// from one [[charging]] config entry, so every caller maps config the same way.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <memory>
+#include <string>
+
+#include "billing/charging/charging.h"
+#include "billing/charging/circuit_breaker.h"
+#include "billing/charging/donation_charger.h"
+#include "config/config.h"
+
+namespace donagate::billing {
+
+// nullptr and *error ("charging backend for operator X: reason") when the entry is unusable
+// (bad URL, unreadable ca_file). The token is revealed only into the backend's header.
+std::unique_ptr<ChargingBackend> MakeChargingBackend(const config::ChargingBackendConfig& config,
+                                                     boost::asio::any_io_executor executor, std::string* error);
+
+CircuitBreakerOptions BreakerOptionsFor(const config::ChargingBackendConfig& config);
+
+// status_max_wait is not a config key: one run keeps asking for max(10 s, 2 × backoff max),
+// then reports kUnknown so the donation's state is visible and the slot is freed; the
+// pipeline resumes it later (Status first, same key).
+DonationChargerOptions ChargerOptionsFor(const config::ChargingBackendConfig& config);
+
+}  // namespace donagate::billing
