@@ -160,7 +160,7 @@ struct ChargingBackendConfig {
   ChargingBackendKind backend = ChargingBackendKind::kHttp;
   std::string url;                        // http: required, http:// or https://
   int timeout_ms = 3000;                  // per request, 1..600000
-  int max_concurrency = 16;               // in-flight requests, 1..10000
+  int max_concurrency = 1000;             // in-flight requests (open connections), 1..10000
   int retries = 2;                        // transport retries with the same key, 0..20
   int status_backoff_min_ms = 500;        // unknown resolution backoff, 1..<= max
   int status_backoff_max_ms = 60000;
@@ -190,7 +190,8 @@ struct PipelineConfig {
   int concat_timeout_s = 300;      // 1..86400
   ConcatOnTimeout concat_on_timeout = ConcatOnTimeout::kRecordRejected;
   int charge_batch_size = 64;      // donations claimed per round, 1..10000
-  int charge_concurrency = 32;     // charges in flight per instance, 1..10000
+  int charge_concurrency = 0;      // charges in flight per instance, 1..10000; 0 = adaptive, up to
+                                   // the backends' max_concurrency (daemon/adaptive_limit.h)
   int charge_lease_s = 60;         // a claimed donation is reclaimable after this, 5..3600
   int charge_workers = 1;          // charging DB threads (one connection each), 1..32
   // While more MOs than this wait for their commit, each charging thread and the reply sender
@@ -211,6 +212,9 @@ struct PipelineConfig {
   // An ack that leaves later than this after its deliver_sm arrived may have missed the SMSC's
   // response timeout (the SMSC then redelivers): its MO is treated as uncertain. 100..600000.
   int late_ack_ms = 1000;
+  // A delivery receipt whose reply is not known (yet) is parked; one older than this never will
+  // be matched (an id the SMSC reused, another system's message) and is deleted.
+  int pending_receipt_max_age_s = 3 * 86400;
 };
 
 struct HttpConfig {

@@ -143,7 +143,7 @@ const std::vector<std::pair<std::string_view, std::vector<std::string_view>>>& S
         "charge_batch_size", "charge_concurrency", "charge_lease_s", "charge_workers",
         "charge_yield_ingest_backlog",
         "reply_batch_size", "reply_max_inflight", "poll_interval_ms", "instance_id", "blocklist_file", "start_charging_paused",
-        "redelivery_window_s", "ack_horizon_s", "late_ack_ms"}},
+        "redelivery_window_s", "ack_horizon_s", "late_ack_ms", "pending_receipt_max_age_s"}},
       {"http", {"listen"}},
       {"admin", {"enabled", "listen", "token_env", "token_file"}},
       {"log", {"level", "format", "file", "mask_msisdn", "max_repeats_per_minute", "components"}},
@@ -758,11 +758,12 @@ void ReadPipeline(Context& ctx, const toml::table& t, PipelineConfig& p) {
   r.Integer("redelivery_window_s", p.redelivery_window_s, 0, 86400);
   r.Integer("ack_horizon_s", p.ack_horizon_s, 1, 3600);
   r.Integer("late_ack_ms", p.late_ack_ms, 100, 600000);
+  r.Integer("pending_receipt_max_age_s", p.pending_receipt_max_age_s, 3600, 31 * 86400);
   r.Enum("concat_on_timeout", p.concat_on_timeout,
          {{"record_rejected", ConcatOnTimeout::kRecordRejected},
           {"process_available", ConcatOnTimeout::kProcessAvailable}});
   r.Integer("charge_batch_size", p.charge_batch_size, 1, 10000);
-  r.Integer("charge_concurrency", p.charge_concurrency, 1, 10000);
+  r.Integer("charge_concurrency", p.charge_concurrency, 0, 10000);
   r.Integer("charge_lease_s", p.charge_lease_s, 5, 3600);
   r.Integer("charge_workers", p.charge_workers, 1, 32);
   r.Integer("charge_yield_ingest_backlog", p.charge_yield_ingest_backlog, 0, 1000000);

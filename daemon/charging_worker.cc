@@ -167,15 +167,89 @@ ChargingWorker::ChargingWorker(const config::Config& config, ChargerSet& charger
       so.application_name += "-" + std::to_string(i + 1);
     lane->store = std::make_unique<billing::Store>(options_.conninfo, so);
     lane->priority = std::make_unique<IngestPriority>(options_.ingest_busy, options_.yield_floor);
+    if (options_.adaptive) {
+      AdaptiveLimit::Options lo;
+      lo.max = std::max<int64_t>(1, lane->concurrency);
+      lo.min = std::min<int64_t>(lo.max, std::max<int64_t>(1, 8 / options_.threads));
+      lo.initial = std::max<int64_t>(1, options_.initial_concurrency / options_.threads);
+      lane->limit = std::make_unique<AdaptiveLimit>(lo);
+      lane->concurrency = lane->limit->limit();
+    }
     lanes_.push_back(std::move(lane));
   }
   paused_.store(options_.start_paused);
   if (metrics_) metrics_->charging_paused().Set(options_.start_paused ? 1 : 0);
+  hand_off_limit_ = options_.hand_off_limit > 0
+                        ? options_.hand_off_limit
+                        : std::max<int64_t>(1000, int64_t{4} * options_.concurrency);
+}
+
+bool ChargingWorker::AcceptsHandOff(const std::string& operator_name) const {
+  return !paused_.load() && !stopping_.load() && started_.load() &&
+         handed_waiting_.load() < hand_off_limit_ && chargers_.ForOperator(operator_name) != nullptr;
+}
+
+void ChargingWorker::HandOff(billing::DonationWork work) {
+  Lane& lane = *lanes_[hand_off_rr_.fetch_add(1) % lanes_.size()];
+  {
+    std::lock_guard<std::mutex> lock(lane.mu);
+    lane.handed.push_back({std::move(work), Clock::now()});
+    lane.notified = true;
+  }
+  handed_waiting_.fetch_add(1);
+  lane.cv.notify_all();
+}
+
+int64_t ChargingWorker::StartHanded(Lane& lane) {
+  const int64_t room = lane.concurrency - lane.inflight.load();
+  if (room <= 0 || paused_.load()) return 0;
+  std::vector<billing::DonationWork> work;
+  int64_t stale = 0;
+  {
+    std::lock_guard<std::mutex> lock(lane.mu);
+    const auto fresh_after = Clock::now() - options_.lease / 2;
+    while (!lane.handed.empty() && static_cast<int64_t>(work.size()) < room) {
+      Lane::Handed h = std::move(lane.handed.front());
+      lane.handed.pop_front();
+      if (h.at < fresh_after) {
+        ++stale;  // its lease may run out mid-charge: leave it to the claim after the lease
+        continue;
+      }
+      work.push_back(std::move(h.work));
+    }
+  }
+  handed_waiting_.fetch_sub(stale + static_cast<int64_t>(work.size()));
+  if (stale > 0) {
+    spdlog::warn("charging: {} handed-off donations waited more than half their lease; they "
+                 "resume from the database when the lease expires", stale);
+  }
+  const auto started = static_cast<int64_t>(work.size());
+  if (!work.empty()) StartWork(lane, std::move(work));
+  return started;
+}
+
+void ChargingWorker::ReleaseHanded(Lane& lane) {
+  std::vector<int64_t> ids;
+  {
+    std::lock_guard<std::mutex> lock(lane.mu);
+    for (const Lane::Handed& h : lane.handed) ids.push_back(h.work.donation_id);
+    lane.handed.clear();
+  }
+  if (ids.empty()) return;
+  handed_waiting_.fetch_sub(static_cast<int64_t>(ids.size()));
+  // Back to received at once, so another instance (or the next start) need not wait for the
+  // lease; if this fails the lease expires anyway.
+  const billing::StoreStatus s = lane.store->ReleaseDonations(ids);
+  if (!s.ok()) {
+    spdlog::warn("charging: releasing {} unstarted donations failed ({}); their leases expire",
+                 ids.size(), s.ToString());
+  }
 }
 
 ChargingWorker::~ChargingWorker() { Stop(std::chrono::milliseconds(0)); }
 
 void ChargingWorker::Start() {
+  started_.store(true);
   for (auto& lane : lanes_) {
     if (lane->thread.joinable()) continue;
     Lane* l = lane.get();
@@ -198,6 +272,12 @@ void ChargingWorker::Stop(std::chrono::milliseconds drain) {
   for (auto& lane : lanes_) {
     if (lane->thread.joinable()) lane->thread.join();
   }
+}
+
+int64_t ChargingWorker::concurrency_limit() const {
+  int64_t n = 0;
+  for (const auto& lane : lanes_) n += lane->concurrency_seen.load();
+  return n;
 }
 
 int64_t ChargingWorker::inflight() const {
@@ -261,12 +341,31 @@ void ChargingWorker::Run(Lane& lane) {
     if (lane.index == 0 && Clock::now() >= lane.next_gauge_update) {
       lane.next_gauge_update = Clock::now() + std::chrono::seconds(2);
       chargers_.ExportBreakerStates();
+      if (metrics_) metrics_->charging_concurrency_limit().Set(static_cast<double>(concurrency_limit()));
       int64_t unknown = 0;
       if (metrics_ && lane.store->CountUnknownCharges(&unknown).ok()) {
         metrics_->charges_unknown_outstanding().Set(static_cast<double>(unknown));
       }
     }
+    if (lane.limit) {
+      // Saturated: every slot busy and work waiting (handed over, or a full last claim).
+      bool waiting;
+      {
+        std::lock_guard<std::mutex> lock(lane.mu);
+        waiting = !lane.handed.empty();
+      }
+      const bool saturated = lane.inflight.load() >= lane.concurrency && (waiting || lane.backlog_seen);
+      lane.concurrency = lane.limit->Update(Clock::now(), saturated);
+    }
+    lane.concurrency_seen.store(lane.concurrency);
     bool claimed_full = false;
+    // Donations handed over by the ingest first: they cost no claim.
+    if (StartHanded(lane) > 0 && lane.inflight.load() >= lane.concurrency) {
+      std::unique_lock<std::mutex> lock(lane.mu);
+      lane.cv.wait_for(lock, options_.poll_interval,
+                       [&] { return !lane.done.empty() || stopping_.load(); });
+      continue;
+    }
     // Claim when there is room for a worthwhile batch (or nothing is running at all).
     const int64_t room = lane.concurrency - lane.inflight.load();
     const int64_t worthwhile =
@@ -277,15 +376,19 @@ void ChargingWorker::Run(Lane& lane) {
       int64_t before = lane.inflight.load();
       ClaimAndStart(lane);
       int64_t claimed = lane.inflight.load() - before;
+      lane.backlog_seen = claimed > 0 && claimed >= std::min<int64_t>(options_.batch_size, room);
       claimed_full = claimed > 0 && lane.inflight.load() < lane.concurrency &&
                      claimed >= std::min<int64_t>(options_.batch_size, lane.concurrency);
     }
     if (claimed_full) continue;  // more may be waiting: claim again at once
     std::unique_lock<std::mutex> lock(lane.mu);
-    lane.cv.wait_for(lock, options_.poll_interval,
-                     [&] { return !lane.done.empty() || lane.notified || stopping_.load(); });
+    lane.cv.wait_for(lock, options_.poll_interval, [&] {
+      return !lane.done.empty() || lane.notified || stopping_.load() ||
+             (!lane.handed.empty() && lane.inflight.load() < lane.concurrency);
+    });
     lane.notified = false;
   }
+  ReleaseHanded(lane);
   // Whatever is still in flight keeps its lease; it becomes claimable when the lease expires
   // (the charger's keys make the resumed charge idempotent).
   RecordPending(lane);
@@ -309,6 +412,10 @@ void ChargingWorker::ClaimAndStart(Lane& lane) {
     lane.cv.wait_for(lock, options_.store_retry, [&] { return stopping_.load(); });
     return;
   }
+  StartWork(lane, std::move(work));
+}
+
+void ChargingWorker::StartWork(Lane& lane, std::vector<billing::DonationWork> work) {
   for (billing::DonationWork& w : work) {
     lane.inflight.fetch_add(1);
     billing::DonationCharger* charger = chargers_.ForOperator(w.operator_name);
@@ -335,8 +442,10 @@ void ChargingWorker::ClaimAndStart(Lane& lane) {
     for (const billing::StoredCharge& c : w.charges) input.known_charges.push_back(ToChargeRecord(c));
     auto shared_work = std::make_shared<billing::DonationWork>(std::move(w));
     Lane* l = &lane;
-    charger->ChargeDonation(std::move(input), [this, l, shared_work](billing::DonationChargeOutcome o) {
+    const auto started = Clock::now();
+    charger->ChargeDonation(std::move(input), [this, l, shared_work, started](billing::DonationChargeOutcome o) {
       Done d;
+      d.latency = Clock::now() - started;
       d.work = std::move(*shared_work);
       d.outcome = std::move(o);
       Complete(*l, std::move(d));
@@ -402,6 +511,7 @@ billing::ChargeOutcomeRecord ChargingWorker::BuildRecord(const Done& done) const
     r.new_state = billing::DonationState::kFailed;
     r.reason = "daily_cap";
     r.reply = BuildReply(done.work, done.outcome, true);
+    if (r.reply && options_.reply_accepts && options_.reply_accepts()) r.reply->claim_lease = options_.reply_lease;
     return r;
   }
   for (const billing::ChargeRecord& c : done.outcome.charges) {
@@ -432,6 +542,7 @@ billing::ChargeOutcomeRecord ChargingWorker::BuildRecord(const Done& done) const
       break;
   }
   r.reply = BuildReply(done.work, done.outcome, false);
+  if (r.reply && options_.reply_accepts && options_.reply_accepts()) r.reply->claim_lease = options_.reply_lease;
   return r;
 }
 
@@ -442,6 +553,10 @@ void ChargingWorker::RecordPending(Lane& lane) {
     batch.swap(lane.done);
   }
   if (batch.empty()) return;
+  if (lane.limit) {
+    for (const Done& d : batch)
+      if (d.latency.count() > 0) lane.limit->OnSample(d.latency);
+  }
   std::vector<billing::ChargeOutcomeRecord> records;
   records.reserve(batch.size());
   for (const Done& d : batch) records.push_back(BuildRecord(d));
@@ -471,6 +586,25 @@ void ChargingWorker::RecordPending(Lane& lane) {
     if (result && result->refused) {
       spdlog::error("charging: outcome for donation {} refused by the store: {}", d.work.donation_id,
                     result->message);
+    }
+    if (metrics_ && result && !result->refused && result->reply_id != 0) {
+      metrics_->handoffs(1, result->reply_claimed).Increment();
+    }
+    if (result && !result->refused && result->reply_claimed && result->reply_id != 0 &&
+        records[i].reply && options_.reply_hand_off) {
+      billing::OutboxReply reply;
+      reply.id = result->reply_id;
+      reply.donation_id = d.work.donation_id;
+      reply.inbound_message_id = d.work.inbound_message_id;
+      reply.purpose = records[i].reply->purpose;
+      reply.operator_name = d.work.operator_name;
+      reply.link = records[i].reply->link;
+      reply.source_addr = records[i].reply->source_addr;
+      reply.dest_addr = records[i].reply->dest_addr;
+      reply.text = records[i].reply->text;
+      reply.attempts = 1;
+      reply.created_at = billing::StoreClock::now();
+      options_.reply_hand_off(std::move(reply));
     }
     if (metrics_ && !(result && result->refused)) {
       auto& counters = metrics_->ForCampaign(d.work.campaign, d.work.operator_name);

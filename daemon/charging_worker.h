@@ -45,6 +45,7 @@
 #include "billing/charging/donation_charger.h"
 #include "billing/store/store.h"
 #include "config/config.h"
+#include "daemon/adaptive_limit.h"
 #include "daemon/ingest_priority.h"
 
 namespace donagate::daemon {
@@ -82,7 +83,12 @@ struct ChargingWorkerOptions {
   std::string conninfo;
   billing::StoreOptions store_options;
   int batch_size = 64;
+  // Charges in flight per instance: the ceiling when `adaptive`, else the fixed limit.
   int concurrency = 32;
+  // Learn the limit from the backend's latency (daemon/adaptive_limit.h), starting at
+  // `initial_concurrency`, between 8 and `concurrency` (split over the lanes like it).
+  bool adaptive = false;
+  int initial_concurrency = 32;
   std::chrono::seconds lease{60};
   std::chrono::milliseconds poll_interval{100};
   std::chrono::milliseconds deferred_retry{2000};   // backend unavailable / breaker open
@@ -90,6 +96,15 @@ struct ChargingWorkerOptions {
   std::chrono::milliseconds store_retry{500};       // a failed store call
   bool start_paused = false;
   int threads = 1;  // lanes; each claims up to batch_size and holds concurrency / threads
+  // At most this many handed-off donations wait for a charging slot (0: 4 × concurrency, at
+  // least 1,000).
+  int hand_off_limit = 0;
+  // The reply sender's in-memory hand-off (ReplySender::AcceptsHandOff / HandOff): replies of
+  // final states are queued claimed by this instance for `reply_lease` and passed on once
+  // recorded. Null: they are queued pending, for the sender's claim.
+  std::function<bool()> reply_accepts;
+  std::function<void(billing::OutboxReply)> reply_hand_off;
+  std::chrono::seconds reply_lease{60};
   // Ingest first: while this returns true (MOs are waiting for their commit), each lane claims
   // at most one batch per `yield_floor`, leaving the database to the acknowledgements. An MO
   // not acknowledged in time is retried by the SMSC and counts against us; a donation charged
@@ -114,15 +129,31 @@ class ChargingWorker {
 
   // Wakes the worker early (e.g. after an ingest batch created donations).
   void Notify();
+
+  // The in-memory hand-off (docs/pipeline.md "One pass through the data path"). The pipeline
+  // asks AcceptsHandOff before it stores a donation; when true it stores the donation claimed
+  // by this instance (billing::DonationDraft::claim_lease = lease()) and, once committed,
+  // passes it to HandOff instead of leaving it for ClaimDonations. False while paused or
+  // stopping, for an operator without a backend here, or when `hand_off_limit` donations wait
+  // already: those donations stay in the database, unclaimed, for the claim (the backlog lives
+  // there, never in memory). A handed donation that waited longer than half its lease is
+  // dropped from memory unstarted: its lease expires and a claim resumes it (Status first).
+  bool AcceptsHandOff(const std::string& operator_name) const;
+  void HandOff(billing::DonationWork work);
+  std::chrono::seconds lease() const { return options_.lease; }
+  int64_t handed_waiting() const { return handed_waiting_.load(); }
   void SetPaused(bool paused);
   bool paused() const { return paused_.load(); }
 
   int64_t inflight() const;
+  // The current in-flight limit of all lanes together (adaptive or fixed).
+  int64_t concurrency_limit() const;
   // Donations whose outcome was recorded by this worker (tests, /status).
   uint64_t recorded() const { return recorded_.load(); }
 
  private:
   struct Done {
+    std::chrono::steady_clock::duration latency{};  // started → outcome; zero: not charged
     billing::DonationWork work;
     billing::DonationChargeOutcome outcome;
     bool over_cap = false;
@@ -135,15 +166,27 @@ class ChargingWorker {
     std::mutex mu;
     std::condition_variable cv;
     std::deque<Done> done;         // outcomes waiting to be recorded
+    struct Handed {
+      billing::DonationWork work;
+      std::chrono::steady_clock::time_point at;
+    };
+    std::deque<Handed> handed;     // claimed at ingest, waiting for a charging slot
     bool notified = false;
     std::atomic<int64_t> inflight{0};  // claimed, not yet recorded
     std::chrono::steady_clock::time_point next_gauge_update{};
     std::unique_ptr<IngestPriority> priority;
+    std::unique_ptr<AdaptiveLimit> limit;  // null: fixed concurrency
+    bool backlog_seen = false;             // the last claim was full: more work is waiting
+    std::atomic<int64_t> concurrency_seen{0};  // `concurrency`, for other threads
     std::thread thread;
   };
 
   void Run(Lane& lane);
   void ClaimAndStart(Lane& lane);
+  // Starts the handed-off donations that fit; returns how many it started.
+  int64_t StartHanded(Lane& lane);
+  void StartWork(Lane& lane, std::vector<billing::DonationWork> work);
+  void ReleaseHanded(Lane& lane);
   void RecordPending(Lane& lane);
   billing::ChargeOutcomeRecord BuildRecord(const Done& done) const;
   std::optional<billing::ReplyDraft> BuildReply(const billing::DonationWork& work,
@@ -162,6 +205,10 @@ class ChargingWorker {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> paused_{false};
   std::atomic<uint64_t> recorded_{0};
+  std::atomic<int64_t> handed_waiting_{0};
+  std::atomic<bool> started_{false};
+  std::atomic<uint64_t> hand_off_rr_{0};
+  int64_t hand_off_limit_ = 1000;
   std::atomic<int64_t> drain_deadline_ns_{0};  // steady_clock, set once by Stop()
 };
 

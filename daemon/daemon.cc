@@ -273,6 +273,14 @@ int Daemon::Run() {
   co.store_options.application_name = "donagated-charging";
   co.batch_size = config_.pipeline.charge_batch_size;
   co.concurrency = config_.pipeline.charge_concurrency;
+  if (co.concurrency == 0) {
+    // Adaptive, up to what the operators' backends allow in flight together.
+    int64_t ceiling = 0;
+    for (const config::ChargingBackendConfig& c : config_.charging) ceiling += c.max_concurrency;
+    co.adaptive = true;
+    co.concurrency = static_cast<int>(std::clamp<int64_t>(ceiling, 8, 10000));
+    co.initial_concurrency = std::min(32, co.concurrency);
+  }
   co.threads = config_.pipeline.charge_workers;
   if (config_.pipeline.charge_yield_ingest_backlog > 0) {
     const int64_t backlog = config_.pipeline.charge_yield_ingest_backlog;
@@ -281,6 +289,10 @@ int Daemon::Run() {
   co.lease = seconds(config_.pipeline.charge_lease_s);
   co.poll_interval = milliseconds(config_.pipeline.poll_interval_ms);
   co.start_paused = config_.pipeline.start_charging_paused;
+  // Thank-yous go to the reply sender in memory (created below, before either starts).
+  co.reply_accepts = [this] { return replies_ && replies_->AcceptsHandOff(); };
+  co.reply_hand_off = [this](billing::OutboxReply r) { replies_->HandOff(std::move(r)); };
+  co.reply_lease = seconds(config_.pipeline.charge_lease_s);
   charging_ = std::make_unique<ChargingWorker>(config_, *chargers_, co, metrics_.get());
   pipeline_->SetDonationsCommittedHook([this] { charging_->Notify(); });
 
@@ -301,8 +313,20 @@ int Daemon::Run() {
   ro.max_inflight = config_.pipeline.reply_max_inflight;
   ro.ingest_busy = co.ingest_busy;
   ro.poll_interval = milliseconds(config_.pipeline.poll_interval_ms);
-  ro.lease = seconds(config_.pipeline.charge_lease_s);  // a crashed sender's claims come back as fast
+  ro.lease = seconds(config_.pipeline.charge_lease_s);
+  ro.pending_receipt_max_age = seconds(config_.pipeline.pending_receipt_max_age_s);  // a crashed sender's claims come back as fast
   replies_ = std::make_unique<ReplySender>(io_.get_executor(), config_, *links_, ro, metrics_.get());
+
+  // One pass through the data path: a committed donation goes to the charging worker and a
+  // committed help reply to the reply sender in memory; the claims only recover work.
+  Pipeline::HandOff hand_off;
+  hand_off.donation_lease = [this](const std::string& op) {
+    return charging_->AcceptsHandOff(op) ? charging_->lease() : seconds(0);
+  };
+  hand_off.donation = [this](billing::DonationWork w) { charging_->HandOff(std::move(w)); };
+  hand_off.reply_lease = [this] { return replies_->AcceptsHandOff() ? replies_->lease() : seconds(0); };
+  hand_off.reply = [this](billing::OutboxReply r) { replies_->HandOff(std::move(r)); };
+  pipeline_->SetHandOff(std::move(hand_off));
 
   health_ = std::make_unique<HealthMonitor>([this] {
     int bound = 0;

@@ -4,6 +4,7 @@
 // Exit codes: 0 success; 1 runtime failure; 2 configuration errors (one diagnostic per line on
 // stderr, "file:line:col: key: reason"); 64 command-line usage errors.
 #include <CLI/CLI.hpp>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <iostream>
@@ -31,7 +32,21 @@ std::optional<donagate::config::Config> LoadOrReport(const std::string& path) {
 
 }  // namespace
 
+namespace {
+// A charging backend may hold up to max_concurrency (default 1,000) connections per operator,
+// beside the SMPP links and the database: raise the soft descriptor limit to the hard one, as
+// daemons do, instead of failing with EMFILE under load.
+void RaiseOpenFileLimit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+}  // namespace
+
 int main(int argc, char** argv) {
+  RaiseOpenFileLimit();
   CLI::App app{"donagated: SMS donation gateway (SMPP links, \"CV n\" donations, PostgreSQL ledger)",
                "donagated"};
   std::string config_path;

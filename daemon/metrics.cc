@@ -132,6 +132,10 @@ Metrics::Metrics(prometheus::Registry& registry, std::string_view version)
                                      "Charging claim rounds skipped to give the database to "
                                      "MOs waiting for their commit")
                            .Add({})),
+      pending_receipts_purged_(CounterFamily(registry, "donagate_pending_receipts_purged_total",
+                                             "Parked delivery receipts deleted because no reply "
+                                             "matched them within pending_receipt_max_age_s")
+                                   .Add({})),
       store_batch_size_(HistogramFamily(registry, "donagate_store_batch_size",
                                         "Items per ingest group commit")
                             .Add({}, BatchSizeBuckets())),
@@ -176,6 +180,17 @@ Metrics::Metrics(prometheus::Registry& registry, std::string_view version)
   store_errors_ = ByLabel(CounterFamily(registry, "donagate_store_errors_total",
                                         "Failed store calls by kind"),
                           "kind", kStoreErrorKinds);
+  auto& handoffs = CounterFamily(registry, "donagate_handoffs_total",
+                                 "Committed donations and replies by who takes them on: a worker "
+                                 "of this process from memory, or a claim from the store");
+  const char* kStages[] = {"donation", "reply"};
+  for (int stage = 0; stage < 2; ++stage) {
+    handoffs_[stage * 2] = &handoffs.Add({{"stage", kStages[stage]}, {"path", "memory"}});
+    handoffs_[stage * 2 + 1] = &handoffs.Add({{"stage", kStages[stage]}, {"path", "store"}});
+  }
+  charging_concurrency_limit_ = &GaugeFamily(registry, "donagate_charging_concurrency_limit",
+                                             "Charges allowed in flight now (adaptive or fixed)")
+                                     .Add({});
   GaugeFamily(registry, "donagate_build_info", "Build information; always 1")
       .Add({{"version", S(version)}})
       .Set(1);
@@ -303,6 +318,9 @@ const std::vector<std::string>& Metrics::Names() {
       "donagate_admin_actions_total",
       "donagate_charging_paused",
       "donagate_charging_yields_total",
+      "donagate_handoffs_total",
+      "donagate_charging_concurrency_limit",
+      "donagate_pending_receipts_purged_total",
       "donagate_build_info",
       "donagate_process_start_time_seconds",
   };

@@ -35,6 +35,11 @@
 //   donagate_charging_paused                                 gauge: 1 while the kill switch is on
 //   donagate_charging_yields_total                           claim rounds skipped because MOs
 //                                                            were waiting for their commit
+//   donagate_handoffs_total{stage,path}                      stage donation|reply; path memory
+//                                                            (taken by a worker of this process)
+//                                                            | store (left for the claim)
+//   donagate_pending_receipts_purged_total                   parked receipts that never matched
+//   donagate_charging_concurrency_limit                      gauge: charges allowed in flight now
 //   donagate_build_info{version}                             gauge, always 1
 //   donagate_process_start_time_seconds                      gauge: Unix time of start
 //
@@ -185,6 +190,10 @@ class Metrics {
   ChargingCounters& ForBackend(std::string_view backend);
   prometheus::Gauge& charging_paused() { return charging_paused_; }
   prometheus::Counter& charging_yields() { return charging_yields_; }
+  // stage: 0 donation, 1 reply; in_memory: taken by a worker of this process.
+  prometheus::Counter& handoffs(int stage, bool in_memory) { return *handoffs_[stage * 2 + (in_memory ? 0 : 1)]; }
+  prometheus::Counter& pending_receipts_purged() { return pending_receipts_purged_; }
+  prometheus::Gauge& charging_concurrency_limit() { return *charging_concurrency_limit_; }
 
   // ---- store
   prometheus::Histogram& store_batch_size() { return store_batch_size_; }
@@ -245,6 +254,9 @@ class Metrics {
   prometheus::Gauge& charges_unknown_outstanding_;
   prometheus::Gauge& charging_paused_;
   prometheus::Counter& charging_yields_;
+  prometheus::Counter* handoffs_[4] = {};
+  prometheus::Gauge* charging_concurrency_limit_ = nullptr;
+  prometheus::Counter& pending_receipts_purged_;
   prometheus::Histogram& store_batch_size_;
   prometheus::Histogram& store_commit_duration_;
   prometheus::Gauge& store_pool_in_use_;

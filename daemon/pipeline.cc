@@ -619,9 +619,47 @@ void Pipeline::Submit(billing::IngestItem item, uint64_t shard_key, const LinkIn
     unanswered = *item.message;
   }
   Metrics::LinkCounters* link_counters = metrics_ && link ? &metrics_->ForLink(link->link_name) : nullptr;
+  // What a worker needs to take the donation and the reply from memory once committed.
+  std::optional<billing::DonationWork> handed;
+  if (item.donation && item.message && hand_off_.donation_lease && hand_off_.donation) {
+    const std::chrono::seconds lease = hand_off_.donation_lease(item.message->operator_name);
+    if (lease.count() > 0) {
+      item.donation->claim_lease = lease;
+      billing::DonationWork w;
+      w.campaign = item.donation->campaign;
+      w.shortcode = item.donation->shortcode.empty() ? item.message->dest_addr : item.donation->shortcode;
+      w.operator_name = item.message->operator_name;
+      w.msisdn = item.message->msisdn;
+      w.units = item.donation->units;
+      w.unit_price_vnd = item.donation->unit_price_vnd;
+      w.amount_vnd = item.donation->amount_vnd;
+      w.charging_mode = item.donation->charging_mode;
+      w.previous_state = billing::DonationState::kReceived;  // nothing was sent for it yet
+      w.attempts = 1;
+      w.received_at = item.message->received_at;
+      handed = std::move(w);
+    }
+  }
+  std::optional<billing::OutboxReply> handed_reply;
+  if (item.reply && item.message && hand_off_.reply_lease && hand_off_.reply) {
+    const std::chrono::seconds lease = hand_off_.reply_lease();
+    if (lease.count() > 0) {
+      item.reply->claim_lease = lease;
+      billing::OutboxReply r;
+      r.purpose = item.reply->purpose.empty() ? std::string("reply") : item.reply->purpose;
+      r.operator_name = item.message->operator_name;
+      r.link = item.reply->link;
+      r.source_addr = item.reply->source_addr;
+      r.dest_addr = item.reply->dest_addr;
+      r.text = item.reply->text;
+      r.attempts = 1;
+      handed_reply = std::move(r);
+    }
+  }
   writer_.Submit(std::move(item), shard_key,
                  [this, done = std::move(done), is_donation, outcome, link_counters, started,
-                  tracking = std::move(tracking),
+                  tracking = std::move(tracking), handed = std::move(handed),
+                  handed_reply = std::move(handed_reply),
                   unanswered = std::move(unanswered)](const IngestOutcome& result) mutable {
                    if (result.unanswered) return;  // still in doubt at shutdown: say nothing
                    if (!result.ok()) {
@@ -661,9 +699,28 @@ void Pipeline::Submit(billing::IngestItem item, uint64_t shard_key, const LinkIn
                      metrics_->ack_latency().Observe(
                          std::chrono::duration<double>(SteadyClock::now() - started).count());
                    }
+                   if (metrics_ && result.result.reply_id != 0) {
+                     metrics_->handoffs(1, handed_reply && result.result.reply_claimed).Increment();
+                   }
+                   if (handed_reply && result.result.reply_claimed && !result.result.duplicate) {
+                     handed_reply->id = result.result.reply_id;
+                     handed_reply->inbound_message_id = result.result.inbound_message_id;
+                     handed_reply->created_at = billing::StoreClock::now();
+                     hand_off_.reply(std::move(*handed_reply));
+                   }
                    if (is_donation && result.result.donation_id != 0) {
                      counters_.donations.fetch_add(1);
-                     if (on_donations_) on_donations_();
+                     if (metrics_) metrics_->handoffs(0, handed && result.result.donation_claimed).Increment();
+                     if (handed && result.result.donation_claimed) {
+                       handed->donation_id = result.result.donation_id;
+                       handed->inbound_message_id = result.result.inbound_message_id;
+                       handed->over_daily_cap = result.result.over_daily_cap;
+                       hand_off_.donation(std::move(*handed));
+                     } else if (on_donations_) {
+                       // Left for the claim (or read back from a batch marker after an in-doubt
+                       // commit: then it is claimed when its lease expires).
+                       on_donations_();
+                     }
                    }
                  });
 }

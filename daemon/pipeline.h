@@ -98,8 +98,22 @@ class Pipeline final : public InboundHandler {
   // (the daemon: every second).
   void ExpireConcatenated(std::chrono::system_clock::time_point now);
 
-  // Called (on the completion executor) after committed items created donations.
+  // Called (on the completion executor) after committed items created donations that were
+  // left for the claim (not handed off).
   void SetDonationsCommittedHook(std::function<void()> hook) { on_donations_ = std::move(hook); }
+
+  // The in-memory hand-off (docs/pipeline.md "One pass through the data path"). Before an MO
+  // is stored, `donation_lease(operator)` / `reply_lease()` say whether a worker of this
+  // process takes its donation / ingest-time reply from memory (> 0: store it claimed for that
+  // lease; 0: leave it for the claim). Once committed, the claimed donation goes to `donation`
+  // and the claimed reply to `reply` (on the completion executor).
+  struct HandOff {
+    std::function<std::chrono::seconds(const std::string& operator_name)> donation_lease;
+    std::function<void(billing::DonationWork)> donation;
+    std::function<std::chrono::seconds()> reply_lease;
+    std::function<void(billing::OutboxReply)> reply;
+  };
+  void SetHandOff(HandOff hand_off) { hand_off_ = std::move(hand_off); }
   // While false every new MO is answered with the temporary error (shutdown).
   void SetAccepting(bool accepting) { accepting_.store(accepting); }
 
@@ -153,6 +167,7 @@ class Pipeline final : public InboundHandler {
   std::map<std::string, LinkSettings> link_settings_;
   std::map<std::string, std::string> link_operator_;
   std::function<void()> on_donations_;
+  HandOff hand_off_;
   std::atomic<bool> accepting_{true};
   std::atomic<uint64_t> round_robin_{0};
   PipelineCounters counters_;

@@ -44,12 +44,16 @@ ReplySender::ReplySender(boost::asio::any_io_executor executor, const config::Co
   options_.batch_size = std::max(1, options_.batch_size);
   options_.max_inflight = std::max(1, options_.max_inflight);
   store_ = std::make_unique<billing::Store>(options_.conninfo, options_.store_options);
+  hand_off_limit_ = options_.hand_off_limit > 0
+                        ? options_.hand_off_limit
+                        : std::max<int64_t>(1000, int64_t{4} * options_.max_inflight);
 }
 
 ReplySender::~ReplySender() { Stop(std::chrono::milliseconds(0)); }
 
 void ReplySender::Start() {
   if (thread_.joinable()) return;
+  running_.store(true);
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -100,17 +104,41 @@ void ReplySender::Run() {
       next_sweep_ = Clock::now() + std::chrono::seconds(2);
       SweepParkedReceipts();
     }
+    if (Clock::now() >= next_purge_) PurgeStaleReceipts();
     int64_t before = inflight_.load();
-    if (!priority_.ShouldYield()) Claim();
+    if (!priority_.ShouldYield()) {
+      Claim();
+    } else {
+      TakeHanded(static_cast<int>(options_.max_inflight - inflight_.load()));
+    }
     bool claimed_full = inflight_.load() - before >= options_.batch_size &&
                         inflight_.load() < options_.max_inflight;
     if (claimed_full) continue;
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, options_.poll_interval,
-                 [&] { return !results_.empty() || notified_ || stopping_.load(); });
+    cv_.wait_for(lock, options_.poll_interval, [&] {
+      return !results_.empty() || notified_ || stopping_.load() ||
+             (!handed_.empty() && inflight_.load() < options_.max_inflight);
+    });
     notified_ = false;
   }
   RecordResults();
+  ReleaseHanded();
+}
+
+void ReplySender::PurgeStaleReceipts() {
+  int64_t purged = 0;
+  const billing::StoreStatus s = store_->PurgePendingReceipts(options_.pending_receipt_max_age, &purged);
+  if (!s.ok()) {
+    next_purge_ = Clock::now() + std::chrono::seconds(60);  // the database is away: soon again
+    if (metrics_) metrics_->StoreError(s);
+    return;
+  }
+  next_purge_ = Clock::now() + options_.purge_interval;
+  if (metrics_) metrics_->pending_receipts_purged().Increment(static_cast<double>(purged));
+  if (purged > 0) {
+    Logger("reply")->info("event=pending_receipts_purged count={} older_than_s={}", purged,
+                          options_.pending_receipt_max_age.count());
+  }
 }
 
 void ReplySender::SweepParkedReceipts() {
@@ -137,8 +165,73 @@ DELETE FROM pending_receipt d USING applied a WHERE d.id = a.id AND a.matched)";
   }
 }
 
+bool ReplySender::AcceptsHandOff() const {
+  return running_.load() && !stopping_.load() && handed_waiting_.load() < hand_off_limit_;
+}
+
+void ReplySender::HandOff(billing::OutboxReply reply) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    handed_.push_back({std::move(reply), Clock::now()});
+    notified_ = true;
+  }
+  handed_waiting_.fetch_add(1);
+  cv_.notify_all();
+}
+
+int ReplySender::TakeHanded(int room) {
+  std::vector<billing::OutboxReply> take;
+  int64_t stale = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto fresh_after = Clock::now() - options_.lease / 2;
+    while (!handed_.empty() && static_cast<int>(take.size()) < room) {
+      Handed h = std::move(handed_.front());
+      handed_.pop_front();
+      if (h.at < fresh_after) {
+        ++stale;
+        continue;
+      }
+      take.push_back(std::move(h.reply));
+    }
+  }
+  handed_waiting_.fetch_sub(stale + static_cast<int64_t>(take.size()));
+  if (stale > 0) {
+    Logger("reply")->warn("event=handed_replies_stale count={} note={}", stale,
+                          Quote("claimed again from the outbox when their lease expires"));
+  }
+  for (billing::OutboxReply& r : take) {
+    inflight_.fetch_add(1);
+    boost::asio::post(executor_, [this, r = std::move(r)]() mutable { Send(std::move(r)); });
+  }
+  return static_cast<int>(take.size());
+}
+
+void ReplySender::ReleaseHanded() {
+  std::vector<billing::Store::ReplyResultRecord> records;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Handed& h : handed_) {
+      billing::Store::ReplyResultRecord r;
+      r.kind = billing::Store::ReplyResultRecord::Kind::kRetry;
+      r.reply_id = h.reply.id;
+      r.next_attempt_at = billing::StoreClock::now();
+      r.reason = "released unsent at shutdown";
+      records.push_back(std::move(r));
+    }
+    handed_.clear();
+  }
+  if (records.empty()) return;
+  handed_waiting_.fetch_sub(static_cast<int64_t>(records.size()));
+  const billing::StoreStatus s = store_->RecordReplyResults(records, nullptr);
+  if (!s.ok()) {
+    Logger("reply")->warn("event=release_failed count={} error={}", records.size(), Quote(s.ToString()));
+  }
+}
+
 void ReplySender::Claim() {
   int room = static_cast<int>(options_.max_inflight - inflight_.load());
+  room -= TakeHanded(room);
   int limit = std::min(options_.batch_size, room);
   if (limit <= 0) return;
   std::vector<std::string> operators = links_.OperatorsWithTransmitter();

@@ -60,6 +60,10 @@ struct ReplySenderOptions {
   std::chrono::milliseconds retry_min{1000};
   std::chrono::milliseconds retry_max{60000};
   int max_attempts = 10;          // then the reply is failed
+  int hand_off_limit = 0;
+  // Parked receipts older than this are purged (hourly, and once soon after start).
+  std::chrono::seconds pending_receipt_max_age{3 * 86400};
+  std::chrono::seconds purge_interval{3600};         // handed replies waiting at most (0: 4 × max_inflight, >= 1,000)
   // Acks first, as in ChargingWorkerOptions: while this returns true, claim at most one batch
   // per `yield_floor`. Null: never yield.
   std::function<bool()> ingest_busy;
@@ -80,6 +84,17 @@ class ReplySender {
   void Stop(std::chrono::milliseconds drain = std::chrono::milliseconds(3000));
   void Notify();
 
+  // The in-memory hand-off: a producer in this process (the ingest for help replies, the
+  // charging worker for thank-yous) that gets true from AcceptsHandOff queues its reply already
+  // claimed by this instance (billing::ReplyDraft::claim_lease = lease()) and passes it here once
+  // committed, instead of leaving it for ClaimReplies. False while stopping or when
+  // `hand_off_limit` replies wait already (the rest waits in the outbox, pending). A handed
+  // reply that waited longer than half its lease is dropped unsent (the claim gets it after
+  // the lease); at Stop() unsent ones are put back to pending.
+  bool AcceptsHandOff() const;
+  void HandOff(billing::OutboxReply reply);
+  std::chrono::seconds lease() const { return options_.lease; }
+
   int64_t inflight() const { return inflight_.load(); }
   uint64_t submitted() const { return submitted_.load(); }
 
@@ -97,10 +112,14 @@ class ReplySender {
 
   void Run();
   void Claim();
+  // Sends the handed replies that fit; returns how many.
+  int TakeHanded(int room);
+  void ReleaseHanded();
   void Send(billing::OutboxReply reply);
   void RecordResults();
   void Complete(Result result);
   void SweepParkedReceipts();
+  void PurgeStaleReceipts();
 
   boost::asio::any_io_executor executor_;
   const config::Config& config_;
@@ -113,6 +132,14 @@ class ReplySender {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Result> results_;
+  struct Handed {
+    billing::OutboxReply reply;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::deque<Handed> handed_;            // guarded by mu_
+  std::atomic<int64_t> handed_waiting_{0};
+  int64_t hand_off_limit_ = 1000;
+  std::atomic<bool> running_{false};
   // Sender thread only: results whose recording failed transiently, retried first.
   std::deque<Result> unrecorded_;
   std::set<int64_t> unrecorded_ids_;
@@ -124,6 +151,7 @@ class ReplySender {
   std::chrono::steady_clock::time_point drain_deadline_{};
   std::chrono::steady_clock::time_point next_gauge_update_{};
   std::chrono::steady_clock::time_point next_sweep_{};
+  std::chrono::steady_clock::time_point next_purge_{};
   IngestPriority priority_;
   std::thread thread_;
 };

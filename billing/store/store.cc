@@ -179,25 +179,38 @@ msg AS (
   RETURNING id),
 dinput AS (
   SELECT u.* FROM unnest($18::int[], $19::text[], $20::text[], $21::int[], $22::bigint[],
-                         $23::bigint[], $24::text[], $25::int[])
-    AS u(idx, campaign, shortcode, units, unit_price_vnd, amount_vnd, charging_mode, daily_cap_units)),
+                         $23::bigint[], $24::text[], $25::int[], $33::int[])
+    AS u(idx, campaign, shortcode, units, unit_price_vnd, amount_vnd, charging_mode, daily_cap_units,
+         lease_s)),
 don AS (
   INSERT INTO donation (inbound_message_id, campaign, operator, msisdn, shortcode, units,
-                        unit_price_vnd, amount_vnd, charging_mode, daily_cap_units, received_at)
+                        unit_price_vnd, amount_vnd, charging_mode, daily_cap_units, received_at,
+                        state, lease_owner, lease_until, attempts, cap_checked_at)
   SELECT i.id, d.campaign, i.operator, i.msisdn, d.shortcode, d.units, d.unit_price_vnd,
-         d.amount_vnd, d.charging_mode, d.daily_cap_units, )" + Ts("i.received_us") + R"(
+         d.amount_vnd, d.charging_mode, d.daily_cap_units, )" + Ts("i.received_us") + R"(,
+         CASE WHEN d.lease_s > 0 THEN 'charging' ELSE 'received' END,
+         CASE WHEN d.lease_s > 0 THEN $1 END,
+         CASE WHEN d.lease_s > 0 THEN now() + make_interval(secs => d.lease_s) END,
+         CASE WHEN d.lease_s > 0 THEN 1 ELSE 0 END,
+         CASE WHEN d.lease_s > 0 AND d.daily_cap_units > 0 THEN now() END
     FROM dinput d JOIN input i ON i.idx = d.idx JOIN msg m ON m.id = i.id
    ORDER BY d.idx
-  RETURNING id, inbound_message_id),
+  RETURNING id, inbound_message_id, state),
 tr AS (
   INSERT INTO donation_transition (donation_id, from_state, to_state, reason, actor)
-  SELECT id, NULL, 'received', 'ingest', $1 FROM don),
+  SELECT id, NULL, state, 'ingest', $1 FROM don),
 rinput AS (
-  SELECT u.* FROM unnest($26::int[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[])
-    AS u(idx, purpose, source_addr, dest_addr, text, link)),
+  SELECT u.* FROM unnest($26::int[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[],
+                         $34::int[])
+    AS u(idx, purpose, source_addr, dest_addr, text, link, lease_s)),
 rep AS (
-  INSERT INTO outbox (inbound_message_id, purpose, operator, link, source_addr, dest_addr, text)
-  SELECT i.id, r.purpose, i.operator, r.link, r.source_addr, r.dest_addr, r.text
+  INSERT INTO outbox (inbound_message_id, purpose, operator, link, source_addr, dest_addr, text,
+                      state, lease_owner, lease_until, attempts)
+  SELECT i.id, r.purpose, i.operator, r.link, r.source_addr, r.dest_addr, r.text,
+         CASE WHEN r.lease_s > 0 THEN 'claimed' ELSE 'pending' END,
+         CASE WHEN r.lease_s > 0 THEN $1 END,
+         CASE WHEN r.lease_s > 0 THEN now() + make_interval(secs => r.lease_s) END,
+         CASE WHEN r.lease_s > 0 THEN 1 ELSE 0 END
     FROM rinput r JOIN input i ON i.idx = r.idx JOIN msg m ON m.id = i.id
    ORDER BY r.idx
   RETURNING id, inbound_message_id)
@@ -353,13 +366,17 @@ SELECT u.id, u.from_state, u.to_state, u.why, $9 FROM u
 
 constexpr std::string_view kQueueDonationRepliesSql = R"(
 INSERT INTO outbox AS o (donation_id, inbound_message_id, purpose, operator, link, source_addr,
-                         dest_addr, text)
-SELECT d.id, d.inbound_message_id, r.purpose, d.operator, r.link, r.source_addr, r.dest_addr, r.text
-  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-    AS r(donation_id, purpose, source_addr, dest_addr, text, link)
+                         dest_addr, text, state, lease_owner, lease_until, attempts)
+SELECT d.id, d.inbound_message_id, r.purpose, d.operator, r.link, r.source_addr, r.dest_addr, r.text,
+       CASE WHEN r.lease_s > 0 THEN 'claimed' ELSE 'pending' END,
+       CASE WHEN r.lease_s > 0 THEN $7 END,
+       CASE WHEN r.lease_s > 0 THEN now() + make_interval(secs => r.lease_s) END,
+       CASE WHEN r.lease_s > 0 THEN 1 ELSE 0 END
+  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $8::int[])
+    AS r(donation_id, purpose, source_addr, dest_addr, text, link, lease_s)
   JOIN donation d ON d.id = r.donation_id
 ON CONFLICT (donation_id) WHERE donation_id IS NOT NULL DO NOTHING
-RETURNING o.id, o.donation_id)";
+RETURNING o.id, o.donation_id, o.state = 'claimed')";
 
 // The next_attempt_at of one operator's $2-th ready reply in claim order (NULL: fewer).
 const std::string kClaimRepliesHorizonSql = R"(
@@ -588,7 +605,7 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
     std::vector<std::string> link, op, src, dst, raw, text, outcome;
     std::vector<std::optional<std::string>> msisdn, mo_id, detail;
     std::vector<std::optional<int64_t>> redelivery_of;
-    std::vector<int64_t> d_idx, d_units, d_price, d_amount, d_cap;
+    std::vector<int64_t> d_idx, d_units, d_price, d_amount, d_cap, d_lease, r_lease;
     std::vector<std::string> d_campaign, d_shortcode, d_mode;
     std::vector<int64_t> r_idx;
     std::vector<std::string> r_purpose, r_src, r_dst, r_text;
@@ -625,6 +642,7 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
         d_amount.push_back(d.amount_vnd);
         d_mode.emplace_back(ChargingModeName(d.charging_mode));
         d_cap.push_back(d.daily_cap_units);
+        d_lease.push_back(d.claim_lease.count());
       }
       if (it.reply) {
         const ReplyDraft& rp = *it.reply;
@@ -634,6 +652,7 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
         r_dst.push_back(Clean(rp.dest_addr));
         r_text.push_back(Clean(rp.text));
         r_link.push_back(NullIfEmpty(rp.link));
+        r_lease.push_back(rp.claim_lease.count());
       }
     }
     if (!idx.empty()) {
@@ -645,7 +664,7 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
           .IntArray(d_idx).TextArray(d_campaign).TextArray(d_shortcode).IntArray(d_units)
           .IntArray(d_price).IntArray(d_amount).TextArray(d_mode).IntArray(d_cap)
           .IntArray(r_idx).TextArray(r_purpose).TextArray(r_src).TextArray(r_dst).TextArray(r_text)
-          .TextArray(r_link).OptionalIntArray(redelivery_of);
+          .TextArray(r_link).OptionalIntArray(redelivery_of).IntArray(d_lease).IntArray(r_lease);
       pg::Result r;
       st = conn.Prepared("ingest_messages", kInsertMessagesSql, params, &r);
       if (!st.ok()) return st;
@@ -659,8 +678,12 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
         out[i].inbound_message_id = r.Int64(row, 1);
         out[i].donation_id = r.Int64(row, 3);
         out[i].reply_id = r.Int64(row, 4);
+        out[i].donation_claimed = out[i].donation_id != 0 && items[i].donation->claim_lease.count() > 0;
+        out[i].reply_claimed = out[i].reply_id != 0 && items[i].reply->claim_lease.count() > 0;
       }
     }
+    st = DecideCapsAtIngest(items, &out);
+    if (!st.ok()) return st;
   }
 
   if (has_follow_up) {
@@ -746,6 +769,63 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
   }
   *results = std::move(out);
   return StoreStatus::Ok();
+}
+
+namespace {
+
+// The Asia/Ho_Chi_Minh calendar day of a time, as PostgreSQL's
+// (t AT TIME ZONE 'Asia/Ho_Chi_Minh')::date::text prints it. Vietnam has kept UTC+7 without
+// daylight saving since 1975, so the offset is fixed.
+std::string LocalDay(StoreTime t) {
+  const auto local = std::chrono::floor<std::chrono::days>(t + std::chrono::hours(7));
+  const std::chrono::year_month_day ymd{local};
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+  return buf;
+}
+
+}  // namespace
+
+StoreStatus Store::DecideCapsAtIngest(const std::vector<IngestItem>& items, std::vector<IngestResult>* out) {
+  std::vector<size_t> which;
+  std::vector<int64_t> ids;
+  std::vector<std::string> k_campaign, k_msisdn, k_day, lock_keys;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const IngestResult& r = (*out)[i];
+    if (!r.donation_claimed || items[i].donation->daily_cap_units <= 0) continue;
+    which.push_back(i);
+    ids.push_back(r.donation_id);
+    k_campaign.push_back(Clean(items[i].donation->campaign));
+    k_msisdn.push_back(Clean(items[i].message->msisdn));
+    k_day.push_back(LocalDay(items[i].message->received_at));
+    lock_keys.push_back(k_campaign.back() + "\x1f" + k_msisdn.back() + "\x1f" + k_day.back());
+  }
+  if (which.empty()) return StoreStatus::Ok();
+  pg::Connection& conn = impl_->conn;
+  StoreStatus st = conn.Prepared("cap_lock", kCapLockSql, pg::Params().TextArray(lock_keys));
+  if (!st.ok()) return st;
+  pg::Result usage;
+  st = conn.Prepared("cap_usage", kCapUsageSql,
+                     pg::Params().TextArray(k_campaign).TextArray(k_msisdn).TextArray(k_day).IntArray(ids),
+                     &usage);
+  if (!st.ok()) return st;
+  std::map<std::string, int64_t> used;
+  for (int i = 0; i < usage.rows(); ++i)
+    used[usage.String(i, 0) + "\x1f" + usage.String(i, 1) + "\x1f" + usage.String(i, 2)] = usage.Int64(i, 3);
+  std::vector<int64_t> over;
+  for (size_t j = 0; j < which.size(); ++j) {  // item order is id order: earlier ones first
+    const DonationDraft& d = *items[which[j]].donation;
+    int64_t& u = used[lock_keys[j]];
+    if (u + d.units > d.daily_cap_units) {
+      (*out)[which[j]].over_daily_cap = true;
+      over.push_back(ids[j]);
+    } else {
+      u += d.units;
+    }
+  }
+  if (over.empty()) return StoreStatus::Ok();
+  return conn.Prepared("cap_mark_over", kMarkOverCapSql, pg::Params().IntArray(over));
 }
 
 StoreStatus Store::ResolveIngestCommit(const IngestCommitTicket& ticket, bool* committed,
@@ -1361,8 +1441,10 @@ StoreStatus Store::RecordChargeOutcomes(const std::vector<ChargeOutcomeRecord>& 
     std::vector<int64_t> did;
     std::vector<std::string> purpose, src, dst, text;
     std::vector<std::optional<std::string>> link;
+    std::vector<int64_t> lease_s;
     for (const auto& rp : replies) {
       did.push_back(rp.donation_id);
+      lease_s.push_back(rp.draft.claim_lease.count());
       purpose.push_back(rp.draft.purpose.empty() ? std::string("reply") : Clean(rp.draft.purpose));
       src.push_back(Clean(rp.draft.source_addr));
       dst.push_back(Clean(rp.draft.dest_addr));
@@ -1372,12 +1454,16 @@ StoreStatus Store::RecordChargeOutcomes(const std::vector<ChargeOutcomeRecord>& 
     pg::Result q;
     st = conn.Prepared("record_replies", kQueueDonationRepliesSql,
                        pg::Params().IntArray(did).TextArray(purpose).TextArray(src).TextArray(dst)
-                           .TextArray(text).TextArray(link),
+                           .TextArray(text).TextArray(link).Text(options_.instance_id)
+                           .IntArray(lease_s),
                        &q);
     if (!st.ok()) return st;
-    std::map<int64_t, int64_t> reply_of;
-    for (int i = 0; i < q.rows(); ++i) reply_of[q.Int64(i, 1)] = q.Int64(i, 0);
-    for (const auto& rp : replies) res[rp.record].reply_id = reply_of[rp.donation_id];
+    std::map<int64_t, std::pair<int64_t, bool>> reply_of;
+    for (int i = 0; i < q.rows(); ++i) reply_of[q.Int64(i, 1)] = {q.Int64(i, 0), q.Bool(i, 2)};
+    for (const auto& rp : replies) {
+      res[rp.record].reply_id = reply_of[rp.donation_id].first;
+      res[rp.record].reply_claimed = reply_of[rp.donation_id].second;
+    }
   }
   st = tx.Commit();
   if (!st.ok()) return st;

@@ -67,8 +67,14 @@ struct DonationDraft {
   int64_t unit_price_vnd = 0;   // > 0
   int64_t amount_vnd = 0;       // == units * unit_price_vnd (checked by the database)
   config::ChargingMode charging_mode = config::ChargingMode::kWhole;
-  // The campaign's max_units_per_day_per_msisdn (0 = no cap). Evaluated by ClaimDonations.
+  // The campaign's max_units_per_day_per_msisdn (0 = no cap). Evaluated by ClaimDonations,
+  // or at ingest for a donation claimed there.
   int32_t daily_cap_units = 0;
+  // > 0: claimed by this instance at ingest (the in-memory hand-off, docs/pipeline.md): stored
+  // in state charging, leased to options().instance_id for this long, attempts 1, with the
+  // daily cap decided in the same transaction (IngestResult::over_daily_cap). The caller then
+  // charges it from memory; the database hands it to anyone only after the lease expires.
+  std::chrono::seconds claim_lease{0};
 };
 
 // A reply to queue in the outbox (text already rendered by the caller).
@@ -78,6 +84,9 @@ struct ReplyDraft {
   std::string dest_addr;        // subscriber address to send to
   std::string text;
   std::string link;             // empty: any bound link of the operator may send it
+  // > 0: queued already claimed by this instance (state claimed, attempts 1, leased this
+  // long), for a reply sender of this process that gets it in memory; 0: pending, for a claim.
+  std::chrono::seconds claim_lease{0};
 };
 
 // Identifies one concatenated set on one link.
@@ -158,6 +167,12 @@ struct IngestResult {
   int64_t donation_id = 0;           // 0 when no donation was created
   int64_t part_id = 0;               // 0 when no part was stored
   int64_t reply_id = 0;              // 0 when no reply was queued
+  // The donation was stored claimed by this instance (DonationDraft::claim_lease) and the
+  // daily cap decided: true when it is over the cap (fail it, charge nothing). Both false for
+  // results read back from a batch marker after an in-doubt commit (claim it from the store).
+  bool donation_claimed = false;
+  bool over_daily_cap = false;
+  bool reply_claimed = false;        // the reply was queued claimed (ReplyDraft::claim_lease)
 };
 
 // A pending part loaded at restart (or by a reassembler that lost its memory).
@@ -230,6 +245,7 @@ struct RecordResult {
   int32_t charged_units = 0;
   int64_t charged_amount_vnd = 0;
   int64_t reply_id = 0;
+  bool reply_claimed = false;      // queued claimed by this instance (ReplyDraft::claim_lease)
 };
 
 // ---------------------------------------------------------------------------------------
@@ -383,6 +399,11 @@ class Store {
   // end and reports whether the batch's marker (token) was committed, with its results.
   StoreStatus ResolveIngestCommit(const std::string& token, int old_backend_pid, size_t items,
                                   bool* committed, std::vector<IngestResult>* results);
+
+  // Inside IngestBatch: the daily cap of the donations claimed at ingest, exactly as
+  // ClaimDonations decides it for the others (serialised per campaign, MSISDN and local day by
+  // an advisory lock, earlier donations first); marks the over-cap ones.
+  StoreStatus DecideCapsAtIngest(const std::vector<IngestItem>& items, std::vector<IngestResult>* out);
 
   // The statements of MarkReplySubmitted / MarkReplyRetry / MarkReplyFailed, run inside the
   // caller's transaction.

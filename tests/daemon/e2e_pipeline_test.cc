@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "billing/store/migrate.h"
 #include "tests/common/test_env.h"
 #include "tests/common/test_pg.h"
 
@@ -36,6 +37,7 @@ namespace {
 
 using donagate::testing::BinaryPath;
 using donagate::testing::CreateFreshDatabase;
+using donagate::testing::ExecSql;
 using donagate::testing::FreeTcpPort;
 using donagate::testing::MakeTempDir;
 using donagate::testing::QueryValue;
@@ -318,6 +320,12 @@ TEST_F(E2eTest, ThousandMosFromManySubscribersAreChargedToTheDongAndAnsweredOnce
   const int64_t expected = ExpectedVnd(mos);
   int charging_port = 0, smsc_port = 0;
   const int http_port = FreeTcpPort();
+  // Two parked receipts that will never find a reply: one older than pending_receipt_max_age_s
+  // (3 days), which the reply sender purges soon after start, and one from an hour ago, kept.
+  ASSERT_TRUE(billing::Migrate(db).ok());
+  ExecSql(db, "INSERT INTO pending_receipt (operator, smsc_message_id, stat, received_at) VALUES "
+              "('opa', 'stale-unmatched', 'DELIVRD', now() - interval '4 days'), "
+              "('opa', 'recent-unmatched', 'DELIVRD', now() - interval '1 hour')");
 
   auto charging = StartChargingSim(&charging_port);
   auto smsc = StartSmscSim("opa", &smsc_port, WriteMoFile(dir_, "mos.txt", mos), 1000, 0, false);
@@ -389,8 +397,21 @@ TEST_F(E2eTest, ThousandMosFromManySubscribersAreChargedToTheDongAndAnsweredOnce
   EXPECT_EQ(QueryValue(db, "SELECT string_agg(state || '=' || n, ',') FROM (SELECT state, count(*) n "
                            "FROM outbox GROUP BY state) s"),
             "delivered=1000");
-  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM pending_receipt"), "0");
+  EXPECT_EQ(QueryValue(db, "SELECT coalesce(string_agg(smsc_message_id, ','), '') FROM pending_receipt"),
+            "recent-unmatched");
+  EXPECT_EQ(metric("donagate_pending_receipts_purged_total"), 1.0);
   EXPECT_EQ(got_help, want_help);
+  // One pass through the data path: every donation and every reply was taken from memory by
+  // the worker of this process, never claimed from the database. A donation's history is one
+  // row at ingest (already charging) and one with its outcome; its only claim was the ingest.
+  EXPECT_EQ(metric("donagate_handoffs_total{path=\"memory\",stage=\"donation\"}"), static_cast<double>(valid));
+  EXPECT_EQ(metric("donagate_handoffs_total{path=\"memory\",stage=\"reply\"}"), 1000.0);
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation WHERE attempts <> 1"), "0");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM donation d WHERE (SELECT string_agg(coalesce(from_state, '-') "
+                           "|| '>' || to_state, ',' ORDER BY id) FROM donation_transition t WHERE "
+                           "t.donation_id = d.id) <> '->charging,charging>charged'"),
+            "0");
+  EXPECT_EQ(QueryValue(db, "SELECT count(*) FROM outbox WHERE attempts <> 1"), "0");
   EXPECT_EQ(other, 0);
   // The charging simulator debited each key once, and exactly what the ledger says.
   auto debits = DebitsByKey();

@@ -1,6 +1,7 @@
 // charging_sim: see docs/charging.md ("Simulator"). SIGTERM/SIGINT write the debit log
 // (--debit-log, CSV key,msisdn,amount,at) and exit 0.
 #include <CLI/CLI.hpp>
+#include <sys/resource.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
@@ -11,7 +12,21 @@
 using donagate::charging_sim::SimOptions;
 using donagate::charging_sim::SimServer;
 
+namespace {
+// donagated opens up to max_concurrency (default 1,000) connections per operator:
+// raise the soft descriptor limit to the hard one, as
+// daemons do, instead of failing with EMFILE under load.
+void RaiseOpenFileLimit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+}  // namespace
+
 int main(int argc, char** argv) {
+  RaiseOpenFileLimit();
   CLI::App app{"charging_sim: HTTP charging backend simulator for donagate (docs/charging.md)"};
   SimOptions options;
   std::string listen = "127.0.0.1:8088";

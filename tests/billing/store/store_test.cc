@@ -1236,5 +1236,118 @@ TEST_F(StoreTest, IngestThroughputOf256ItemBatches) {
               kBatch, single, kBatch / single, single * 1000 / kBatch);
 }
 
+
+// ---------------------------------------------------------------------------------------
+// The in-memory hand-off: work stored already claimed by the instance that will do it.
+
+TEST_F(StoreTest, ADonationClaimedAtIngestIsLeasedToItsInstanceAndInvisibleToOtherClaims) {
+  IngestItem item = DonationItem("84912000001", 2);
+  item.donation->claim_lease = 60s;
+  std::vector<IngestResult> results;
+  ASSERT_TRUE(store_->IngestBatch({item}, &results).ok());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_TRUE(results[0].donation_claimed);
+  EXPECT_FALSE(results[0].over_daily_cap);
+  const std::string id = std::to_string(results[0].donation_id);
+  EXPECT_EQ(QueryValue(db_, "SELECT state || '/' || lease_owner || '/' || attempts FROM donation WHERE id = " + id),
+            "charging/instance-a/1");
+  // One history row for the whole ingest-and-claim (no separate claim row).
+  EXPECT_EQ(QueryValue(db_, "SELECT string_agg(coalesce(from_state, '-') || '>' || to_state || ':' || reason, ',')"
+                            " FROM donation_transition WHERE donation_id = " + id),
+            "->charging:ingest");
+  std::vector<DonationWork> work;
+  ASSERT_TRUE(MakeStore("instance-b")->ClaimDonations(100, 60s, {}, &work).ok());
+  EXPECT_TRUE(work.empty()) << "a donation leased at ingest was claimed by another instance";
+  ASSERT_TRUE(store_->ClaimDonations(100, 60s, {}, &work).ok());
+  EXPECT_TRUE(work.empty()) << "the claim must not hand out what the hand-off already holds";
+
+  // Its outcome is recorded like a claimed one's.
+  ChargeOutcomeRecord rec;
+  rec.donation_id = results[0].donation_id;
+  rec.new_state = DonationState::kCharged;
+  rec.charges.push_back(Charge("don-" + id, 0, 2, 40000, ChargeOutcome::kCharged));
+  rec.reply = Reply("84912000001", "Cam on");
+  rec.reply->claim_lease = 60s;
+  std::vector<RecordResult> recorded;
+  ASSERT_TRUE(store_->RecordChargeOutcomes({rec}, &recorded).ok());
+  ASSERT_EQ(recorded.size(), 1u);
+  EXPECT_FALSE(recorded[0].refused) << recorded[0].message;
+  EXPECT_EQ(recorded[0].state, DonationState::kCharged);
+  EXPECT_TRUE(recorded[0].reply_claimed);
+  EXPECT_EQ(QueryValue(db_, "SELECT state || '/' || lease_owner || '/' || attempts FROM outbox WHERE id = " +
+                                std::to_string(recorded[0].reply_id)),
+            "claimed/instance-a/1");
+  std::vector<OutboxReply> replies;
+  ASSERT_TRUE(MakeStore("instance-b")->ClaimReplies({"viettel"}, 100, 60s, &replies).ok());
+  EXPECT_TRUE(replies.empty()) << "a reply handed off in memory was claimed by another instance";
+  EXPECT_EQ(QueryValue(db_, "SELECT string_agg(coalesce(from_state, '-') || '>' || to_state, ',' ORDER BY id)"
+                            " FROM donation_transition WHERE donation_id = " + id),
+            "->charging,charging>charged");
+}
+
+TEST_F(StoreTest, ADonationClaimedAtIngestWhoseInstanceDiedIsResumedAfterTheLeaseWithStatusFirst) {
+  IngestItem item = DonationItem("84912000002", 1);
+  item.donation->claim_lease = 1s;
+  std::vector<IngestResult> results;
+  ASSERT_TRUE(store_->IngestBatch({item}, &results).ok());
+  ASSERT_TRUE(results[0].donation_claimed);
+  std::this_thread::sleep_for(1200ms);
+  std::vector<DonationWork> work;
+  ASSERT_TRUE(MakeStore("instance-b")->ClaimDonations(100, 60s, {}, &work).ok());
+  ASSERT_EQ(work.size(), 1u);
+  EXPECT_EQ(work[0].donation_id, results[0].donation_id);
+  // The dead instance may have sent the charge request: resume as "charging" (Status first).
+  EXPECT_EQ(work[0].previous_state, DonationState::kCharging);
+  EXPECT_EQ(work[0].attempts, 2);
+}
+
+TEST_F(StoreTest, TheDailyCapOfDonationsClaimedAtIngestIsExactAcrossInstancesAndWithTheClaim) {
+  // Cap 5 units a day. 3 units claimed by a classic claim, then 2 at ingest by instance A (fits),
+  // then 1 at ingest by instance B (over), and one more in the same batch as a fitting one.
+  const int kCap = 5;
+  std::vector<IngestResult> r0;
+  ASSERT_TRUE(store_->IngestBatch({DonationItem("84912000003", 3, config::ChargingMode::kWhole, "", kCap)}, &r0).ok());
+  DonationWork first = ClaimOne(r0[0].donation_id);
+  EXPECT_FALSE(first.over_daily_cap);
+
+  IngestItem fits = DonationItem("84912000003", 2, config::ChargingMode::kWhole, "", kCap);
+  fits.donation->claim_lease = 60s;
+  IngestItem over = DonationItem("84912000003", 1, config::ChargingMode::kWhole, "", kCap);
+  over.donation->claim_lease = 60s;
+  std::vector<IngestResult> ra;
+  ASSERT_TRUE(store_->IngestBatch({fits, over}, &ra).ok());
+  ASSERT_EQ(ra.size(), 2u);
+  EXPECT_FALSE(ra[0].over_daily_cap);
+  EXPECT_TRUE(ra[1].over_daily_cap) << "3 + 2 units fill the cap; the third donation is over it";
+
+  IngestItem other = DonationItem("84912000003", 1, config::ChargingMode::kWhole, "", kCap);
+  other.donation->claim_lease = 60s;
+  std::vector<IngestResult> rb;
+  ASSERT_TRUE(MakeStore("instance-b")->IngestBatch({other}, &rb).ok());
+  EXPECT_TRUE(rb[0].over_daily_cap) << "instance B must see instance A's decision";
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation WHERE over_daily_cap"), 2);
+
+  // Another subscriber is not affected.
+  IngestItem someone_else = DonationItem("84912000004", 5, config::ChargingMode::kWhole, "", kCap);
+  someone_else.donation->claim_lease = 60s;
+  std::vector<IngestResult> rc;
+  ASSERT_TRUE(store_->IngestBatch({someone_else}, &rc).ok());
+  EXPECT_FALSE(rc[0].over_daily_cap);
+}
+
+TEST_F(StoreTest, AHelpReplyClaimedAtIngestIsLeasedToItsInstance) {
+  IngestItem item = HelpReplyItem("84912000005");
+  item.reply->claim_lease = 60s;
+  IngestItem unclaimed = HelpReplyItem("84912000006");
+  std::vector<IngestResult> results;
+  ASSERT_TRUE(store_->IngestBatch({item, unclaimed}, &results).ok());
+  EXPECT_TRUE(results[0].reply_claimed);
+  EXPECT_FALSE(results[1].reply_claimed);
+  std::vector<OutboxReply> replies;
+  ASSERT_TRUE(MakeStore("instance-b")->ClaimReplies({"viettel"}, 100, 60s, &replies).ok());
+  ASSERT_EQ(replies.size(), 1u) << "only the reply left pending is claimable";
+  EXPECT_EQ(replies[0].id, results[1].reply_id);
+}
+
 }  // namespace
 }  // namespace donagate::billing

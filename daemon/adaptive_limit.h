@@ -1,0 +1,55 @@
+// AdaptiveLimit: how many charges to keep in flight, learned from the backend's latency.
+//
+// A fixed limit is wrong for every backend but one: 32 in flight cap a 200 ms operator API at
+// 160 charges/s, while 1,000 in flight against a backend that queues internally only add
+// latency. By Little's law the rate is in-flight / latency, so the limit grows while work is
+// waiting and latency stays near the backend's unloaded latency, and shrinks when latency
+// climbs (the backend queues: more in flight buys nothing). The shape follows TCP Vegas and
+// Netflix's gradient limiters: multiplicative growth while saturated and flat, multiplicative
+// decrease on a latency gradient.
+//
+// Contract:
+//  - limit() is always within [min, max] given at construction.
+//  - OnSample is fed every completed charge's latency; Update is called periodically (every
+//    `period` at most once has an effect) and says whether all slots were busy with work
+//    waiting ("saturated"). Without samples in a period the limit does not move.
+//  - Not thread-safe: one owner (a charging lane) calls all methods.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace donagate::daemon {
+
+class AdaptiveLimit {
+ public:
+  using Clock = std::chrono::steady_clock;
+  struct Options {
+    int64_t min = 8;
+    int64_t max = 1024;
+    int64_t initial = 32;
+    std::chrono::milliseconds period{100};
+    // Latency above tolerance × baseline + slack counts as the backend queueing.
+    double tolerance = 2.0;
+    std::chrono::milliseconds slack{5};
+  };
+  explicit AdaptiveLimit(Options options);
+
+  int64_t limit() const { return limit_; }
+  // The lowest recent per-period mean latency: the backend's latency when not loaded by us.
+  std::chrono::microseconds baseline() const { return std::chrono::microseconds(static_cast<int64_t>(baseline_us_)); }
+
+  void OnSample(Clock::duration latency);
+  // Returns the (possibly new) limit.
+  int64_t Update(Clock::time_point now, bool saturated);
+
+ private:
+  Options options_;
+  int64_t limit_;
+  double baseline_us_ = -1;  // < 0: no sample yet
+  double sum_us_ = 0;
+  int64_t samples_ = 0;
+  Clock::time_point next_update_{};
+};
+
+}  // namespace donagate::daemon

@@ -1,0 +1,95 @@
+// AdaptiveLimit: grows while saturated at a flat latency, backs off when latency climbs,
+// stays within its bounds, and learns a backend that became slower for good.
+#include "daemon/adaptive_limit.h"
+
+#include <gtest/gtest.h>
+
+namespace donagate::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = AdaptiveLimit::Clock;
+
+// A backend with a fixed latency that starts queueing above `capacity` requests in flight.
+std::chrono::microseconds SimulatedLatency(int64_t in_flight, std::chrono::microseconds base,
+                                           int64_t capacity) {
+  if (in_flight <= capacity) return base;
+  return std::chrono::microseconds(base.count() * in_flight / capacity);
+}
+
+// Runs `periods` periods with `in_flight` = the limit (saturated), returns the final limit.
+int64_t Run(AdaptiveLimit& limit, Clock::time_point& now, int periods, std::chrono::microseconds base,
+            int64_t capacity, bool saturated = true) {
+  for (int i = 0; i < periods; ++i) {
+    for (int s = 0; s < 10; ++s) limit.OnSample(SimulatedLatency(limit.limit(), base, capacity));
+    now += 100ms;
+    limit.Update(now, saturated);
+  }
+  return limit.limit();
+}
+
+TEST(AdaptiveLimitTest, A200MsBackendWithRoomGrowsTheLimitToTheConfiguredMaximumWithinSeconds) {
+  AdaptiveLimit limit({.min = 8, .max = 1000, .initial = 32});
+  Clock::time_point now{};
+  // 200 ms, no queueing below 10,000 in flight: 32 in flight would be 160 charges/s.
+  EXPECT_EQ(Run(limit, now, 20, 200000us, 10000), 1000);
+  // At 1,000 in flight a 200 ms backend gives 5,000 charges/s.
+}
+
+TEST(AdaptiveLimitTest, ABackendThatQueuesAboveItsCapacityKeepsTheLimitNearThatCapacity) {
+  AdaptiveLimit limit({.min = 8, .max = 5000, .initial = 32});
+  Clock::time_point now{};
+  Run(limit, now, 200, 20000us, 300);
+  EXPECT_GE(limit.limit(), 250);
+  EXPECT_LE(limit.limit(), 2 * 300 + 100) << "far past the knee every request only waits longer";
+}
+
+TEST(AdaptiveLimitTest, WithoutWaitingWorkTheLimitDoesNotGrow) {
+  AdaptiveLimit limit({.min = 8, .max = 1000, .initial = 32});
+  Clock::time_point now{};
+  EXPECT_EQ(Run(limit, now, 50, 1000us, 10000, /*saturated=*/false), 32);
+}
+
+TEST(AdaptiveLimitTest, ALatencyJumpShrinksTheLimitButNeverBelowTheMinimum) {
+  AdaptiveLimit limit({.min = 8, .max = 1000, .initial = 400});
+  Clock::time_point now{};
+  Run(limit, now, 3, 10000us, 100000);
+  const int64_t before = limit.limit();
+  for (int i = 0; i < 3; ++i) {
+    limit.OnSample(100ms);  // ten times the baseline: the backend queues
+    now += 100ms;
+    limit.Update(now, true);
+  }
+  EXPECT_LT(limit.limit(), before);
+  for (int i = 0; i < 200; ++i) {
+    limit.OnSample(1s);
+    now += 100ms;
+    limit.Update(now, true);
+  }
+  EXPECT_GE(limit.limit(), 8);
+}
+
+TEST(AdaptiveLimitTest, ABackendThatBecameSlowerForGoodIsLearnedAndTheLimitGrowsAgain) {
+  AdaptiveLimit limit({.min = 8, .max = 2000, .initial = 64});
+  Clock::time_point now{};
+  Run(limit, now, 10, 5000us, 100000);
+  // The operator's API now takes 50 ms for everyone: at first a gradient, then the new normal.
+  Run(limit, now, 600, 50000us, 100000);
+  EXPECT_GT(limit.baseline(), 20ms);
+  EXPECT_EQ(limit.limit(), 2000);
+}
+
+TEST(AdaptiveLimitTest, UpdatesMoreOftenThanThePeriodOrWithoutSamplesChangeNothing) {
+  AdaptiveLimit limit({.min = 8, .max = 1000, .initial = 32});
+  Clock::time_point now{};
+  limit.OnSample(1ms);
+  now += 100ms;
+  EXPECT_EQ(limit.Update(now, true), 40);
+  limit.OnSample(1ms);
+  EXPECT_EQ(limit.Update(now + 10ms, true), 40) << "within the period";
+  EXPECT_EQ(limit.Update(now + 200ms, true), 50);
+  EXPECT_EQ(limit.Update(now + 400ms, true), 50) << "no samples";
+}
+
+}  // namespace
+}  // namespace donagate::daemon
