@@ -3,7 +3,8 @@
 # "Side by side with Kannel").
 #
 #   bench/kannel_compare.sh [--messages N] [--configs "1x100,4x256"] [--quick] [--duration S]
-#                           [--drain-s S] [--no-kannel-dlr] [--no-mo-id] [--build-dir DIR] [--skip-install] [--out DIR]
+#                           [--drain-s S] [--no-kannel-dlr] [--no-mo-id] [--charge-latency-ms MS]
+#                           [--no-kannel] [--build-dir DIR] [--skip-install] [--out DIR]
 #
 # Per configuration BINDSxWINDOW (default "1x100,4x256"; "1x10" is the other one operators
 # give), in the same run and with the same loadgen arguments (tools/loadgen plays the SMSC,
@@ -40,6 +41,8 @@ SINK_ARGS=()      # --no-kannel-dlr: --no-dlr
 MO_ID_TLV=1       # --no-mo-id: donagated's links are not told of loadgen's MO-id TLV (as with
                   # most SMSCs): redelivery recognition by content is on the hot path
 OUT=""
+CHARGE_LATENCY_MS=0  # --charge-latency-ms: charging_sim's latency for donagated's runs
+NO_KANNEL=0          # --no-kannel: donagated's runs only (e.g. a second latency in the same hour)
 
 while (($#)); do
   case "$1" in
@@ -51,6 +54,8 @@ while (($#)); do
     --skip-install) SKIP_INSTALL=1; shift ;;
     --no-kannel-dlr) SINK_ARGS=(--no-dlr); shift ;;
     --no-mo-id) MO_ID_TLV=0; shift ;;
+    --charge-latency-ms) CHARGE_LATENCY_MS=$2; shift 2 ;;
+    --no-kannel) NO_KANNEL=1; shift ;;
     --quick) QUICK=1; shift ;;
     --out) OUT=$2; shift 2 ;;
     -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
@@ -146,7 +151,8 @@ fi
 # PostgreSQL: durable (fsync=on, synchronous_commit=on), bench/run.sh's settings.
 # shellcheck source=../tests/lib/pg.sh
 source "$ROOT/tests/lib/pg.sh"
-pg_start "max_wal_size = 4GB" "checkpoint_timeout = 30min" "wal_buffers = 16MB" >&2
+pg_start "max_wal_size = 4GB" "checkpoint_timeout = 30min" "wal_buffers = 16MB" \
+  "shared_preload_libraries = 'pg_stat_statements'" "pg_stat_statements.track = all" >&2
 PSQL=(psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT_TEST" -U postgres)
 # shellcheck source=lib.sh
 source "$ROOT/bench/lib.sh"
@@ -411,6 +417,35 @@ file = "$OUT/donagated-$db.log"
 EOF
 }
 
+# Where PostgreSQL's work per donation goes (docs/performance.md): pg_stat_statements of this
+# run's database, statements by total time, and per-table row versions (the database is new
+# per run, so its counters are the run's). Printed to stderr and kept in $prefix-pgstat.txt.
+pg_cost_breakdown() {  # db prefix
+  local db=$1 prefix=$2 donations
+  donations=$("${PSQL[@]}" -d "$db" -c "SELECT greatest(count(*), 1) FROM donation")
+  {
+    echo "== $db: PostgreSQL work per donation ($donations donations)"
+    echo "-- statements (pg_stat_statements; exec us per donation, calls, rows per call)"
+    "${PSQL[@]}" -d "$db" -F $'\t' -c "
+      SELECT round(s.total_exec_time * 1000 / $donations)::int AS us_per_donation, s.calls,
+             round(s.rows::numeric / greatest(s.calls, 1), 1) AS rows_per_call,
+             left(regexp_replace(s.query, '\s+', ' ', 'g'), 110)
+        FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+       WHERE d.datname = '$db' AND s.toplevel
+       ORDER BY s.total_exec_time DESC LIMIT 15"
+    echo "-- row versions per donation (inserted, updated, of which HOT, deleted)"
+    "${PSQL[@]}" -d "$db" -F $'\t' -c "
+      SELECT relname, round(n_tup_ins::numeric / $donations, 2), round(n_tup_upd::numeric / $donations, 2),
+             round(n_tup_hot_upd::numeric / $donations, 2), round(n_tup_del::numeric / $donations, 2)
+        FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0
+       ORDER BY n_tup_ins + n_tup_upd DESC"
+    echo "-- total: row versions written per donation"
+    "${PSQL[@]}" -d "$db" -c "
+      SELECT round(sum(n_tup_ins + n_tup_upd + n_tup_del)::numeric / $donations, 2) FROM pg_stat_user_tables"
+  } >"$prefix-pgstat.txt" 2>&1 || true
+  cat "$prefix-pgstat.txt" >&2
+}
+
 run_donagated() {  # binds window
   LG_PID=""
   local binds=$1 window=$2 db=donagated_${1}x$2 peak=0
@@ -418,7 +453,8 @@ run_donagated() {  # binds window
   local prefix=$OUT/$db
   log "$db: donagated ($( ((peak)) && echo "bench/run.sh peak settings" || echo "default settings")), $binds bind(s) x window $window, up to $MESSAGES MOs / $DURATION s (load $(cut -d' ' -f1-3 /proc/loadavg))"
   "${PSQL[@]}" -d postgres -c "CREATE DATABASE $db" >/dev/null
-  "$CHARGING_SIM" --listen 127.0.0.1:0 --latency-ms 0 --default-balance 1000000000 \
+  "${PSQL[@]}" -d "$db" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>&1 || true
+  "$CHARGING_SIM" --listen 127.0.0.1:0 --latency-ms "$CHARGE_LATENCY_MS" --default-balance 1000000000 \
     --debit-log "$prefix-debits.csv" >"$prefix-charging.out" 2>"$prefix-charging.err" &
   local cs_pid=$!; PIDS+=("$cs_pid")
   wait_for_file "$prefix-charging.out" 10 || { log "charging_sim did not start"; return 1; }
@@ -446,6 +482,7 @@ run_donagated() {  # binds window
   local cpu1 pg1 hwm
   cpu1=$(cpu_of "$d_pid"); pg1=$(pg_cpu_s); hwm=$(hwm_mib_of "$d_pid")
   stop_pid "$d_pid" 20; stop_pid "$cs_pid" 5
+  pg_cost_breakdown "$db" "$prefix"
   local checks ok=1
   checks=$(verify "$db") || ok=0
   ((lg_rc == 0 && drained)) || ok=0
@@ -471,7 +508,7 @@ run_donagated() {  # binds window
 
 for c in "${CONFIG_LIST[@]}"; do
   binds=${c%x*} window=${c#*x}
-  run_kannel "$binds" "$window" || FAILED=1
+  ((NO_KANNEL)) || run_kannel "$binds" "$window" || FAILED=1
   run_donagated "$binds" "$window" || FAILED=1
 done
 

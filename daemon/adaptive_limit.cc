@@ -22,14 +22,12 @@ int64_t AdaptiveLimit::Update(Clock::time_point now, bool saturated) {
   const double mean_us = sum_us_ / static_cast<double>(samples_);
   sum_us_ = 0;
   samples_ = 0;
-  // The baseline follows a lower latency at once and a higher one slowly (1 % per period), so
-  // a backend that became slower for good is accepted as its new normal within a minute or so,
-  // while a queue that we build up is seen as a gradient.
-  if (baseline_us_ < 0 || mean_us < baseline_us_) {
-    baseline_us_ = mean_us;
-  } else {
-    baseline_us_ += (mean_us - baseline_us_) * 0.01;
-  }
+  // The baseline is the lowest latency seen, except at the minimum limit: with almost nothing
+  // of ours in flight, what the backend answers in is its own latency, not a queue we built.
+  // So a backend that became slower for good costs one descent to the minimum (a few seconds),
+  // after which its new latency is the baseline; a queue we cause never raises the baseline
+  // (raising it as latency rises would let the limit ratchet up without bound).
+  if (baseline_us_ < 0 || mean_us < baseline_us_ || limit_ == options_.min) baseline_us_ = mean_us;
   const double slack_us = static_cast<double>(
       std::chrono::duration_cast<std::chrono::microseconds>(options_.slack).count());
   if (mean_us > options_.tolerance * baseline_us_ + slack_us) {

@@ -36,7 +36,8 @@ class AdaptiveLimit {
   explicit AdaptiveLimit(Options options);
 
   int64_t limit() const { return limit_; }
-  // The lowest recent per-period mean latency: the backend's latency when not loaded by us.
+  // The backend's latency when not loaded by us: the lowest per-period mean latency, or the
+  // latest one measured at the minimum limit.
   std::chrono::microseconds baseline() const { return std::chrono::microseconds(static_cast<int64_t>(baseline_us_)); }
 
   void OnSample(Clock::duration latency);

@@ -322,7 +322,7 @@ TEST_F(E2eTest, ThousandMosFromManySubscribersAreChargedToTheDongAndAnsweredOnce
   const int http_port = FreeTcpPort();
   // Two parked receipts that will never find a reply: one older than pending_receipt_max_age_s
   // (3 days), which the reply sender purges soon after start, and one from an hour ago, kept.
-  ASSERT_TRUE(billing::Migrate(db).ok());
+  ASSERT_TRUE(donagate::billing::Migrate(db).ok());
   ExecSql(db, "INSERT INTO pending_receipt (operator, smsc_message_id, stat, received_at) VALUES "
               "('opa', 'stale-unmatched', 'DELIVRD', now() - interval '4 days'), "
               "('opa', 'recent-unmatched', 'DELIVRD', now() - interval '1 hour')");
