@@ -1,10 +1,13 @@
 // The charging worker: turns received donations into charged (or failed) ones.
 //
 // Loop, on each of `threads` dedicated DB threads ("lanes"), each with its own Store
-// (connection) and its share of charge_concurrency:
-//   1. claim up to charge_batch_size donations (Store::ClaimDonations: FOR UPDATE SKIP LOCKED
-//      with a lease, so several threads or daemon instances never get the same donation),
-//      keeping at most charge_concurrency donations in flight;
+// (connection) and its share of charge_concurrency (fixed, or learned: AdaptiveLimit):
+//   0. start the donations the ingest handed over in memory (HandOff: stored already claimed
+//      by this instance, so they cost no claim);
+//   1. with room left, claim up to charge_batch_size donations (Store::ClaimDonations: FOR
+//      UPDATE SKIP LOCKED with a lease, so several threads or daemon instances never get the
+//      same donation) — the recovery path: deferred ones, expired leases, a dead instance's
+//      work, what overflowed the hand-off — keeping at most the limit in flight;
 //   2. hand each to the DonationCharger of its operator (async, on the io executor);
 //      a donation over the subscriber's daily cap is not charged at all;
 //   3. collect the outcomes and persist them in batches with Store::RecordChargeOutcomes

@@ -1,23 +1,25 @@
 // The reply sender: drains the persisted outbox through the operators' SMPP links.
 //
 // Loop, on one dedicated DB thread with its own Store:
+//   0. take the replies handed over in memory (AcceptsHandOff / HandOff below);
 //   1. claim pending replies (Store::ClaimReplies, FOR UPDATE SKIP LOCKED with a lease) for the
 //      operators that have a transmit-capable link in THIS process, never more than
 //      `max_inflight` at once (the outbox may back up in the database, never in memory);
 //   2. send each as submit_sm (registered_delivery = 1) from the campaign shortcode through the
 //      reply's link (or any transmitting link of its operator); a long text is split per the
 //      link's reply_long_mode (UDH concatenation or one message_payload);
-//   3. record the result: accepted → MarkReplySubmitted with the SMSC message id(s) normalised
+//   3. record the results in batches (Store::RecordReplyResults): accepted → submitted with the
+//      SMSC message id(s) normalised
 //      per the link's message_id_normalization (delivery receipts then find the reply);
-//      throttled / busy / no link / timeout → MarkReplyRetry with exponential backoff;
-//      a permanent refusal, or too many attempts → MarkReplyFailed.
+//      throttled / busy / no link / timeout → retry with exponential backoff;
+//      a permanent refusal, or too many attempts → failed.
 // A result that cannot be recorded because the database is away is kept in memory and
 // recorded later, and a claim that returns that reply meanwhile (its lease expired) does not
 // send it again: an accepted reply is submitted once while this process lives. A crash
 // between submit and recording leaves the reply claimed; when the lease expires it is sent
 // again (at-least-once: a duplicate thank-you is preferred to none; docs/reliability.md).
 //
-// Receipt sweep: a receipt committed concurrently with its reply's MarkReplySubmitted can be
+// Receipt sweep: a receipt committed concurrently with its reply's "submitted" record can be
 // parked in pending_receipt by one transaction while the other, not seeing it yet, stores the
 // message id (READ COMMITTED). Every couple of seconds the sender applies parked receipts whose
 // message id is now known (SweepParkedReceipts), so no receipt stays stranded.

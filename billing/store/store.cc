@@ -1721,23 +1721,6 @@ StoreStatus Store::RecordReplyResults(const std::vector<ReplyResultRecord>& reco
   return first_error;
 }
 
-StoreStatus Store::ApplyReceipt(const ReceiptInfo& receipt, bool* matched) {
-  StoreStatus st = Connect();
-  if (!st.ok()) return st;
-  pg::Result r;
-  pg::Params params;
-  params.Text(Clean(receipt.operator_name)).Text(Clean(receipt.smsc_message_id)).Text(Clean(receipt.stat))
-      .OptionalText(NullIfEmpty(receipt.err));
-  if (receipt.done_at) params.Int(ToMicros(*receipt.done_at));
-  else params.Null();
-  st = impl_->conn.Prepared("apply_receipt",
-                            "SELECT apply_receipt($1, $2, $3, $4, " + Ts("$5::bigint") + ", NULL)",
-                            params, &r);
-  if (!st.ok()) return st;
-  if (matched) *matched = r.Bool(0, 0);
-  return StoreStatus::Ok();
-}
-
 StoreStatus Store::PurgePendingReceipts(std::chrono::seconds older_than, int64_t* purged) {
   StoreStatus st = Connect();
   if (!st.ok()) return st;

@@ -350,15 +350,8 @@ class Store {
   // Claims pending replies (and claimed ones whose lease expired) for `operators`.
   StoreStatus ClaimReplies(const std::vector<std::string>& operators, int limit,
                            std::chrono::seconds lease, std::vector<OutboxReply>* replies);
-  // The SMSC accepted the reply: stores its message id(s) (one per submitted part, already
-  // normalised), marks it submitted and applies any receipt that arrived first.
-  StoreStatus MarkReplySubmitted(int64_t reply_id, const std::vector<std::string>& smsc_message_ids);
-  // A temporary refusal (throttled, no link bound): back to pending at next_attempt_at.
-  StoreStatus MarkReplyRetry(int64_t reply_id, StoreTime next_attempt_at, const std::string& reason);
-  // A permanent refusal or too many attempts.
-  StoreStatus MarkReplyFailed(int64_t reply_id, const std::string& reason);
-
-  // The three calls above for a whole batch of replies in ONE transaction (one WAL flush for
+  // The results of submitting replies (accepted with their SMSC message ids, a temporary
+  // refusal to retry at next_attempt_at, a permanent failure), for a batch in ONE transaction (one WAL flush for
   // the batch instead of one per reply: with synchronous_commit=on that flush is what limits
   // the reply rate). Each record is one of submitted / retry / failed. If the batch fails as a
   // whole, every record is retried on its own, so one bad row cannot hold back the others;
@@ -373,10 +366,6 @@ class Store {
   };
   StoreStatus RecordReplyResults(const std::vector<ReplyResultRecord>& records,
                                  std::vector<StoreStatus>* results);
-
-  // Applies a receipt outside IngestBatch (the receipt's MO row is not stored by this call).
-  // *matched (optional) says whether a reply was found; otherwise the receipt is parked.
-  StoreStatus ApplyReceipt(const ReceiptInfo& receipt, bool* matched);
 
   // Deletes parked receipts older than `older_than` that never found their reply (ids the SMSC
   // reused or replies of another system); *purged (optional) gets the count.
@@ -404,6 +393,16 @@ class Store {
   // ClaimDonations decides it for the others (serialised per campaign, MSISDN and local day by
   // an advisory lock, earlier donations first); marks the over-cap ones.
   StoreStatus DecideCapsAtIngest(const std::vector<IngestItem>& items, std::vector<IngestResult>* out);
+
+  // One reply result in a transaction of its own (RecordReplyResults' fallback when a batch
+  // fails, so that one bad row cannot hold back the others).
+  // The SMSC accepted the reply: stores its message id(s) (one per submitted part, already
+  // normalised), marks it submitted and applies any receipt that arrived first.
+  StoreStatus MarkReplySubmitted(int64_t reply_id, const std::vector<std::string>& smsc_message_ids);
+  // A temporary refusal (throttled, no link bound): back to pending at next_attempt_at.
+  StoreStatus MarkReplyRetry(int64_t reply_id, StoreTime next_attempt_at, const std::string& reason);
+  // A permanent refusal or too many attempts.
+  StoreStatus MarkReplyFailed(int64_t reply_id, const std::string& reason);
 
   // The statements of MarkReplySubmitted / MarkReplyRetry / MarkReplyFailed, run inside the
   // caller's transaction.

@@ -65,6 +65,47 @@ class StoreTest : public ::testing::Test {
     return m;
   }
 
+  // What the reply sender records after a submit_sm_resp (one record per call here).
+  static StoreStatus Submitted(Store& store, int64_t reply_id, std::vector<std::string> message_ids) {
+    Store::ReplyResultRecord r;
+    r.kind = Store::ReplyResultRecord::Kind::kSubmitted;
+    r.reply_id = reply_id;
+    r.smsc_message_ids = std::move(message_ids);
+    return One(store, r);
+  }
+  static StoreStatus Retry(Store& store, int64_t reply_id, StoreTime at, const std::string& reason) {
+    Store::ReplyResultRecord r;
+    r.kind = Store::ReplyResultRecord::Kind::kRetry;
+    r.reply_id = reply_id;
+    r.next_attempt_at = at;
+    r.reason = reason;
+    return One(store, r);
+  }
+  static StoreStatus Failed(Store& store, int64_t reply_id, const std::string& reason) {
+    Store::ReplyResultRecord r;
+    r.kind = Store::ReplyResultRecord::Kind::kFailed;
+    r.reply_id = reply_id;
+    r.reason = reason;
+    return One(store, r);
+  }
+  static StoreStatus One(Store& store, const Store::ReplyResultRecord& r) {
+    std::vector<StoreStatus> results;
+    StoreStatus st = store.RecordReplyResults({r}, &results);
+    if (!st.ok() || results.empty()) return st;
+    return results[0];
+  }
+  // A delivery receipt as the pipeline stores it (its MO row + the receipt, one ingest item).
+  void IngestReceipt(const ReceiptInfo& receipt) {
+    IngestItem dlr;
+    dlr.message = Message("84912345679", "id:" + receipt.smsc_message_id + " stat:" + receipt.stat,
+                          MessageOutcome::kReceipt);
+    dlr.message->operator_name = receipt.operator_name;
+    dlr.message->esm_class = 0x04;
+    dlr.receipt = receipt;
+    std::vector<IngestResult> results;
+    ASSERT_TRUE(store_->IngestBatch({dlr}, &results).ok());
+  }
+
   // An invalid MO ("hello") from `msisdn` with its help reply queued.
   static IngestItem HelpReplyItem(const std::string& msisdn, const std::string& operator_name = "viettel") {
     IngestItem item;
@@ -330,21 +371,21 @@ TEST_F(StoreTest, ReceiptBeforeSubmitRespIsAppliedWhenTheIdIsStored) {
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM pending_receipt"), 1);
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM inbound_message WHERE outcome = 'receipt'"), 1);
 
-  ASSERT_TRUE(store_->MarkReplySubmitted(replies[0].id, {"ABC123"}).ok());
+  ASSERT_TRUE(Submitted(*store_, replies[0].id, {"ABC123"}).ok());
   EXPECT_EQ(QueryValue(db_, "SELECT state || '/' || receipt_stat FROM outbox WHERE id = " + std::to_string(replies[0].id)),
             "delivered/DELIVRD");
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM pending_receipt"), 0);
 
   // Normal order for reply 1: submitted, then a failure receipt.
-  ASSERT_TRUE(store_->MarkReplySubmitted(replies[1].id, {"XYZ"}).ok());
+  ASSERT_TRUE(Submitted(*store_, replies[1].id, {"XYZ"}).ok());
   EXPECT_EQ(QueryValue(db_, "SELECT state FROM outbox WHERE id = " + std::to_string(replies[1].id)), "submitted");
-  bool matched = false;
-  ASSERT_TRUE(store_->ApplyReceipt(ReceiptInfo{"viettel", "XYZ", "UNDELIV", "001", std::nullopt}, &matched).ok());
-  EXPECT_TRUE(matched);
+  IngestReceipt(ReceiptInfo{"viettel", "XYZ", "UNDELIV", "001", std::nullopt});
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM pending_receipt"), 0) << "it matched its reply";
   EXPECT_EQ(QueryValue(db_, "SELECT state FROM outbox WHERE id = " + std::to_string(replies[1].id)), "undeliverable");
-  // Same id at another operator does not match.
-  ASSERT_TRUE(store_->ApplyReceipt(ReceiptInfo{"mobifone", "XYZ", "DELIVRD", "", std::nullopt}, &matched).ok());
-  EXPECT_FALSE(matched);
+  // Same id at another operator does not match: parked.
+  IngestReceipt(ReceiptInfo{"mobifone", "XYZ", "DELIVRD", "", std::nullopt});
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM pending_receipt WHERE operator = 'mobifone'"), 1);
+  EXPECT_EQ(QueryValue(db_, "SELECT state FROM outbox WHERE id = " + std::to_string(replies[1].id)), "undeliverable");
   int64_t backlog = -1;
   ASSERT_TRUE(store_->CountOutboxBacklog(&backlog).ok());
   EXPECT_EQ(backlog, 0);
@@ -363,8 +404,8 @@ TEST_F(StoreTest, ReceiptsOfOneBatchApplyInArrivalOrderAndAFailureIsNeverOverwri
   std::vector<OutboxReply> replies;
   ASSERT_TRUE(store_->ClaimReplies({"viettel"}, 10, 30s, &replies).ok());
   ASSERT_EQ(replies.size(), 2u);
-  ASSERT_TRUE(store_->MarkReplySubmitted(replies[0].id, {"P1", "P2"}).ok());  // two parts
-  ASSERT_TRUE(store_->MarkReplySubmitted(replies[1].id, {"Q1"}).ok());
+  ASSERT_TRUE(Submitted(*store_, replies[0].id, {"P1", "P2"}).ok());  // two parts
+  ASSERT_TRUE(Submitted(*store_, replies[1].id, {"Q1"}).ok());
   auto dlr = [&](const std::string& id, const std::string& stat) {
     IngestItem item;
     item.message = Message("84912345601", "id:" + id + " stat:" + stat, MessageOutcome::kReceipt);
@@ -451,14 +492,14 @@ TEST_F(StoreTest, ReplyRetryAndFailure) {
   ASSERT_TRUE(other->ClaimReplies({"viettel"}, 10, 30s, &none).ok());
   EXPECT_TRUE(none.empty());
   // Throttled: retry later, not before.
-  ASSERT_TRUE(store_->MarkReplyRetry(replies[0].id, StoreClock::now() + 1h, "throttled").ok());
+  ASSERT_TRUE(Retry(*store_, replies[0].id, StoreClock::now() + 1h, "throttled").ok());
   ASSERT_TRUE(other->ClaimReplies({"viettel"}, 10, 30s, &none).ok());
   EXPECT_TRUE(none.empty());
-  ASSERT_TRUE(store_->MarkReplyRetry(replies[0].id, StoreClock::now() - 1s, "throttled").ok());
+  ASSERT_TRUE(Retry(*store_, replies[0].id, StoreClock::now() - 1s, "throttled").ok());
   ASSERT_TRUE(other->ClaimReplies({"viettel"}, 10, 30s, &replies).ok());
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(replies[0].attempts, 2);
-  ASSERT_TRUE(other->MarkReplyFailed(replies[0].id, "destination barred").ok());
+  ASSERT_TRUE(Failed(*other, replies[0].id, "destination barred").ok());
   EXPECT_EQ(QueryValue(db_, "SELECT state || ':' || last_error FROM outbox"), "failed:destination barred");
 }
 
@@ -649,13 +690,13 @@ TEST_F(StoreTest, DonationReplyIsQueuedOnceAndMarksTheDonationReplied) {
   EXPECT_EQ(replies[0].purpose, "success");
   EXPECT_EQ(replies[0].text, "Cam on Quy khach da ung ho 20.000 dong");
   EXPECT_EQ(QueryValue(db_, "SELECT replied_at IS NULL FROM donation"), "t");
-  ASSERT_TRUE(store_->MarkReplySubmitted(replies[0].id, {"MSG1", "MSG2"}).ok());
+  ASSERT_TRUE(Submitted(*store_, replies[0].id, {"MSG1", "MSG2"}).ok());
   EXPECT_EQ(QueryValue(db_, "SELECT replied_at IS NOT NULL FROM donation"), "t");
   EXPECT_EQ(QueryValue(db_, "SELECT string_agg(smsc_message_id, ',' ORDER BY part) FROM outbox_message_id"), "MSG1,MSG2");
   // Replaying the submit (answer lost) changes nothing.
-  ASSERT_TRUE(store_->MarkReplySubmitted(replies[0].id, {"MSG1", "MSG2"}).ok());
+  ASSERT_TRUE(Submitted(*store_, replies[0].id, {"MSG1", "MSG2"}).ok());
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM outbox_message_id"), 2);
-  EXPECT_TRUE(store_->MarkReplySubmitted(424242, {"X"}).permanent());
+  EXPECT_TRUE(Submitted(*store_, 424242, {"X"}).permanent());
 }
 
 TEST_F(StoreTest, ReleasedDonationsAreImmediatelyClaimableAgain) {
