@@ -179,14 +179,15 @@ ChargingWorker::ChargingWorker(const config::Config& config, ChargerSet& charger
   }
   paused_.store(options_.start_paused);
   if (metrics_) metrics_->charging_paused().Set(options_.start_paused ? 1 : 0);
-  hand_off_limit_ = options_.hand_off_limit > 0
+  hand_off_floor_ = options_.hand_off_limit > 0
                         ? options_.hand_off_limit
                         : std::max<int64_t>(1000, int64_t{4} * options_.concurrency);
+  hand_off_limit_.store(hand_off_floor_);
 }
 
 bool ChargingWorker::AcceptsHandOff(const std::string& operator_name) const {
   return !paused_.load() && !stopping_.load() && started_.load() &&
-         handed_waiting_.load() < hand_off_limit_ && chargers_.ForOperator(operator_name) != nullptr;
+         handed_waiting_.load() < hand_off_limit_.load() && chargers_.ForOperator(operator_name) != nullptr;
 }
 
 void ChargingWorker::HandOff(billing::DonationWork work) {
@@ -204,6 +205,7 @@ int64_t ChargingWorker::StartHanded(Lane& lane) {
   const int64_t room = lane.concurrency - lane.inflight.load();
   if (room <= 0 || paused_.load()) return 0;
   std::vector<billing::DonationWork> work;
+  std::vector<Clock::time_point> handed_at;  // kept if they go back: the lease runs on
   int64_t stale = 0;
   {
     std::lock_guard<std::mutex> lock(lane.mu);
@@ -216,6 +218,7 @@ int64_t ChargingWorker::StartHanded(Lane& lane) {
         continue;
       }
       work.push_back(std::move(h.work));
+      handed_at.push_back(h.at);
     }
   }
   handed_waiting_.fetch_sub(stale + static_cast<int64_t>(work.size()));
@@ -223,8 +226,25 @@ int64_t ChargingWorker::StartHanded(Lane& lane) {
     spdlog::warn("charging: {} handed-off donations waited more than half their lease; they "
                  "resume from the database when the lease expires", stale);
   }
+  if (work.empty()) return 0;
+  // Their daily cap, decided here and not in the ingest's transaction: the acknowledgement does
+  // not wait for it.
+  const billing::StoreStatus s = lane.store->DecideDailyCaps(&work);
+  if (!s.ok()) {
+    if (metrics_) metrics_->StoreError(s);
+    spdlog::warn("charging: deciding the daily cap of {} donations failed ({}); will retry",
+                 work.size(), s.ToString());
+    {
+      std::lock_guard<std::mutex> lock(lane.mu);
+      for (size_t i = work.size(); i-- > 0;) lane.handed.push_front({std::move(work[i]), handed_at[i]});
+    }
+    handed_waiting_.fetch_add(static_cast<int64_t>(work.size()));
+    std::unique_lock<std::mutex> lock(lane.mu);
+    lane.cv.wait_for(lock, options_.store_retry, [&] { return stopping_.load(); });
+    return 0;
+  }
   const auto started = static_cast<int64_t>(work.size());
-  if (!work.empty()) StartWork(lane, std::move(work));
+  StartWork(lane, std::move(work));
   return started;
 }
 
@@ -342,6 +362,17 @@ void ChargingWorker::Run(Lane& lane) {
       lane.next_gauge_update = Clock::now() + std::chrono::seconds(2);
       chargers_.ExportBreakerStates();
       if (metrics_) metrics_->charging_concurrency_limit().Set(static_cast<double>(concurrency_limit()));
+      const auto now = Clock::now();
+      const uint64_t recorded = recorded_.load();
+      if (rate_at_ != Clock::time_point{}) {
+        const double per_s = static_cast<double>(recorded - rate_recorded_) /
+                             std::chrono::duration<double>(now - rate_at_).count();
+        const auto quarter_lease = static_cast<double>(options_.lease.count()) / 4;
+        hand_off_limit_.store(std::clamp<int64_t>(static_cast<int64_t>(per_s * quarter_lease),
+                                                  hand_off_floor_, 200000));
+      }
+      rate_at_ = now;
+      rate_recorded_ = recorded;
       int64_t unknown = 0;
       if (metrics_ && lane.store->CountUnknownCharges(&unknown).ok()) {
         metrics_->charges_unknown_outstanding().Set(static_cast<double>(unknown));
@@ -359,8 +390,12 @@ void ChargingWorker::Run(Lane& lane) {
     }
     lane.concurrency_seen.store(lane.concurrency);
     bool claimed_full = false;
+    // Acks first (charge_yield_ingest_backlog): while MOs wait for their commit, start work at
+    // most once per yield floor, handed over or claimed.
+    const bool yield = lane.priority->ShouldYield();
+    if (metrics_ && yield) metrics_->charging_yields().Increment();
     // Donations handed over by the ingest first: they cost no claim.
-    if (StartHanded(lane) > 0 && lane.inflight.load() >= lane.concurrency) {
+    if (!yield && StartHanded(lane) > 0 && lane.inflight.load() >= lane.concurrency) {
       std::unique_lock<std::mutex> lock(lane.mu);
       lane.cv.wait_for(lock, options_.poll_interval,
                        [&] { return !lane.done.empty() || stopping_.load(); });
@@ -370,8 +405,6 @@ void ChargingWorker::Run(Lane& lane) {
     const int64_t room = lane.concurrency - lane.inflight.load();
     const int64_t worthwhile =
         std::max<int64_t>(1, std::min<int64_t>(options_.batch_size, lane.concurrency) / 4);
-    const bool yield = lane.priority->ShouldYield();
-    if (metrics_ && yield) metrics_->charging_yields().Increment();
     if (!paused_.load() && !yield && (room >= worthwhile || (room > 0 && lane.inflight.load() == 0))) {
       int64_t before = lane.inflight.load();
       ClaimAndStart(lane);

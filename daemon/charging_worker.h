@@ -99,8 +99,8 @@ struct ChargingWorkerOptions {
   std::chrono::milliseconds store_retry{500};       // a failed store call
   bool start_paused = false;
   int threads = 1;  // lanes; each claims up to batch_size and holds concurrency / threads
-  // At most this many handed-off donations wait for a charging slot (0: 4 × concurrency, at
-  // least 1,000).
+  // At least this many handed-off donations may wait for a charging slot (0: 4 × concurrency,
+  // at least 1,000); more while the charging rate finishes them within a quarter of the lease.
   int hand_off_limit = 0;
   // The reply sender's in-memory hand-off (ReplySender::AcceptsHandOff / HandOff): replies of
   // final states are queued claimed by this instance for `reply_lease` and passed on once
@@ -211,7 +211,12 @@ class ChargingWorker {
   std::atomic<int64_t> handed_waiting_{0};
   std::atomic<bool> started_{false};
   std::atomic<uint64_t> hand_off_rr_{0};
-  int64_t hand_off_limit_ = 1000;
+  // What may wait in memory: as many donations as the recent charging rate finishes within a
+  // quarter of the lease (so none goes stale), at least the configured floor.
+  std::atomic<int64_t> hand_off_limit_{1000};
+  int64_t hand_off_floor_ = 1000;
+  uint64_t rate_recorded_ = 0;                           // lane 0 only
+  std::chrono::steady_clock::time_point rate_at_{};      // lane 0 only
   std::atomic<int64_t> drain_deadline_ns_{0};  // steady_clock, set once by Stop()
 };
 

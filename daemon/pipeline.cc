@@ -637,6 +637,8 @@ void Pipeline::Submit(billing::IngestItem item, uint64_t shard_key, const LinkIn
       w.previous_state = billing::DonationState::kReceived;  // nothing was sent for it yet
       w.attempts = 1;
       w.received_at = item.message->received_at;
+      w.daily_cap_units = item.donation->daily_cap_units;
+      w.cap_checked = false;  // the charging worker decides it before charging
       handed = std::move(w);
     }
   }
@@ -714,7 +716,6 @@ void Pipeline::Submit(billing::IngestItem item, uint64_t shard_key, const LinkIn
                      if (handed && result.result.donation_claimed) {
                        handed->donation_id = result.result.donation_id;
                        handed->inbound_message_id = result.result.inbound_message_id;
-                       handed->over_daily_cap = result.result.over_daily_cap;
                        hand_off_.donation(std::move(*handed));
                      } else if (on_donations_) {
                        // Left for the claim (or read back from a batch marker after an in-doubt

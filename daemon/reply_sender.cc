@@ -44,9 +44,10 @@ ReplySender::ReplySender(boost::asio::any_io_executor executor, const config::Co
   options_.batch_size = std::max(1, options_.batch_size);
   options_.max_inflight = std::max(1, options_.max_inflight);
   store_ = std::make_unique<billing::Store>(options_.conninfo, options_.store_options);
-  hand_off_limit_ = options_.hand_off_limit > 0
+  hand_off_floor_ = options_.hand_off_limit > 0
                         ? options_.hand_off_limit
                         : std::max<int64_t>(1000, int64_t{4} * options_.max_inflight);
+  hand_off_limit_.store(hand_off_floor_);
 }
 
 ReplySender::~ReplySender() { Stop(std::chrono::milliseconds(0)); }
@@ -92,6 +93,20 @@ void ReplySender::Run() {
       cv_.wait_until(lock, std::min(drain_deadline_, Clock::now() + options_.poll_interval),
                      [&] { return !results_.empty(); });
       continue;
+    }
+    if (Clock::now() >= next_rate_update_) {
+      const auto now = Clock::now();
+      next_rate_update_ = now + std::chrono::seconds(2);
+      const uint64_t submitted = submitted_.load();
+      if (rate_at_ != Clock::time_point{}) {
+        const double per_s = static_cast<double>(submitted - rate_submitted_) /
+                             std::chrono::duration<double>(now - rate_at_).count();
+        const auto quarter_lease = static_cast<double>(options_.lease.count()) / 4;
+        hand_off_limit_.store(std::clamp<int64_t>(static_cast<int64_t>(per_s * quarter_lease),
+                                                  hand_off_floor_, 200000));
+      }
+      rate_at_ = now;
+      rate_submitted_ = submitted;
     }
     if (metrics_ && Clock::now() >= next_gauge_update_) {
       next_gauge_update_ = Clock::now() + std::chrono::seconds(2);
@@ -166,7 +181,7 @@ DELETE FROM pending_receipt d USING applied a WHERE d.id = a.id AND a.matched)";
 }
 
 bool ReplySender::AcceptsHandOff() const {
-  return running_.load() && !stopping_.load() && handed_waiting_.load() < hand_off_limit_;
+  return running_.load() && !stopping_.load() && handed_waiting_.load() < hand_off_limit_.load();
 }
 
 void ReplySender::HandOff(billing::OutboxReply reply) {

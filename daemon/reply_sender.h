@@ -140,7 +140,13 @@ class ReplySender {
   };
   std::deque<Handed> handed_;            // guarded by mu_
   std::atomic<int64_t> handed_waiting_{0};
-  int64_t hand_off_limit_ = 1000;
+  // As in ChargingWorker: what the recent submit rate sends within a quarter of the lease, at
+  // least the floor.
+  std::atomic<int64_t> hand_off_limit_{1000};
+  int64_t hand_off_floor_ = 1000;
+  uint64_t rate_submitted_ = 0;
+  std::chrono::steady_clock::time_point rate_at_{};
+  std::chrono::steady_clock::time_point next_rate_update_{};
   std::atomic<bool> running_{false};
   // Sender thread only: results whose recording failed transiently, retried first.
   std::deque<Result> unrecorded_;

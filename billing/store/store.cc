@@ -185,14 +185,13 @@ dinput AS (
 don AS (
   INSERT INTO donation (inbound_message_id, campaign, operator, msisdn, shortcode, units,
                         unit_price_vnd, amount_vnd, charging_mode, daily_cap_units, received_at,
-                        state, lease_owner, lease_until, attempts, cap_checked_at)
+                        state, lease_owner, lease_until, attempts)
   SELECT i.id, d.campaign, i.operator, i.msisdn, d.shortcode, d.units, d.unit_price_vnd,
          d.amount_vnd, d.charging_mode, d.daily_cap_units, )" + Ts("i.received_us") + R"(,
          CASE WHEN d.lease_s > 0 THEN 'charging' ELSE 'received' END,
          CASE WHEN d.lease_s > 0 THEN $1 END,
          CASE WHEN d.lease_s > 0 THEN now() + make_interval(secs => d.lease_s) END,
-         CASE WHEN d.lease_s > 0 THEN 1 ELSE 0 END,
-         CASE WHEN d.lease_s > 0 AND d.daily_cap_units > 0 THEN now() END
+         CASE WHEN d.lease_s > 0 THEN 1 ELSE 0 END
     FROM dinput d JOIN input i ON i.idx = d.idx JOIN msg m ON m.id = i.id
    ORDER BY d.idx
   RETURNING id, inbound_message_id, state),
@@ -403,7 +402,8 @@ RETURNING o.id, coalesce(o.donation_id, 0), coalesce(o.inbound_message_id, 0), o
           )" + Micros("o.created_at");
 
 // The batch form of ReplySubmittedStatements: outbox rows → submitted, their SMSC message ids
-// (one per part), the donation's replied_at. Returns the ids that exist.
+// (one per part). Returns the ids that exist. (That the donation was answered is this row's
+// submitted_at; the donation row is not touched again.)
 constexpr std::string_view kRepliesSubmittedSql = R"(
 WITH upd AS (
   UPDATE outbox o
@@ -418,10 +418,7 @@ ids AS (
   SELECT m.reply_id, upd.operator, m.message_id, m.part
     FROM unnest($2::bigint[], $3::text[], $4::int[]) AS m(reply_id, message_id, part)
     JOIN upd ON upd.id = m.reply_id
-  ON CONFLICT DO NOTHING),
-don AS (
-  UPDATE donation d SET replied_at = now()
-    FROM upd WHERE d.id = upd.donation_id AND d.replied_at IS NULL)
+  ON CONFLICT DO NOTHING)
 SELECT id FROM upd)";
 
 // Receipts that overtook their submit_sm_resp (parked in pending_receipt): applied once the
@@ -682,8 +679,6 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
         out[i].reply_claimed = out[i].reply_id != 0 && items[i].reply->claim_lease.count() > 0;
       }
     }
-    st = DecideCapsAtIngest(items, &out);
-    if (!st.ok()) return st;
   }
 
   if (has_follow_up) {
@@ -787,23 +782,36 @@ std::string LocalDay(StoreTime t) {
 
 }  // namespace
 
-StoreStatus Store::DecideCapsAtIngest(const std::vector<IngestItem>& items, std::vector<IngestResult>* out) {
+StoreStatus Store::DecideDailyCaps(std::vector<DonationWork>* work) {
   std::vector<size_t> which;
   std::vector<int64_t> ids;
   std::vector<std::string> k_campaign, k_msisdn, k_day, lock_keys;
-  for (size_t i = 0; i < items.size(); ++i) {
-    const IngestResult& r = (*out)[i];
-    if (!r.donation_claimed || items[i].donation->daily_cap_units <= 0) continue;
+  for (size_t i = 0; i < work->size(); ++i) {
+    DonationWork& w = (*work)[i];
+    if (w.cap_checked) continue;
+    if (w.daily_cap_units <= 0) {
+      w.cap_checked = true;
+      continue;
+    }
     which.push_back(i);
-    ids.push_back(r.donation_id);
-    k_campaign.push_back(Clean(items[i].donation->campaign));
-    k_msisdn.push_back(Clean(items[i].message->msisdn));
-    k_day.push_back(LocalDay(items[i].message->received_at));
+    ids.push_back(w.donation_id);
+    k_campaign.push_back(Clean(w.campaign));
+    k_msisdn.push_back(Clean(w.msisdn));
+    k_day.push_back(LocalDay(w.received_at));
     lock_keys.push_back(k_campaign.back() + "\x1f" + k_msisdn.back() + "\x1f" + k_day.back());
   }
   if (which.empty()) return StoreStatus::Ok();
+  // Lower ids get the room first, as in ClaimDonations.
+  std::vector<size_t> order(which.size());
+  for (size_t j = 0; j < order.size(); ++j) order[j] = j;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ids[a] < ids[b]; });
+  StoreStatus st = Connect();
+  if (!st.ok()) return st;
   pg::Connection& conn = impl_->conn;
-  StoreStatus st = conn.Prepared("cap_lock", kCapLockSql, pg::Params().TextArray(lock_keys));
+  pg::Transaction tx(conn);
+  st = tx.Begin();
+  if (!st.ok()) return st;
+  st = conn.Prepared("cap_lock", kCapLockSql, pg::Params().TextArray(lock_keys));
   if (!st.ok()) return st;
   pg::Result usage;
   st = conn.Prepared("cap_usage", kCapUsageSql,
@@ -813,19 +821,32 @@ StoreStatus Store::DecideCapsAtIngest(const std::vector<IngestItem>& items, std:
   std::map<std::string, int64_t> used;
   for (int i = 0; i < usage.rows(); ++i)
     used[usage.String(i, 0) + "\x1f" + usage.String(i, 1) + "\x1f" + usage.String(i, 2)] = usage.Int64(i, 3);
-  std::vector<int64_t> over;
-  for (size_t j = 0; j < which.size(); ++j) {  // item order is id order: earlier ones first
-    const DonationDraft& d = *items[which[j]].donation;
+  std::vector<bool> over(which.size(), false);
+  std::vector<int64_t> over_ids;
+  for (size_t j : order) {
+    const DonationWork& w = (*work)[which[j]];
     int64_t& u = used[lock_keys[j]];
-    if (u + d.units > d.daily_cap_units) {
-      (*out)[which[j]].over_daily_cap = true;
-      over.push_back(ids[j]);
+    if (u + w.units > w.daily_cap_units) {
+      over[j] = true;
+      over_ids.push_back(ids[j]);
     } else {
-      u += d.units;
+      u += w.units;
     }
   }
-  if (over.empty()) return StoreStatus::Ok();
-  return conn.Prepared("cap_mark_over", kMarkOverCapSql, pg::Params().IntArray(over));
+  st = conn.Prepared("cap_decided",
+                     "UPDATE donation SET cap_checked_at = coalesce(cap_checked_at, now()),"
+                     " over_daily_cap = over_daily_cap OR id = ANY($2::bigint[]), updated_at = now()"
+                     " WHERE id = ANY($1::bigint[])",
+                     pg::Params().IntArray(ids).IntArray(over_ids));
+  if (!st.ok()) return st;
+  st = tx.Commit();
+  if (!st.ok()) return st;
+  for (size_t j = 0; j < which.size(); ++j) {
+    DonationWork& w = (*work)[which[j]];
+    w.cap_checked = true;
+    w.over_daily_cap = over[j];
+  }
+  return StoreStatus::Ok();
 }
 
 StoreStatus Store::ResolveIngestCommit(const IngestCommitTicket& ticket, bool* committed,
@@ -1561,13 +1582,11 @@ StoreStatus Store::ReplySubmittedStatements(int64_t reply_id, const std::vector<
       "reply_submitted",
       "UPDATE outbox SET state = CASE WHEN state IN ('pending', 'claimed') THEN 'submitted' ELSE state END,"
       " submitted_at = coalesce(submitted_at, now()), lease_owner = NULL, lease_until = NULL,"
-      " last_error = NULL, updated_at = now() WHERE id = $1 RETURNING operator, donation_id",
+      " last_error = NULL, updated_at = now() WHERE id = $1 RETURNING operator",
       pg::Params().Int(reply_id), &r);
   if (!st.ok()) return st;
   if (r.rows() == 0) return StoreStatus::Permanent("reply " + std::to_string(reply_id) + " does not exist");
   std::string op = r.String(0, 0);
-  bool has_donation = !r.IsNull(0, 1);
-  int64_t donation_id = r.Int64(0, 1);
   if (!smsc_message_ids.empty()) {
     st = conn.Prepared(
         "reply_message_ids",
@@ -1583,12 +1602,6 @@ StoreStatus Store::ReplySubmittedStatements(int64_t reply_id, const std::vector<
         " RETURNING *) SELECT apply_receipt(s.operator, s.smsc_message_id, s.stat, s.err, s.done_at,"
         " s.inbound_message_id) FROM (SELECT * FROM p ORDER BY id) s",
         pg::Params().Text(op).TextArray(CleanAll(smsc_message_ids)));
-    if (!st.ok()) return st;
-  }
-  if (has_donation) {
-    st = conn.Prepared("reply_donation_replied",
-                       "UPDATE donation SET replied_at = now() WHERE id = $1 AND replied_at IS NULL",
-                       pg::Params().Int(donation_id));
     if (!st.ok()) return st;
   }
   return StoreStatus::Ok();

@@ -71,9 +71,9 @@ struct DonationDraft {
   // or at ingest for a donation claimed there.
   int32_t daily_cap_units = 0;
   // > 0: claimed by this instance at ingest (the in-memory hand-off, docs/pipeline.md): stored
-  // in state charging, leased to options().instance_id for this long, attempts 1, with the
-  // daily cap decided in the same transaction (IngestResult::over_daily_cap). The caller then
-  // charges it from memory; the database hands it to anyone only after the lease expires.
+  // in state charging, leased to options().instance_id for this long, attempts 1. The caller
+  // decides its daily cap (DecideDailyCaps) and charges it from memory; the database hands it
+  // to anyone only after the lease expires.
   std::chrono::seconds claim_lease{0};
 };
 
@@ -167,11 +167,9 @@ struct IngestResult {
   int64_t donation_id = 0;           // 0 when no donation was created
   int64_t part_id = 0;               // 0 when no part was stored
   int64_t reply_id = 0;              // 0 when no reply was queued
-  // The donation was stored claimed by this instance (DonationDraft::claim_lease) and the
-  // daily cap decided: true when it is over the cap (fail it, charge nothing). Both false for
+  // The donation was stored claimed by this instance (DonationDraft::claim_lease). False for
   // results read back from a batch marker after an in-doubt commit (claim it from the store).
   bool donation_claimed = false;
-  bool over_daily_cap = false;
   bool reply_claimed = false;        // the reply was queued claimed (ReplyDraft::claim_lease)
 };
 
@@ -219,6 +217,10 @@ struct DonationWork {
   // The daily cap was exceeded when this donation was first claimed: do NOT charge; record
   // kFailed with failure_reason "daily_cap" and the daily-cap reply. Sticky across claims.
   bool over_daily_cap = false;
+  // The campaign's cap (0 = none) and whether it was decided already; DecideDailyCaps decides it
+  // for work that did not come through ClaimDonations (which decides it at the first claim).
+  int32_t daily_cap_units = 0;
+  bool cap_checked = true;
   StoreTime received_at{};
 };
 
@@ -335,6 +337,13 @@ class Store {
                              const std::vector<std::string>& operators,
                              std::vector<DonationWork>* work);
 
+  // The daily cap of donations claimed at ingest (DonationWork with cap_checked false and a
+  // cap), exactly as ClaimDonations decides it at a first claim: serialised per campaign,
+  // MSISDN and Asia/Ho_Chi_Minh day by a transaction advisory lock, counted after the lock,
+  // lower ids first; sets over_daily_cap and cap_checked, and records both. One transaction,
+  // outside the ingest's, so the acknowledgement never waits for it.
+  StoreStatus DecideDailyCaps(std::vector<DonationWork>* work);
+
   // Persists charger verdicts in ONE transaction: charge rows upserted by key, one balanced
   // journal per charged key (debit receivable:<operator>, credit fund:<campaign>), charged
   // units/amount recomputed from the charge rows, the state transition (+ history row), the
@@ -388,11 +397,6 @@ class Store {
   // end and reports whether the batch's marker (token) was committed, with its results.
   StoreStatus ResolveIngestCommit(const std::string& token, int old_backend_pid, size_t items,
                                   bool* committed, std::vector<IngestResult>* results);
-
-  // Inside IngestBatch: the daily cap of the donations claimed at ingest, exactly as
-  // ClaimDonations decides it for the others (serialised per campaign, MSISDN and local day by
-  // an advisory lock, earlier donations first); marks the over-cap ones.
-  StoreStatus DecideCapsAtIngest(const std::vector<IngestItem>& items, std::vector<IngestResult>* out);
 
   // One reply result in a transaction of its own (RecordReplyResults' fallback when a batch
   // fails, so that one bad row cannot hold back the others).

@@ -384,7 +384,7 @@ StoreStatus ShowDonation(Connection& conn, int64_t id, std::ostream& out, int of
       conn, "donation " + std::to_string(id),
       "SELECT id, campaign, operator, msisdn, shortcode, units, unit_price_vnd, amount_vnd, charging_mode, state, "
       "failure_reason, charged_units, charged_amount_vnd, attempts, " + LocalTs("received_at", offset) +
-          " AS received_at, " + LocalTs("final_at", offset) + " AS final_at, " + LocalTs("replied_at", offset) +
+          " AS received_at, " + LocalTs("final_at", offset) + " AS final_at, " + LocalTs("(SELECT min(o.submitted_at) FROM outbox o WHERE o.donation_id = donation.id)", offset) +
           " AS replied_at, reversal_journal_id FROM donation WHERE id = $1",
       p, out, &n);
   if (!st.ok()) return st;

@@ -689,9 +689,9 @@ TEST_F(StoreTest, DonationReplyIsQueuedOnceAndMarksTheDonationReplied) {
   EXPECT_EQ(replies[0].donation_id, id);
   EXPECT_EQ(replies[0].purpose, "success");
   EXPECT_EQ(replies[0].text, "Cam on Quy khach da ung ho 20.000 dong");
-  EXPECT_EQ(QueryValue(db_, "SELECT replied_at IS NULL FROM donation"), "t");
+  EXPECT_EQ(QueryValue(db_, "SELECT submitted_at IS NULL FROM outbox"), "t");
   ASSERT_TRUE(Submitted(*store_, replies[0].id, {"MSG1", "MSG2"}).ok());
-  EXPECT_EQ(QueryValue(db_, "SELECT replied_at IS NOT NULL FROM donation"), "t");
+  EXPECT_EQ(QueryValue(db_, "SELECT submitted_at IS NOT NULL FROM outbox"), "t");
   EXPECT_EQ(QueryValue(db_, "SELECT string_agg(smsc_message_id, ',' ORDER BY part) FROM outbox_message_id"), "MSG1,MSG2");
   // Replaying the submit (answer lost) changes nothing.
   ASSERT_TRUE(Submitted(*store_, replies[0].id, {"MSG1", "MSG2"}).ok());
@@ -788,7 +788,8 @@ TEST_F(StoreTest, ABatchOfSubmittedDonationRepliesMarksEachDonationRepliedOnce) 
   records.push_back({K::kRetry, replies[2].id, {}, StoreClock::now() + 1h, "throttled"});
   std::vector<StoreStatus> statuses;
   ASSERT_TRUE(store_->RecordReplyResults(records, &statuses).ok());
-  EXPECT_EQ(QueryValue(db_, "SELECT string_agg(id::text || ':' || (replied_at IS NOT NULL), ',' ORDER BY id) FROM donation"),
+  EXPECT_EQ(QueryValue(db_, "SELECT string_agg(d.id::text || ':' || (o.submitted_at IS NOT NULL), ',' ORDER BY d.id) "
+                            "FROM donation d JOIN outbox o ON o.donation_id = d.id"),
             std::to_string(ids[0]) + ":true," + std::to_string(ids[1]) + ":true," + std::to_string(ids[2]) + ":false");
   EXPECT_EQ(QueryValue(db_, "SELECT string_agg(smsc_message_id || '/' || part, ',' ORDER BY smsc_message_id) "
                             "FROM outbox_message_id"),
@@ -1288,7 +1289,6 @@ TEST_F(StoreTest, ADonationClaimedAtIngestIsLeasedToItsInstanceAndInvisibleToOth
   ASSERT_TRUE(store_->IngestBatch({item}, &results).ok());
   ASSERT_EQ(results.size(), 1u);
   EXPECT_TRUE(results[0].donation_claimed);
-  EXPECT_FALSE(results[0].over_daily_cap);
   const std::string id = std::to_string(results[0].donation_id);
   EXPECT_EQ(QueryValue(db_, "SELECT state || '/' || lease_owner || '/' || attempts FROM donation WHERE id = " + id),
             "charging/instance-a/1");
@@ -1343,37 +1343,67 @@ TEST_F(StoreTest, ADonationClaimedAtIngestWhoseInstanceDiedIsResumedAfterTheLeas
 }
 
 TEST_F(StoreTest, TheDailyCapOfDonationsClaimedAtIngestIsExactAcrossInstancesAndWithTheClaim) {
-  // Cap 5 units a day. 3 units claimed by a classic claim, then 2 at ingest by instance A (fits),
-  // then 1 at ingest by instance B (over), and one more in the same batch as a fitting one.
+  // Cap 5 units a day. 3 units claimed by a classic claim, then 2 + 1 claimed at ingest by
+  // instance A (the 2 fit, the 1 is over), then 1 at ingest by instance B (over).
   const int kCap = 5;
   std::vector<IngestResult> r0;
   ASSERT_TRUE(store_->IngestBatch({DonationItem("84912000003", 3, config::ChargingMode::kWhole, "", kCap)}, &r0).ok());
   DonationWork first = ClaimOne(r0[0].donation_id);
   EXPECT_FALSE(first.over_daily_cap);
 
+  // What the pipeline hands the charging worker for a donation claimed at ingest.
+  auto handed = [&](const IngestItem& item, const IngestResult& r) {
+    DonationWork w;
+    w.donation_id = r.donation_id;
+    w.campaign = item.donation->campaign;
+    w.msisdn = item.message->msisdn;
+    w.units = item.donation->units;
+    w.daily_cap_units = item.donation->daily_cap_units;
+    w.cap_checked = false;
+    w.received_at = item.message->received_at;
+    return w;
+  };
   IngestItem fits = DonationItem("84912000003", 2, config::ChargingMode::kWhole, "", kCap);
   fits.donation->claim_lease = 60s;
   IngestItem over = DonationItem("84912000003", 1, config::ChargingMode::kWhole, "", kCap);
   over.donation->claim_lease = 60s;
   std::vector<IngestResult> ra;
   ASSERT_TRUE(store_->IngestBatch({fits, over}, &ra).ok());
-  ASSERT_EQ(ra.size(), 2u);
-  EXPECT_FALSE(ra[0].over_daily_cap);
-  EXPECT_TRUE(ra[1].over_daily_cap) << "3 + 2 units fill the cap; the third donation is over it";
+  // Undecided until the charging worker asks: no claim sees them meanwhile.
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation WHERE cap_checked_at IS NULL"), 2);
+  std::vector<DonationWork> wa = {handed(over, ra[1]), handed(fits, ra[0])};  // any order
+  ASSERT_TRUE(store_->DecideDailyCaps(&wa).ok());
+  EXPECT_TRUE(wa[0].over_daily_cap) << "3 + 2 units fill the cap; the later donation is over it";
+  EXPECT_FALSE(wa[1].over_daily_cap) << "lower ids get the room first";
+  EXPECT_TRUE(wa[0].cap_checked && wa[1].cap_checked);
 
   IngestItem other = DonationItem("84912000003", 1, config::ChargingMode::kWhole, "", kCap);
   other.donation->claim_lease = 60s;
   std::vector<IngestResult> rb;
-  ASSERT_TRUE(MakeStore("instance-b")->IngestBatch({other}, &rb).ok());
-  EXPECT_TRUE(rb[0].over_daily_cap) << "instance B must see instance A's decision";
+  auto store_b = MakeStore("instance-b");
+  ASSERT_TRUE(store_b->IngestBatch({other}, &rb).ok());
+  std::vector<DonationWork> wb = {handed(other, rb[0])};
+  ASSERT_TRUE(store_b->DecideDailyCaps(&wb).ok());
+  EXPECT_TRUE(wb[0].over_daily_cap) << "instance B must see instance A's decision";
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation WHERE over_daily_cap"), 2);
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation WHERE cap_checked_at IS NULL"), 0);
+  // Deciding again changes nothing (a retried call after a lost COMMIT).
+  wb[0].cap_checked = false;
+  ASSERT_TRUE(store_b->DecideDailyCaps(&wb).ok());
+  EXPECT_TRUE(wb[0].over_daily_cap);
 
+  // The classic claim counts what was decided: a fourth unit claimed later is over too.
+  std::vector<IngestResult> rc;
+  ASSERT_TRUE(store_->IngestBatch({DonationItem("84912000003", 1, config::ChargingMode::kWhole, "", kCap)}, &rc).ok());
+  EXPECT_TRUE(ClaimOne(rc[0].donation_id).over_daily_cap);
   // Another subscriber is not affected.
   IngestItem someone_else = DonationItem("84912000004", 5, config::ChargingMode::kWhole, "", kCap);
   someone_else.donation->claim_lease = 60s;
-  std::vector<IngestResult> rc;
-  ASSERT_TRUE(store_->IngestBatch({someone_else}, &rc).ok());
-  EXPECT_FALSE(rc[0].over_daily_cap);
+  std::vector<IngestResult> rd;
+  ASSERT_TRUE(store_->IngestBatch({someone_else}, &rd).ok());
+  std::vector<DonationWork> wd = {handed(someone_else, rd[0])};
+  ASSERT_TRUE(store_->DecideDailyCaps(&wd).ok());
+  EXPECT_FALSE(wd[0].over_daily_cap);
 }
 
 TEST_F(StoreTest, AHelpReplyClaimedAtIngestIsLeasedToItsInstance) {
