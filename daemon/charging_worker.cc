@@ -379,13 +379,16 @@ void ChargingWorker::Run(Lane& lane) {
       }
     }
     if (lane.limit) {
-      // Saturated: every slot busy and work waiting (handed over, or a full last claim).
+      // Saturated: (nearly) every slot busy and work waiting (handed over, or a full last
+      // claim). "Nearly": with a slow backend charges finish all the time, so at any instant a
+      // few slots are free although the limit, not the work, sets the rate.
       bool waiting;
       {
         std::lock_guard<std::mutex> lock(lane.mu);
         waiting = !lane.handed.empty();
       }
-      const bool saturated = lane.inflight.load() >= lane.concurrency && (waiting || lane.backlog_seen);
+      const bool saturated =
+          lane.inflight.load() * 4 >= lane.concurrency * 3 && (waiting || lane.backlog_seen);
       lane.concurrency = lane.limit->Update(Clock::now(), saturated);
     }
     lane.concurrency_seen.store(lane.concurrency);
