@@ -152,7 +152,8 @@ fi
 # shellcheck source=../tests/lib/pg.sh
 source "$ROOT/tests/lib/pg.sh"
 pg_start "max_wal_size = 4GB" "checkpoint_timeout = 30min" "wal_buffers = 16MB" \
-  "shared_preload_libraries = 'pg_stat_statements'" "pg_stat_statements.track = all" >&2
+  "shared_preload_libraries = 'pg_stat_statements'" "pg_stat_statements.track = all" \
+  "pg_stat_statements.track_planning = on" >&2
 PSQL=(psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT_TEST" -U postgres)
 # shellcheck source=lib.sh
 source "$ROOT/bench/lib.sh"
@@ -425,14 +426,19 @@ pg_cost_breakdown() {  # db prefix
   donations=$("${PSQL[@]}" -d "$db" -c "SELECT greatest(count(*), 1) FROM donation")
   {
     echo "== $db: PostgreSQL work per donation ($donations donations)"
-    echo "-- statements (pg_stat_statements; exec us per donation, calls, rows per call)"
+    echo "-- statements (pg_stat_statements; exec us and planning us per donation, calls, rows per call)"
     "${PSQL[@]}" -d "$db" -F $'\t' -c "
-      SELECT round(s.total_exec_time * 1000 / $donations)::int AS us_per_donation, s.calls,
+      SELECT round(s.total_exec_time * 1000 / $donations)::int AS us_per_donation,
+             round(s.total_plan_time * 1000 / $donations)::int AS plan_us_per_donation, s.calls,
              round(s.rows::numeric / greatest(s.calls, 1), 1) AS rows_per_call,
              left(regexp_replace(s.query, '\s+', ' ', 'g'), 110)
         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
        WHERE d.datname = '$db' AND s.toplevel
-       ORDER BY s.total_exec_time DESC LIMIT 15"
+       ORDER BY s.total_exec_time + s.total_plan_time DESC LIMIT 15"
+    echo "-- all statements: exec us, planning us per donation"
+    "${PSQL[@]}" -d "$db" -F $'\t' -c "
+      SELECT round(sum(s.total_exec_time) * 1000 / $donations)::int, round(sum(s.total_plan_time) * 1000 / $donations)::int
+        FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$db' AND s.toplevel"
     echo "-- row versions per donation (inserted, updated, of which HOT, deleted)"
     "${PSQL[@]}" -d "$db" -F $'\t' -c "
       SELECT relname, round(n_tup_ins::numeric / $donations, 2), round(n_tup_upd::numeric / $donations, 2),

@@ -312,6 +312,7 @@ void ChargingWorker::Notify() {
       std::lock_guard<std::mutex> lock(lane->mu);
       lane->notified = true;
     }
+    lane->store_work_signalled.store(true);
     lane->cv.notify_all();
   }
 }
@@ -408,7 +409,13 @@ void ChargingWorker::Run(Lane& lane) {
     const int64_t room = lane.concurrency - lane.inflight.load();
     const int64_t worthwhile =
         std::max<int64_t>(1, std::min<int64_t>(options_.batch_size, lane.concurrency) / 4);
-    if (!paused_.load() && !yield && (room >= worthwhile || (room > 0 && lane.inflight.load() == 0))) {
+    const auto now = Clock::now();
+    const bool claim_due = lane.backlog_seen || now >= lane.next_store_claim ||
+                           lane.store_work_signalled.load();
+    if (!paused_.load() && !yield && claim_due &&
+        (room >= worthwhile || (room > 0 && lane.inflight.load() == 0))) {
+      lane.store_work_signalled.store(false);
+      lane.next_store_claim = now + options_.poll_interval;
       int64_t before = lane.inflight.load();
       ClaimAndStart(lane);
       int64_t claimed = lane.inflight.load() - before;

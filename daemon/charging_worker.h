@@ -180,6 +180,10 @@ class ChargingWorker {
     std::unique_ptr<IngestPriority> priority;
     std::unique_ptr<AdaptiveLimit> limit;  // null: fixed concurrency
     bool backlog_seen = false;             // the last claim was full: more work is waiting
+    // The claim is the recovery path: while the hand-off carries the work, ask the database at
+    // most once per poll interval, unless Notify() said donations were left there for it.
+    std::atomic<bool> store_work_signalled{true};
+    std::chrono::steady_clock::time_point next_store_claim{};
     std::atomic<int64_t> concurrency_seen{0};  // `concurrency`, for other threads
     std::thread thread;
   };

@@ -73,6 +73,7 @@ void ReplySender::Notify() {
     std::lock_guard<std::mutex> lock(mu_);
     notified_ = true;
   }
+  store_work_signalled_.store(true);
   cv_.notify_all();
 }
 
@@ -249,6 +250,10 @@ void ReplySender::Claim() {
   room -= TakeHanded(room);
   int limit = std::min(options_.batch_size, room);
   if (limit <= 0) return;
+  const auto now = Clock::now();
+  if (!last_claim_full_ && now < next_store_claim_ && !store_work_signalled_.load()) return;
+  store_work_signalled_.store(false);
+  next_store_claim_ = now + options_.poll_interval;
   std::vector<std::string> operators = links_.OperatorsWithTransmitter();
   if (operators.empty()) return;
   std::vector<billing::OutboxReply> replies;
@@ -260,6 +265,7 @@ void ReplySender::Claim() {
     cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_.load(); });
     return;
   }
+  last_claim_full_ = static_cast<int>(replies.size()) >= limit;
   for (billing::OutboxReply& r : replies) {
     // Its result is in memory, waiting to be recorded: sending it again would be a duplicate.
     if (unrecorded_ids_.count(r.id) != 0) continue;

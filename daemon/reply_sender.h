@@ -147,6 +147,11 @@ class ReplySender {
   uint64_t rate_submitted_ = 0;
   std::chrono::steady_clock::time_point rate_at_{};
   std::chrono::steady_clock::time_point next_rate_update_{};
+  // ClaimReplies is the recovery path: at most once per poll interval unless the last claim was
+  // full or Notify() was called.
+  std::chrono::steady_clock::time_point next_store_claim_{};
+  bool last_claim_full_ = true;
+  std::atomic<bool> store_work_signalled_{true};
   std::atomic<bool> running_{false};
   // Sender thread only: results whose recording failed transiently, retried first.
   std::deque<Result> unrecorded_;

@@ -380,13 +380,14 @@ RETURNING o.id, o.donation_id, o.state = 'claimed')";
 // The next_attempt_at of one operator's $2-th ready reply in claim order (NULL: fewer).
 const std::string kClaimRepliesHorizonSql = R"(
 SELECT )" + Micros("next_attempt_at") + R"( FROM outbox
- WHERE operator = $1 AND state IN ('pending', 'claimed') AND next_attempt_at <= now()
+ WHERE operator = $1 AND closed_at IS NULL AND state IN ('pending', 'claimed')
+   AND next_attempt_at <= now()
  ORDER BY next_attempt_at OFFSET $2 LIMIT 1)";
 
 const std::string kClaimRepliesSql = R"(
 WITH c AS (
   SELECT id FROM outbox
-   WHERE state IN ('pending', 'claimed')
+   WHERE closed_at IS NULL AND state IN ('pending', 'claimed')
      AND next_attempt_at <= least(now(), coalesce()" + Ts("$5::bigint") + R"(, now()))
      AND (lease_until IS NULL OR lease_until < now())
      AND operator = ANY($4::text[])
@@ -408,8 +409,8 @@ constexpr std::string_view kRepliesSubmittedSql = R"(
 WITH upd AS (
   UPDATE outbox o
      SET state = CASE WHEN o.state IN ('pending', 'claimed') THEN 'submitted' ELSE o.state END,
-         submitted_at = coalesce(o.submitted_at, now()), lease_owner = NULL, lease_until = NULL,
-         last_error = NULL, updated_at = now()
+         submitted_at = coalesce(o.submitted_at, now()), closed_at = coalesce(o.closed_at, now()),
+         lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = now()
     FROM (SELECT DISTINCT unnest($1::bigint[]) AS id) u
    WHERE o.id = u.id
   RETURNING o.id, o.operator, o.donation_id),
@@ -1581,7 +1582,8 @@ StoreStatus Store::ReplySubmittedStatements(int64_t reply_id, const std::vector<
   st = conn.Prepared(
       "reply_submitted",
       "UPDATE outbox SET state = CASE WHEN state IN ('pending', 'claimed') THEN 'submitted' ELSE state END,"
-      " submitted_at = coalesce(submitted_at, now()), lease_owner = NULL, lease_until = NULL,"
+      " submitted_at = coalesce(submitted_at, now()), closed_at = coalesce(closed_at, now()),"
+      " lease_owner = NULL, lease_until = NULL,"
       " last_error = NULL, updated_at = now() WHERE id = $1 RETURNING operator",
       pg::Params().Int(reply_id), &r);
   if (!st.ok()) return st;
@@ -1632,7 +1634,7 @@ StoreStatus Store::ReplyFailedStatement(int64_t reply_id, const std::string& rea
   return impl_->conn.Prepared(
       "reply_failed",
       "UPDATE outbox SET state = 'failed', last_error = $2, lease_owner = NULL, lease_until = NULL,"
-      " updated_at = now() WHERE id = $1 AND state IN ('pending', 'claimed')",
+      " closed_at = now(), updated_at = now() WHERE id = $1 AND state IN ('pending', 'claimed')",
       pg::Params().Int(reply_id).Text(Clean(reason)));
 }
 
@@ -1788,7 +1790,7 @@ StoreStatus Store::CountOutboxBacklog(int64_t* count) {
   StoreStatus st = Connect();
   if (!st.ok()) return st;
   return QueryCount(impl_->conn, "count_outbox",
-                    "SELECT count(*) FROM outbox WHERE state IN ('pending', 'claimed')", count);
+                    "SELECT count(*) FROM outbox WHERE closed_at IS NULL AND state IN ('pending', 'claimed')", count);
 }
 
 StoreStatus Store::CountDonationsByState(std::map<std::string, int64_t>* counts) {
