@@ -781,38 +781,32 @@ std::string LocalDay(StoreTime t) {
   return buf;
 }
 
-}  // namespace
+// One donation whose daily cap is to be decided.
+struct CapCandidate {
+  int64_t donation_id = 0;
+  std::string campaign, msisdn, local_day;  // local_day: Asia/Ho_Chi_Minh, YYYY-MM-DD
+  int32_t units = 0, cap_units = 0;
+};
 
-StoreStatus Store::DecideDailyCaps(std::vector<DonationWork>* work) {
-  std::vector<size_t> which;
+// The daily cap, decided inside the caller's transaction (ClaimDonations at a first claim,
+// DecideDailyCaps for donations claimed at ingest): serialised per (campaign, msisdn, day) by a
+// transaction advisory lock, so concurrent deciders in other instances see each other's
+// decisions; the units already committed are counted after the lock; `candidates` must be in
+// id order (earlier donations get the room first). (*over)[i] says whether candidate i is over.
+StoreStatus DecideCapsInTransaction(pg::Connection& conn, const std::vector<CapCandidate>& candidates,
+                                    std::vector<bool>* over) {
+  over->assign(candidates.size(), false);
+  if (candidates.empty()) return StoreStatus::Ok();
   std::vector<int64_t> ids;
   std::vector<std::string> k_campaign, k_msisdn, k_day, lock_keys;
-  for (size_t i = 0; i < work->size(); ++i) {
-    DonationWork& w = (*work)[i];
-    if (w.cap_checked) continue;
-    if (w.daily_cap_units <= 0) {
-      w.cap_checked = true;
-      continue;
-    }
-    which.push_back(i);
-    ids.push_back(w.donation_id);
-    k_campaign.push_back(Clean(w.campaign));
-    k_msisdn.push_back(Clean(w.msisdn));
-    k_day.push_back(LocalDay(w.received_at));
+  for (const CapCandidate& c : candidates) {
+    ids.push_back(c.donation_id);
+    k_campaign.push_back(Clean(c.campaign));
+    k_msisdn.push_back(Clean(c.msisdn));
+    k_day.push_back(c.local_day);
     lock_keys.push_back(k_campaign.back() + "\x1f" + k_msisdn.back() + "\x1f" + k_day.back());
   }
-  if (which.empty()) return StoreStatus::Ok();
-  // Lower ids get the room first, as in ClaimDonations.
-  std::vector<size_t> order(which.size());
-  for (size_t j = 0; j < order.size(); ++j) order[j] = j;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ids[a] < ids[b]; });
-  StoreStatus st = Connect();
-  if (!st.ok()) return st;
-  pg::Connection& conn = impl_->conn;
-  pg::Transaction tx(conn);
-  st = tx.Begin();
-  if (!st.ok()) return st;
-  st = conn.Prepared("cap_lock", kCapLockSql, pg::Params().TextArray(lock_keys));
+  StoreStatus st = conn.Prepared("cap_lock", kCapLockSql, pg::Params().TextArray(lock_keys));
   if (!st.ok()) return st;
   pg::Result usage;
   st = conn.Prepared("cap_usage", kCapUsageSql,
@@ -822,18 +816,53 @@ StoreStatus Store::DecideDailyCaps(std::vector<DonationWork>* work) {
   std::map<std::string, int64_t> used;
   for (int i = 0; i < usage.rows(); ++i)
     used[usage.String(i, 0) + "\x1f" + usage.String(i, 1) + "\x1f" + usage.String(i, 2)] = usage.Int64(i, 3);
-  std::vector<bool> over(which.size(), false);
-  std::vector<int64_t> over_ids;
-  for (size_t j : order) {
-    const DonationWork& w = (*work)[which[j]];
-    int64_t& u = used[lock_keys[j]];
-    if (u + w.units > w.daily_cap_units) {
-      over[j] = true;
-      over_ids.push_back(ids[j]);
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    int64_t& u = used[lock_keys[i]];
+    if (u + candidates[i].units > candidates[i].cap_units) {
+      (*over)[i] = true;
     } else {
-      u += w.units;
+      u += candidates[i].units;
     }
   }
+  return StoreStatus::Ok();
+}
+
+}  // namespace
+
+StoreStatus Store::DecideDailyCaps(std::vector<DonationWork>* work) {
+  std::vector<size_t> which;  // indexes into *work, in donation id order
+  for (size_t i = 0; i < work->size(); ++i) {
+    DonationWork& w = (*work)[i];
+    if (w.cap_checked) continue;
+    if (w.daily_cap_units <= 0) {
+      w.cap_checked = true;
+      continue;
+    }
+    which.push_back(i);
+  }
+  if (which.empty()) return StoreStatus::Ok();
+  std::sort(which.begin(), which.end(),
+            [&](size_t a, size_t b) { return (*work)[a].donation_id < (*work)[b].donation_id; });
+  std::vector<CapCandidate> candidates;
+  std::vector<int64_t> ids;
+  for (size_t i : which) {
+    const DonationWork& w = (*work)[i];
+    candidates.push_back({w.donation_id, w.campaign, w.msisdn, LocalDay(w.received_at), w.units,
+                          w.daily_cap_units});
+    ids.push_back(w.donation_id);
+  }
+  StoreStatus st = Connect();
+  if (!st.ok()) return st;
+  pg::Connection& conn = impl_->conn;
+  pg::Transaction tx(conn);
+  st = tx.Begin();
+  if (!st.ok()) return st;
+  std::vector<bool> over;
+  st = DecideCapsInTransaction(conn, candidates, &over);
+  if (!st.ok()) return st;
+  std::vector<int64_t> over_ids;
+  for (size_t j = 0; j < candidates.size(); ++j)
+    if (over[j]) over_ids.push_back(candidates[j].donation_id);
   st = conn.Prepared("cap_decided",
                      "UPDATE donation SET cap_checked_at = coalesce(cap_checked_at, now()),"
                      " over_daily_cap = over_daily_cap OR id = ANY($2::bigint[]), updated_at = now()"
@@ -1085,46 +1114,27 @@ StoreStatus Store::ClaimDonations(int limit, std::chrono::seconds lease,
     return tx.Commit();
   }
 
-  // Daily cap, evaluated once per donation (at its first claim), serialised per
-  // (campaign, msisdn, day) by a transaction advisory lock so concurrent claimers in other
-  // instances see each other's decisions.
-  std::vector<int64_t> cap_ids;
-  std::vector<std::string> k_campaign, k_msisdn, k_day, lock_keys;
+  // Daily cap, evaluated once per donation (at its first claim). Claimed rows come in id order.
+  std::vector<CapCandidate> candidates;
+  std::vector<DonationWork*> candidate_work;
   for (size_t i = 0; i < claimed.size(); ++i) {
     if (!evaluate_cap[i]) continue;
-    cap_ids.push_back(claimed[i].donation_id);
-    k_campaign.push_back(claimed[i].campaign);
-    k_msisdn.push_back(claimed[i].msisdn);
-    k_day.push_back(local_day[i]);
-    lock_keys.push_back(claimed[i].campaign + "\x1f" + claimed[i].msisdn + "\x1f" + local_day[i]);
+    candidates.push_back({claimed[i].donation_id, claimed[i].campaign, claimed[i].msisdn, local_day[i],
+                          claimed[i].units, cap[i]});
+    candidate_work.push_back(&claimed[i]);
   }
-  if (!cap_ids.empty()) {
-    st = conn.Prepared("cap_lock", kCapLockSql, pg::Params().TextArray(lock_keys));
+  if (!candidates.empty()) {
+    std::vector<bool> over;
+    st = DecideCapsInTransaction(conn, candidates, &over);
     if (!st.ok()) return st;
-    pg::Result usage;
-    st = conn.Prepared("cap_usage", kCapUsageSql,
-                       pg::Params().TextArray(k_campaign).TextArray(k_msisdn).TextArray(k_day)
-                           .IntArray(cap_ids),
-                       &usage);
-    if (!st.ok()) return st;
-    std::map<std::string, int64_t> used;
-    for (int i = 0; i < usage.rows(); ++i)
-      used[usage.String(i, 0) + "\x1f" + usage.String(i, 1) + "\x1f" + usage.String(i, 2)] =
-          usage.Int64(i, 3);
-    std::vector<int64_t> over;
-    // Claimed rows come in id order: earlier donations get the room first.
-    for (size_t i = 0; i < claimed.size(); ++i) {
-      if (!evaluate_cap[i]) continue;
-      int64_t& u = used[claimed[i].campaign + "\x1f" + claimed[i].msisdn + "\x1f" + local_day[i]];
-      if (u + claimed[i].units > cap[i]) {
-        claimed[i].over_daily_cap = true;
-        over.push_back(claimed[i].donation_id);
-      } else {
-        u += claimed[i].units;
-      }
+    std::vector<int64_t> over_ids;
+    for (size_t j = 0; j < candidates.size(); ++j) {
+      if (!over[j]) continue;
+      candidate_work[j]->over_daily_cap = true;
+      over_ids.push_back(candidates[j].donation_id);
     }
-    if (!over.empty()) {
-      st = conn.Prepared("cap_mark_over", kMarkOverCapSql, pg::Params().IntArray(over));
+    if (!over_ids.empty()) {
+      st = conn.Prepared("cap_mark_over", kMarkOverCapSql, pg::Params().IntArray(over_ids));
       if (!st.ok()) return st;
     }
   }
