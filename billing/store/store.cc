@@ -505,12 +505,15 @@ StoreStatus Store::Connect() {
   if (!st.ok()) return st;
   std::string setup = "SET statement_timeout = " + std::to_string(std::max(0, options_.statement_timeout_ms)) +
                       "; SET client_min_messages = warning; SET TIME ZONE 'UTC'"
-                      // Our statements are prepared once per connection and the tables grow
-                      // from empty: a generic plan cached while `charge` had a few rows kept
-                      // seq-scanning it at 50 000 rows (60 % of the charging thread's time in
-                      // one benchmark). Custom plans cost ~0.5 ms of planning per batch and see
-                      // the table as it is now (docs/performance.md).
-                      "; SET plan_cache_mode = force_custom_plan";
+                      // Plans are cached (generic after five executions), including the
+                      // ones PostgreSQL prepares inside our statements: foreign-key checks,
+                      // the ledger's balance trigger. Re-planning them per row cost more than
+                      // executing them (docs/performance.md, "Plans"). The tables grow from
+                      // empty, so a generic plan made while `charge` had a few rows once kept
+                      // seq-scanning it at 50 000 rows; on this connection a sequential scan
+                      // is never the right plan (every statement of the data path has an
+                      // index to use), so it is ruled out rather than re-planned.
+                      "; SET plan_cache_mode = auto; SET enable_seqscan = off";
   st = impl_->conn.Exec(setup);
   if (!st.ok()) impl_->conn.Close();
   return st;
