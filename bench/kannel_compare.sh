@@ -4,7 +4,7 @@
 #
 #   bench/kannel_compare.sh [--messages N] [--configs "1x100,4x256"] [--quick] [--duration S]
 #                           [--drain-s S] [--no-kannel-dlr] [--no-mo-id] [--charge-latency-ms MS]
-#                           [--no-kannel] [--build-dir DIR] [--skip-install] [--out DIR]
+#                           [--no-kannel] [--auto-explain-ms MS] [--build-dir DIR] [--skip-install] [--out DIR]
 #
 # Per configuration BINDSxWINDOW (default "1x100,4x256"; "1x10" is the other one operators
 # give), in the same run and with the same loadgen arguments (tools/loadgen plays the SMSC,
@@ -43,6 +43,9 @@ MO_ID_TLV=1       # --no-mo-id: donagated's links are not told of loadgen's MO-i
 OUT=""
 CHARGE_LATENCY_MS=0  # --charge-latency-ms: charging_sim's latency for donagated's runs
 NO_KANNEL=0          # --no-kannel: donagated's runs only (e.g. a second latency in the same hour)
+AUTO_EXPLAIN_MS=""   # --auto-explain-ms MS: log the plan of every statement (nested ones too:
+                     # foreign-key checks, triggers) slower than MS to $OUT/postgresql.log, the
+                     # check that no cached plan degrades as the tables grow (docs/performance.md)
 
 while (($#)); do
   case "$1" in
@@ -56,6 +59,7 @@ while (($#)); do
     --no-mo-id) MO_ID_TLV=0; shift ;;
     --charge-latency-ms) CHARGE_LATENCY_MS=$2; shift 2 ;;
     --no-kannel) NO_KANNEL=1; shift ;;
+    --auto-explain-ms) AUTO_EXPLAIN_MS=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --out) OUT=$2; shift 2 ;;
     -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
@@ -96,6 +100,9 @@ cleanup() {
   for p in "${PIDS[@]}"; do stop_pid "$p" 5; done
   # A child started just before a signal may not be in PIDS yet: this script's own children.
   for p in $(pgrep -P $$ 2>/dev/null); do stop_pid "$p" 2; done
+  if [ -n "$AUTO_EXPLAIN_MS" ] && [ -n "${PGTMP:-}" ] && [ -f "$PGTMP/server.log" ]; then
+    cp "$PGTMP/server.log" "$OUT/postgresql.log" 2>/dev/null || true
+  fi
   declare -F pg_stop >/dev/null && { pg_stop || true; }
   ((POLICY_RC_MADE)) && rm -f /usr/sbin/policy-rc.d
   return 0
@@ -151,9 +158,14 @@ fi
 # PostgreSQL: durable (fsync=on, synchronous_commit=on), bench/run.sh's settings.
 # shellcheck source=../tests/lib/pg.sh
 source "$ROOT/tests/lib/pg.sh"
-pg_start "max_wal_size = 4GB" "checkpoint_timeout = 30min" "wal_buffers = 16MB" \
-  "shared_preload_libraries = 'pg_stat_statements'" "pg_stat_statements.track = all" \
-  "pg_stat_statements.track_planning = on" >&2
+PG_EXTRA=("shared_preload_libraries = 'pg_stat_statements'")
+if [ -n "$AUTO_EXPLAIN_MS" ]; then
+  PG_EXTRA=("shared_preload_libraries = 'pg_stat_statements,auto_explain'"
+            "auto_explain.log_min_duration = $AUTO_EXPLAIN_MS" "auto_explain.log_nested_statements = on"
+            "log_min_messages = log")
+fi
+pg_start "max_wal_size = 4GB" "checkpoint_timeout = 30min" "wal_buffers = 16MB" "${PG_EXTRA[@]}" \
+  "pg_stat_statements.track = all" "pg_stat_statements.track_planning = on" >&2
 PSQL=(psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT_TEST" -U postgres)
 # shellcheck source=lib.sh
 source "$ROOT/bench/lib.sh"

@@ -512,8 +512,11 @@ StoreStatus Store::Connect() {
                       // empty, so a generic plan made while `charge` had a few rows once kept
                       // seq-scanning it at 50 000 rows; on this connection a sequential scan
                       // is never the right plan (every statement of the data path has an
-                      // index to use), so it is ruled out rather than re-planned.
-                      "; SET plan_cache_mode = auto; SET enable_seqscan = off";
+                      // index to use), so it is ruled out rather than re-planned. JIT is
+                      // off: it triggers on estimated cost, and a ruled-out scan costs 10^10
+                      // (the pending-receipt purge, which has no index, was JIT-compiled for
+                      // 360 ms); no statement here runs long enough to gain from it.
+                      "; SET plan_cache_mode = auto; SET enable_seqscan = off; SET jit = off";
   st = impl_->conn.Exec(setup);
   if (!st.ok()) impl_->conn.Close();
   return st;
