@@ -227,13 +227,46 @@ UPDATE mo_part p SET consumed_at = now(), consumed_by = u.message_id
    AND p.dest_addr = u.dest_addr AND p.concat_ref = u.concat_ref AND p.ref16 = u.ref16
    AND p.total = u.total)";
 
+// The batch's delivery receipts applied as one set, with the result of apply_receipt()
+// (0005) called for each in arrival order: a receipt whose message id no reply carries is
+// parked in pending_receipt; a reply keeps the last receipt's stat, error and time; its
+// state becomes the first failure of the batch (a failure state is never overwritten), else
+// delivered if a DELIVRD came, else stays (ACCEPTD, ENROUTE, UNKNOWN).
+// Why not apply_receipt() per row: a data-modifying SQL function is executed, not inlined,
+// so each receipt paid an executor start-up for its three sub-statements
+// (docs/performance.md, "Plans").
 const std::string kApplyReceiptsSql = R"(
-SELECT apply_receipt(s.operator, s.message_id, s.stat, s.err, )" +
-                                      Ts("s.done_us") + R"(, s.inbound_id)
-  FROM (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
-                             $6::bigint[]) WITH ORDINALITY
-          AS u(operator, message_id, stat, err, done_us, inbound_id, ord)
-        ORDER BY ord) s)";
+WITH t AS MATERIALIZED (
+  SELECT u.operator, u.message_id, u.stat, u.err, )" + Ts("u.done_us") + R"( AS done_at,
+         u.inbound_id, u.ord,
+         (SELECT m.outbox_id FROM outbox_message_id m
+           WHERE m.operator = u.operator AND m.smsc_message_id = u.message_id
+           ORDER BY m.outbox_id DESC LIMIT 1) AS outbox_id,
+         CASE upper(u.stat) WHEN 'DELIVRD' THEN 'delivered' WHEN 'UNDELIV' THEN 'undeliverable'
+                            WHEN 'EXPIRED' THEN 'expired' WHEN 'REJECTD' THEN 'rejected'
+                            WHEN 'DELETED' THEN 'failed' END AS mapped
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+           WITH ORDINALITY AS u(operator, message_id, stat, err, done_us, inbound_id, ord)),
+parked AS (
+  INSERT INTO pending_receipt (operator, smsc_message_id, stat, err, done_at, inbound_message_id)
+  SELECT operator, message_id, stat, err, done_at, inbound_id FROM t
+   WHERE outbox_id IS NULL ORDER BY ord),
+per_reply AS (
+  SELECT outbox_id,
+         (array_agg(stat ORDER BY ord DESC))[1] AS stat,
+         (array_agg(err ORDER BY ord DESC))[1] AS err,
+         (array_agg(coalesce(done_at, now()) ORDER BY ord DESC))[1] AS receipt_at,
+         (array_agg(mapped ORDER BY ord) FILTER (WHERE mapped <> 'delivered'))[1] AS first_failure,
+         bool_or(mapped = 'delivered') AS delivered
+    FROM t WHERE outbox_id IS NOT NULL GROUP BY outbox_id)
+UPDATE outbox o
+   SET receipt_stat = p.stat, receipt_err = p.err, receipt_at = p.receipt_at,
+       state = CASE WHEN o.state IN ('undeliverable', 'expired', 'rejected', 'failed') THEN o.state
+                    WHEN p.first_failure IS NOT NULL THEN p.first_failure
+                    WHEN p.delivered THEN 'delivered'
+                    ELSE o.state END,
+       updated_at = now()
+  FROM per_reply p WHERE o.id = p.outbox_id)";
 
 // The next_attempt_at of the $1-th open donation in claim order (NULL: fewer are open).
 const std::string kClaimHorizonSql = R"(

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -423,6 +424,80 @@ TEST_F(StoreTest, ReceiptsOfOneBatchApplyInArrivalOrderAndAFailureIsNeverOverwri
   EXPECT_EQ(row(replies[0].id), "undeliverable/DELIVRD");  // the failure stays; the last stat is kept
   EXPECT_EQ(row(replies[1].id), "delivered/DELIVRD");
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM pending_receipt"), 0);
+}
+
+// The ingest applies a batch's receipts as one set statement; apply_receipt() (0005) applies
+// one. For every pair of receipts of one reply (and triples ending in DELIVRD or ENROUTE) (and one of an unknown message
+// id in the same batch), the reply must end exactly as apply_receipt() called per receipt in
+// arrival order leaves its twin: state, stat, error, and what was parked.
+TEST_F(StoreTest, ABatchOfReceiptsEndsAsApplyReceiptPerReceiptInArrivalOrder) {
+  const std::vector<std::string> stats = {"DELIVRD", "UNDELIV", "ENROUTE", "EXPIRED", "REJECTD", "ACCEPTD"};
+  std::vector<std::vector<std::string>> sequences;
+  for (const auto& a : stats) {
+    sequences.push_back({a});
+    for (const auto& b : stats) {
+      sequences.push_back({a, b});
+      if (a == "DELIVRD" || a == "ENROUTE")
+        for (const auto& c : {std::string("DELIVRD"), std::string("ENROUTE")}) sequences.push_back({a, b, c});
+    }
+  }
+  const std::map<std::string, std::string> expected = {
+      {"UNDELIV DELIVRD ", "undeliverable/DELIVRD/001"},  // a failure is never overwritten
+      {"ENROUTE ", "submitted/ENROUTE/000"},              // an intermediate stat keeps the state
+      {"DELIVRD EXPIRED ", "expired/EXPIRED/001"},        // delivered is not final against a failure
+      {"ENROUTE DELIVRD ENROUTE ", "delivered/ENROUTE/002"}};
+  int checked = 0;
+  std::vector<IngestResult> results;
+  int n = 0;
+  for (const auto& seq : sequences) {
+    ++n;
+    const std::string tag = std::to_string(n);
+    // Twin replies: B gets the batch, T (its twin) gets apply_receipt() per receipt.
+    ASSERT_TRUE(store_->IngestBatch({HelpReplyItem("849" + std::to_string(10000000 + 2 * n)),
+                                     HelpReplyItem("849" + std::to_string(10000001 + 2 * n))},
+                                    &results).ok());
+    const int64_t b = results[0].reply_id, t = results[1].reply_id;
+    ASSERT_TRUE(Submitted(*store_, b, {"B" + tag}).ok());
+    ASSERT_TRUE(Submitted(*store_, t, {"T" + tag}).ok());
+    std::vector<IngestItem> batch;
+    std::string twin_sql;
+    for (size_t i = 0; i < seq.size(); ++i) {
+      IngestItem item;
+      item.message = Message("849" + std::to_string(10000000 + 2 * n), "id:B" + tag + " stat:" + seq[i],
+                             MessageOutcome::kReceipt);
+      item.message->esm_class = 0x04;
+      item.receipt = ReceiptInfo{"viettel", "B" + tag, seq[i], "00" + std::to_string(i), StoreClock::now()};
+      batch.push_back(item);
+      twin_sql += "SELECT apply_receipt('viettel', 'T" + tag + "', '" + seq[i] + "', '00" + std::to_string(i) +
+                  "', now(), NULL);";
+      if (i == 0) {  // a receipt no reply carries, in the middle of the batch
+        IngestItem stray = item;
+        stray.receipt->smsc_message_id = "X" + tag;
+        batch.push_back(stray);
+        twin_sql += "SELECT apply_receipt('viettel', 'Y" + tag + "', '" + seq[i] + "', '000', now(), NULL);";
+      }
+    }
+    ExecSql(db_, twin_sql);
+    ASSERT_TRUE(store_->IngestBatch(batch, &results).ok());
+    auto row = [&](int64_t id) {
+      return QueryValue(db_, "SELECT state || '/' || receipt_stat || '/' || receipt_err FROM outbox WHERE id = " +
+                                 std::to_string(id));
+    };
+    std::string seq_text;
+    for (const auto& x : seq) seq_text += x + " ";
+    EXPECT_EQ(row(b), row(t)) << "receipts " << seq_text;
+    // A few concrete outcomes, so the twins cannot agree on something both got wrong.
+    if (auto it = expected.find(seq_text); it != expected.end()) {
+      EXPECT_EQ(row(b), it->second) << "receipts " << seq_text;
+      ++checked;
+    }
+    EXPECT_EQ(QueryValue(db_, "SELECT string_agg(stat, ',' ORDER BY id) FROM pending_receipt WHERE smsc_message_id = 'X" +
+                                  tag + "'"),
+              QueryValue(db_, "SELECT string_agg(stat, ',' ORDER BY id) FROM pending_receipt WHERE smsc_message_id = 'Y" +
+                                  tag + "'"))
+        << "receipts " << seq_text;
+  }
+  EXPECT_EQ(checked, 4) << "the concrete cases below were all met";
 }
 
 TEST_F(StoreTest, ReplyClaimsTakeTheOldestAcrossTheListedOperatorsOnly) {
