@@ -13,6 +13,19 @@ bool IsTransientSqlstate(std::string_view s) {
          s == "25P03";
 }
 
+bool ConninfoSets(const std::string& conninfo, const char* keyword) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+  if (error) PQfreemem(error);
+  if (!options) return false;  // unparsable: libpq's own connect reports why
+  bool set = false;
+  for (PQconninfoOption* o = options; o->keyword; ++o) {
+    if (std::string_view(o->keyword) == keyword && o->val && *o->val) set = true;
+  }
+  PQconninfoFree(options);
+  return set;
+}
+
 int64_t Result::Int64(int row, int col) const {
   if (IsNull(row, col)) return 0;
   std::string_view t = Text(row, col);
@@ -148,6 +161,34 @@ bool Connection::Alive() {
   return alive;
 }
 
+std::string Connection::Host() const {
+  const char* h = conn_ ? PQhost(conn_) : nullptr;
+  return h ? h : "";
+}
+
+std::string Connection::Port() const {
+  const char* p = conn_ ? PQport(conn_) : nullptr;
+  return p ? p : "";
+}
+
+bool IsUnreplicatedCommit(const StoreStatus& status) {
+  return status.transient() && status.sqlstate() == "01000" &&
+         std::string_view(status.message()).substr(0, kUnreplicatedCommit.size()) == kUnreplicatedCommit;
+}
+
+void Connection::OnNotice(void* self, const PGresult* notice) {
+  auto* c = static_cast<Connection*>(self);
+  const char* severity = PQresultErrorField(notice, PG_DIAG_SEVERITY_NONLOCALIZED);
+  const char* sqlstate = PQresultErrorField(notice, PG_DIAG_SQLSTATE);
+  // The server's SyncRepWaitForLSN warns with the generic WARNING code (01000) and a message
+  // that lc_messages may translate; none of our statements raises a warning of its own, so the
+  // nonlocalized severity and the code are what we match.
+  if (severity && sqlstate && std::string_view(severity) == "WARNING" && std::string_view(sqlstate) == "01000") {
+    c->unreplicated_commit_ = true;
+  }
+  if (c->previous_receiver_) c->previous_receiver_(nullptr, notice);
+}
+
 void Connection::Close() {
   if (conn_) PQfinish(conn_);
   conn_ = nullptr;
@@ -176,6 +217,9 @@ StoreStatus Connection::Ensure(const std::string& conninfo,
     Close();
     return StoreStatus::Transient("cannot connect to PostgreSQL: " + message);
   }
+  // libpq's default receiver ignores its argument (it hands the text to the notice
+  // processor), so it can be chained with a null one.
+  previous_receiver_ = PQsetNoticeReceiver(conn_, &Connection::OnNotice, this);
   return StoreStatus::Ok();
 }
 
@@ -183,6 +227,12 @@ StoreStatus Connection::Check(PGresult* raw, Result* out) {
   Result result(raw);
   ExecStatusType st = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+    if (unreplicated_commit_) {
+      return StoreStatus::Transient(std::string(kUnreplicatedCommit) +
+                                    ": the wait for synchronous replication was canceled "
+                                    "(statement timeout); no standby has confirmed it")
+          .WithSqlstate("01000");
+    }
     if (out) *out = std::move(result);
     return StoreStatus::Ok();
   }
@@ -215,12 +265,14 @@ StoreStatus Connection::Check(PGresult* raw, Result* out) {
 
 StoreStatus Connection::Exec(std::string_view sql, Result* out) {
   if (!connected()) return StoreStatus::Transient("not connected to PostgreSQL");
+  unreplicated_commit_ = false;
   std::string text(sql);
   return Check(PQexec(conn_, text.c_str()), out);
 }
 
 StoreStatus Connection::Exec(std::string_view sql, const Params& params, Result* out) {
   if (!connected()) return StoreStatus::Transient("not connected to PostgreSQL");
+  unreplicated_commit_ = false;
   std::string text(sql);
   return Check(PQexecParams(conn_, text.c_str(), params.size(), nullptr, params.values(), nullptr,
                             nullptr, 0),
@@ -230,6 +282,7 @@ StoreStatus Connection::Exec(std::string_view sql, const Params& params, Result*
 StoreStatus Connection::Prepared(const char* name, std::string_view sql, const Params& params,
                                  Result* out) {
   if (!connected()) return StoreStatus::Transient("not connected to PostgreSQL");
+  unreplicated_commit_ = false;
   if (!prepared_.count(name)) {
     std::string text(sql);
     StoreStatus st = Check(PQprepare(conn_, name, text.c_str(), 0, nullptr), nullptr);

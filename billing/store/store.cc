@@ -501,6 +501,8 @@ StoreStatus Store::Connect() {
       {"connect_timeout", std::to_string(std::max(1, options_.connect_timeout_s))}};
   if (!options_.application_name.empty())
     overrides.emplace_back("application_name", options_.application_name);
+  if (options_.require_primary && !pg::ConninfoSets(conninfo_, "target_session_attrs"))
+    overrides.emplace_back("target_session_attrs", "read-write");
   StoreStatus st = impl_->conn.Ensure(conninfo_, overrides);
   if (!st.ok()) return st;
   std::string setup = "SET statement_timeout = " + std::to_string(std::max(0, options_.statement_timeout_ms)) +
@@ -510,9 +512,26 @@ StoreStatus Store::Connect() {
                       // seq-scanning it at 50 000 rows (60 % of the charging thread's time in
                       // one benchmark). Custom plans cost ~0.5 ms of planning per batch and see
                       // the table as it is now (docs/performance.md).
-                      "; SET plan_cache_mode = force_custom_plan";
-  st = impl_->conn.Exec(setup);
-  if (!st.ok()) impl_->conn.Close();
+                      "; SET plan_cache_mode = force_custom_plan"
+                      // Which server this is, in the same round trip (the last result).
+                      "; SELECT pg_is_in_recovery()";
+  pg::Result r;
+  st = impl_->conn.Exec(setup, &r);
+  if (!st.ok()) {
+    impl_->conn.Close();
+    return st;
+  }
+  DbServer server;
+  server.host = impl_->conn.Host();
+  server.port = impl_->conn.Port();
+  server.in_recovery = r.rows() == 1 && r.Bool(0, 0);
+  if (server.in_recovery && options_.require_primary) {
+    impl_->conn.Close();
+    st = StoreStatus::Transient("refusing to write to a standby: " + server.host + ":" + server.port +
+                                " is in recovery (pg_is_in_recovery); reconnecting to find the primary")
+             .WithSqlstate("25006");
+  }
+  if (options_.on_connect) options_.on_connect(server, st);
   return st;
 }
 
@@ -910,6 +929,26 @@ StoreStatus Store::ResolveIngestCommit(const std::string& token, int old_backend
   if (r.rows() == 0) return StoreStatus::Ok();  // rolled back: nothing of the batch exists
   if (!UnflattenResults(r.Text(0, 0), items, results))
     return StoreStatus::Permanent("ingest_batch " + token + " holds malformed results");
+  // Committed here — but an acknowledgement must survive a failover too. The batch's own wait
+  // for synchronous replication may have been cut short (statement timeout, a fast shutdown
+  // terminating the session): then only this server has it. A transaction of our own that
+  // commits synchronously now proves the batch's WAL reached the standby (WAL is shipped in
+  // order); without synchronous_standby_names it returns at once. While it cannot, the batch
+  // stays in doubt: held, unanswered.
+  {
+    pg::Transaction proof(conn);
+    st = proof.Begin();
+    if (!st.ok()) return st;
+    st = conn.Exec("SELECT pg_current_xact_id()");
+    if (!st.ok()) return st;
+    st = proof.Commit();
+    if (!st.ok()) {
+      results->clear();
+      return StoreStatus::Transient("batch committed on the primary, replication not confirmed yet: " +
+                                    st.message())
+          .WithSqlstate(st.sqlstate());
+    }
+  }
   *committed = true;
   return StoreStatus::Ok();
 }
