@@ -1,5 +1,8 @@
 #include "billing/store/pg.h"
 
+#include <poll.h>
+
+#include <cerrno>
 #include <charconv>
 
 namespace donagate::billing::pg {
@@ -185,6 +188,7 @@ void Connection::OnNotice(void* self, const PGresult* notice) {
   // nonlocalized severity and the code are what we match.
   if (severity && sqlstate && std::string_view(severity) == "WARNING" && std::string_view(sqlstate) == "01000") {
     c->unreplicated_commit_ = true;
+    return;  // reported as the statement's status (kUnreplicatedCommit), not on stderr
   }
   if (c->previous_receiver_) c->previous_receiver_(nullptr, notice);
 }
@@ -263,19 +267,71 @@ StoreStatus Connection::Check(PGresult* raw, Result* out) {
   return StoreStatus::Permanent(message).WithSqlstate(sqlstate);
 }
 
+PGresult* Connection::Await(bool sent) {
+  if (!sent) return nullptr;  // Check() reports PQerrorMessage
+  using Clock = std::chrono::steady_clock;
+  const bool bounded = cancel_after_.count() > 0;
+  const auto deadline = Clock::now() + cancel_after_;
+  bool canceled = false;
+  // Until PQgetResult would not block. Called before every PQgetResult: a query string of
+  // several statements ("INSERT ...; COMMIT") yields one result per statement, and the wait
+  // for synchronous replication is behind the last one.
+  auto wait_ready = [&] {
+    while (PQisBusy(conn_)) {
+      const int fd = PQsocket(conn_);
+      if (fd < 0) return;
+      int timeout_ms = -1;
+      if (bounded && !canceled) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+          // Best effort: the server ends the statement (or the synchronous-replication wait)
+          // and answers on this connection; if the cancel cannot be delivered we keep
+          // waiting, as a blocking PQexec would.
+          if (PGcancel* cancel = PQgetCancel(conn_)) {
+            char error[256];
+            PQcancel(cancel, error, sizeof error);
+            PQfreeCancel(cancel);
+          }
+          canceled = true;
+          continue;
+        }
+        timeout_ms = static_cast<int>(left);
+      }
+      pollfd p{fd, POLLIN, 0};
+      const int n = poll(&p, 1, timeout_ms);
+      if (n < 0 && errno != EINTR) return;
+      if (n > 0 && PQconsumeInput(conn_) == 0) return;  // broken: PQgetResult reports it
+    }
+  };
+  PGresult* last = nullptr;
+  for (;;) {
+    wait_ready();
+    PGresult* r = PQgetResult(conn_);
+    if (!r) break;
+    if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+      PQclear(r);  // keep the first error, as PQexec does
+    } else {
+      PQclear(last);
+      last = r;
+    }
+    if (PQstatus(conn_) == CONNECTION_BAD) break;
+  }
+  return last;
+}
+
 StoreStatus Connection::Exec(std::string_view sql, Result* out) {
   if (!connected()) return StoreStatus::Transient("not connected to PostgreSQL");
   unreplicated_commit_ = false;
   std::string text(sql);
-  return Check(PQexec(conn_, text.c_str()), out);
+  return Check(Await(PQsendQuery(conn_, text.c_str()) == 1), out);
 }
 
 StoreStatus Connection::Exec(std::string_view sql, const Params& params, Result* out) {
   if (!connected()) return StoreStatus::Transient("not connected to PostgreSQL");
   unreplicated_commit_ = false;
   std::string text(sql);
-  return Check(PQexecParams(conn_, text.c_str(), params.size(), nullptr, params.values(), nullptr,
-                            nullptr, 0),
+  return Check(Await(PQsendQueryParams(conn_, text.c_str(), params.size(), nullptr, params.values(),
+                                       nullptr, nullptr, 0) == 1),
                out);
 }
 
@@ -285,11 +341,11 @@ StoreStatus Connection::Prepared(const char* name, std::string_view sql, const P
   unreplicated_commit_ = false;
   if (!prepared_.count(name)) {
     std::string text(sql);
-    StoreStatus st = Check(PQprepare(conn_, name, text.c_str(), 0, nullptr), nullptr);
+    StoreStatus st = Check(Await(PQsendPrepare(conn_, name, text.c_str(), 0, nullptr) == 1), nullptr);
     if (!st.ok()) return st;
     prepared_.insert(name);
   }
-  return Check(PQexecPrepared(conn_, name, params.size(), params.values(), nullptr, nullptr, 0),
+  return Check(Await(PQsendQueryPrepared(conn_, name, params.size(), params.values(), nullptr, nullptr, 0) == 1),
                out);
 }
 

@@ -8,6 +8,7 @@
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -124,6 +125,15 @@ class Connection {
   // what a promoted standby may not have.
   bool last_commit_unreplicated() const { return unreplicated_commit_; }
 
+  // A client-side bound on every statement (0 = none): a statement still running after
+  // `after` is canceled (PQcancel) and its result awaited. The server's statement_timeout
+  // bounds statements but not a COMMIT waiting for a synchronous standby (it is disarmed
+  // before the commit), so without this a lost standby blocks the calling thread forever;
+  // with it the wait is canceled, the transaction stays committed locally and the server
+  // warns — which Check() reports as kUnreplicatedCommit. Set it a little above
+  // statement_timeout so that ordinary statements are still ended by the server.
+  void SetCancelAfter(std::chrono::milliseconds after) { cancel_after_ = after; }
+
   // Runs a statement without parameters (may hold several statements).
   StoreStatus Exec(std::string_view sql, Result* out = nullptr);
   // Runs a parameterised statement (unnamed prepared statement).
@@ -134,6 +144,9 @@ class Connection {
 
  private:
   StoreStatus Check(PGresult* raw, Result* out);
+  // After a successful PQsend*: waits for the results (canceling at cancel_after_) and returns
+  // the last one, or the first error; nullptr when none arrived.
+  PGresult* Await(bool sent);
   static void OnNotice(void* self, const PGresult* notice);
 
   PGconn* conn_ = nullptr;
@@ -141,6 +154,7 @@ class Connection {
   PQnoticeReceiver previous_receiver_ = nullptr;
   void* previous_receiver_arg_ = nullptr;
   bool unreplicated_commit_ = false;  // set by OnNotice during the current statement
+  std::chrono::milliseconds cancel_after_{0};
 };
 
 // The message prefix of the transient status Check() returns for a commit that no synchronous

@@ -505,6 +505,11 @@ StoreStatus Store::Connect() {
     overrides.emplace_back("target_session_attrs", "read-write");
   StoreStatus st = impl_->conn.Ensure(conninfo_, overrides);
   if (!st.ok()) return st;
+  // A COMMIT waiting for a synchronous standby that is gone is not bounded by the server's
+  // statement_timeout: cancel it from here, a little later (pg.h SetCancelAfter).
+  impl_->conn.SetCancelAfter(options_.statement_timeout_ms > 0
+                                 ? std::chrono::milliseconds(options_.statement_timeout_ms + 250)
+                                 : std::chrono::milliseconds(0));
   std::string setup = "SET statement_timeout = " + std::to_string(std::max(0, options_.statement_timeout_ms)) +
                       "; SET client_min_messages = warning; SET TIME ZONE 'UTC'"
                       // Our statements are prepared once per connection and the tables grow
@@ -939,7 +944,11 @@ StoreStatus Store::ResolveIngestCommit(const std::string& token, int old_backend
     pg::Transaction proof(conn);
     st = proof.Begin();
     if (!st.ok()) return st;
-    st = conn.Exec("SELECT pg_current_xact_id()");
+    // It must write WAL before its commit record, or the server does not wait for the
+    // standby at all (RecordTransactionCommit: no WAL, no synchronous wait). A marker row of
+    // its own does (pruned with the others).
+    st = conn.Exec("INSERT INTO ingest_batch (token, instance_id, results) VALUES ($1, $2, '{}')",
+                   pg::Params().Text(token + "/proof/" + std::to_string(impl_->rng())).Text(options_.instance_id));
     if (!st.ok()) return st;
     st = proof.Commit();
     if (!st.ok()) {
