@@ -188,6 +188,10 @@ Metrics::Metrics(prometheus::Registry& registry, std::string_view version)
                                     "standby (refused, reconnected)");
   db_connects_[0] = &db_connects.Add({{"result", "primary"}});
   db_connects_[1] = &db_connects.Add({{"result", "standby_refused"}});
+  donations_taken_over_ = &CounterFamily(registry, "donagate_donations_taken_over_total",
+                                         "Donations claimed after another instance's lease "
+                                         "expired (that instance died or stalled)")
+                               .Add({});
   auto& handoffs = CounterFamily(registry, "donagate_handoffs_total",
                                  "Committed donations and replies by who takes them on: a worker "
                                  "of this process from memory, or a claim from the store");
@@ -343,6 +347,7 @@ const std::vector<std::string>& Metrics::Names() {
       "donagate_pending_receipts_purged_total",
       "donagate_db_server_info",
       "donagate_db_connects_total",
+      "donagate_donations_taken_over_total",
       "donagate_build_info",
       "donagate_process_start_time_seconds",
   };

@@ -243,7 +243,7 @@ SELECT )" + Micros("next_attempt_at") + R"( FROM donation
 
 const std::string kClaimDonationsSql = R"(
 WITH c AS (
-  SELECT id, state, cap_checked_at IS NULL AS cap_unchecked
+  SELECT id, state, cap_checked_at IS NULL AS cap_unchecked, lease_owner AS previous_owner
     FROM donation
    WHERE final_at IS NULL AND state IN ('received', 'charging', 'unknown')
      AND next_attempt_at <= least(now(), coalesce()" + Ts("$5::bigint") + R"(, now()))
@@ -263,7 +263,8 @@ u AS (
             d.unit_price_vnd, d.amount_vnd, d.charging_mode, c.state AS previous_state,
             d.attempts, d.over_daily_cap, d.daily_cap_units, c.cap_unchecked,
             )" + Micros("d.received_at") + R"( AS received_us,
-            ((d.received_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)::text AS local_day),
+            ((d.received_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)::text AS local_day,
+            coalesce(c.previous_owner, '') AS previous_owner),
 tr AS (
   INSERT INTO donation_transition (donation_id, from_state, to_state, reason, actor)
   SELECT id, 'received', 'charging', 'claimed', $1 FROM u WHERE previous_state = 'received')
@@ -1155,6 +1156,7 @@ StoreStatus Store::ClaimDonations(int limit, std::chrono::seconds lease,
     evaluate_cap.push_back(r.Bool(i, 14) && cap.back() > 0);
     w.received_at = FromMicros(r.Int64(i, 15));
     local_day.push_back(r.String(i, 16));
+    w.previous_owner = r.String(i, 17);
     ids.push_back(w.donation_id);
     claimed.push_back(std::move(w));
   }

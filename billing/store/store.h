@@ -223,6 +223,10 @@ struct DonationWork {
   int32_t daily_cap_units = 0;
   bool cap_checked = true;
   StoreTime received_at{};
+  // ClaimDonations: the lease owner before this claim (empty: none). Another instance's id
+  // means this claim takes over the work of an instance whose lease expired (it died or
+  // stalled) — logged and counted by the charging worker.
+  std::string previous_owner;
 };
 
 // The charger's verdict for one donation, persisted by RecordChargeOutcomes.
