@@ -19,6 +19,16 @@ FAULTS_PROMOTE_DELAY_S=${FAULTS_PROMOTE_DELAY_S:-2}
 faults_setup pg_failover
 faults_start_standby
 faults_sync_replication
+# The store's standby check against this real hot standby (store_test StoreStandbyTest).
+STORE_TEST=$FAULTS_BIN/tests/billing_store_store_test
+if [ -x "$STORE_TEST" ]; then
+  DONAGATE_TEST_PG_STANDBY=$SB_DB "$STORE_TEST" --gtest_filter='StoreStandbyTest.*' >"$WORK/store_standby_test.log" 2>&1 \
+    || fail "StoreStandbyTest against the standby: $(grep -E 'Failure|Expected|Which is' "$WORK/store_standby_test.log" | head -5)"
+  grep -q '\[  PASSED  \] 1 test' "$WORK/store_standby_test.log" || fail "StoreStandbyTest did not run: $(tail -n 3 "$WORK/store_standby_test.log")"
+  note "a connection to the standby is refused (StoreStandbyTest passed)"
+else
+  note "note: $STORE_TEST not built; the standby refusal is not checked here"
+fi
 faults_gen_mos "${FAULTS_FAILOVER_MESSAGES:-3000}"
 faults_start_charging
 FAULTS_MO_RATE=${FAULTS_MO_RATE:-400} faults_start_smsc

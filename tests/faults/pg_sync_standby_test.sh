@@ -10,8 +10,12 @@
 # acknowledged MO is on the primary AND on the standby, with the usual money invariants.
 # The trade-off (docs/database.md): availability of the primary alone is given up for "an
 # acknowledged MO survives a failover"; an operator who prefers availability relaxes
-# synchronous_standby_names. Load: FAULTS_FAILOVER_MESSAGES (default 3000).
+# synchronous_standby_names. Load: FAULTS_FAILOVER_MESSAGES (default 3000). Runs once, without
+# the MO-id TLV (the stricter case: the SMSC times out on held MOs and redelivers them, and the
+# redeliveries must be recognised, not charged); FAULTS_MO_ID_TLV=1 runs it with ids.
+# faults: one mode
 set -euo pipefail
+FAULTS_MO_ID_TLV=${FAULTS_MO_ID_TLV:-0}
 source "$(dirname "$0")/lib.sh"
 
 FAULTS_STANDBY_DOWN_S=${FAULTS_STANDBY_DOWN_S:-8}
