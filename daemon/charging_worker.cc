@@ -1,5 +1,7 @@
 #include "daemon/charging_worker.h"
 
+#include <map>
+
 #include <algorithm>
 
 #include <boost/asio/post.hpp>
@@ -455,7 +457,25 @@ void ChargingWorker::ClaimAndStart(Lane& lane) {
     lane.cv.wait_for(lock, options_.store_retry, [&] { return stopping_.load(); });
     return;
   }
+  ReportTakeovers(work);
   StartWork(lane, std::move(work));
+}
+
+void ChargingWorker::ReportTakeovers(const std::vector<billing::DonationWork>& work) {
+  // Per previous owner: how many, and how many were mid-charge (resumed with Status first).
+  std::map<std::string, std::pair<int64_t, int64_t>> by_owner;
+  for (const billing::DonationWork& w : work) {
+    if (w.previous_owner.empty() || w.previous_owner == options_.store_options.instance_id) continue;
+    auto& [count, mid_charge] = by_owner[w.previous_owner];
+    ++count;
+    if (w.previous_state != billing::DonationState::kReceived) ++mid_charge;
+  }
+  static const auto log = Logger("charging");
+  for (const auto& [owner, counts] : by_owner) {
+    if (metrics_) metrics_->donations_taken_over().Increment(static_cast<double>(counts.first));
+    log->warn("event=takeover from_instance={} donations={} mid_charge={} {}", Quote(owner), counts.first,
+              counts.second, Kv("effect", "its lease expired; resumed here with the same keys (Status first)"));
+  }
 }
 
 void ChargingWorker::StartWork(Lane& lane, std::vector<billing::DonationWork> work) {

@@ -92,6 +92,7 @@ class Daemon final : public AdminActions {
   std::unique_ptr<ReplySender> replies_;
   std::unique_ptr<LinkManager> links_;
   std::unique_ptr<HealthMonitor> health_;
+  std::unique_ptr<DbServerTracker> db_server_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<boost::asio::steady_timer> housekeeping_;
   std::chrono::system_clock::time_point started_at_ = std::chrono::system_clock::now();
@@ -120,6 +121,7 @@ StatusSnapshot Daemon::Status() {
   s.queues["outbox_backlog"] = outbox_backlog_.load();
   s.unknown_charges = unknown_charges_.load();
   if (health_) s.readiness = health_->Evaluate();
+  if (db_server_) s.database = db_server_->Snapshot();
   return s;
 }
 
@@ -129,8 +131,8 @@ void Daemon::HealthLoop() {
   o.instance_id = config_.pipeline.instance_id;
   o.application_name = "donagated-health";
   o.connect_timeout_s = config_.database.connect_timeout_s;
-  o.statement_timeout_ms = 2000;
   o.statement_timeout_ms = 400;
+  o.on_connect = db_server_->Hook(o.application_name);
   billing::Store store(config_.database.conninfo.Reveal(), o);
   // The write probe runs every 200 ms so /readyz turns 503 within half a second of the
   // database going away or refusing writes (read-only, disk full); the counts for /status
@@ -141,8 +143,10 @@ void Daemon::HealthLoop() {
     billing::StoreStatus probe = run_id_ != 0 ? store.TouchRun(run_id_) : store.Ping();
     std::string reason;
     if (!probe.ok()) {
-      reason = (probe.sqlstate() == "25006" ? "database refuses writes (read-only): "
-                                            : "database write probe failed: ") + probe.message();
+      reason = (probe.sqlstate() == "25006"   ? "database refuses writes (read-only or a standby): "
+                : probe.sqlstate() == "01000" ? "database cannot confirm writes (no synchronous standby): "
+                                              : "database write probe failed: ") +
+               probe.message();
     } else if (!writer_->healthy()) {
       reason = "database unavailable to ingest (reconnecting)";
     } else if (writer_->failing()) {
@@ -185,6 +189,7 @@ int Daemon::Run() {
   auto log = Logger("main");
   const std::string conninfo = config_.database.conninfo.Reveal();
   metrics_ = std::make_unique<Metrics>(registry_, DONAGATE_VERSION);
+  db_server_ = std::make_unique<DbServerTracker>(metrics_.get());
 
   if (config_.database.run_migrations_on_start) {
     billing::MigrateReport report;
@@ -225,6 +230,7 @@ int Daemon::Run() {
   wo.conninfo = conninfo;
   wo.store_options = store_options;
   wo.store_options.application_name = "donagated-ingest";
+  wo.store_options.on_connect = db_server_->Hook("donagated-ingest");
   wo.threads = std::max(1, config_.database.pool_size - 2);
   wo.batch_size = config_.database.batch_size;
   wo.linger = milliseconds(config_.database.batch_linger_ms);
@@ -234,7 +240,9 @@ int Daemon::Run() {
   writer_->Start();
 
   {
-    billing::Store store(conninfo, store_options);
+    billing::StoreOptions recover_options = store_options;
+    recover_options.on_connect = db_server_->Hook("donagated-recover");
+    billing::Store store(conninfo, recover_options);
     billing::StoreStatus s;
     auto deadline = Clock::now() + seconds(30);
     while (!(s = pipeline_->RecoverFromStore(store)).ok() && s.transient() && Clock::now() < deadline) {
@@ -271,6 +279,7 @@ int Daemon::Run() {
   co.conninfo = conninfo;
   co.store_options = store_options;
   co.store_options.application_name = "donagated-charging";
+  co.store_options.on_connect = db_server_->Hook("donagated-charging");
   co.batch_size = config_.pipeline.charge_batch_size;
   co.concurrency = config_.pipeline.charge_concurrency;
   if (co.concurrency == 0) {
@@ -309,6 +318,7 @@ int Daemon::Run() {
   ro.conninfo = conninfo;
   ro.store_options = store_options;
   ro.store_options.application_name = "donagated-replies";
+  ro.store_options.on_connect = db_server_->Hook("donagated-replies");
   ro.batch_size = config_.pipeline.reply_batch_size;
   ro.max_inflight = config_.pipeline.reply_max_inflight;
   ro.ingest_busy = co.ingest_busy;

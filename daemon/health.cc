@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/logging.h"
+#include "daemon/metrics.h"
+
 #include <ctime>
 #include <utility>
 
@@ -92,6 +95,56 @@ ReadyState HealthMonitor::Evaluate() const {
   return state;
 }
 
+void DbServerTracker::OnConnect(const std::string& connection, const billing::DbServer& server,
+                                const billing::StoreStatus& status) {
+  static const auto log = Logger("store");
+  const bool refused = !status.ok();
+  if (metrics_) metrics_->DbConnected(server, refused);
+  if (refused) {
+    {
+      std::lock_guard lock(mu_);
+      ++status_.standby_refusals;
+    }
+    log->error("event=db_standby_refused conn={} host={} port={} in_recovery=true {}", connection,
+               Quote(server.host), Quote(server.port),
+               Kv("effect", "refusing to write to a standby; closed, reconnecting with backoff to find the primary "
+                            "(target_session_attrs=read-write)"));
+    return;
+  }
+  std::string previous;
+  {
+    std::lock_guard lock(mu_);
+    ++status_.connects;
+    if (status_.host != server.host || status_.port != server.port || status_.role != server.role()) {
+      if (!status_.host.empty()) previous = status_.host + ":" + status_.port;
+      status_.host = server.host;
+      status_.port = server.port;
+      status_.role = server.role();
+      status_.since = std::chrono::system_clock::now();
+    }
+  }
+  if (!previous.empty()) {
+    log->warn("event=db_server_changed conn={} from={} host={} port={} in_recovery=false", connection,
+              Quote(previous), Quote(server.host), Quote(server.port));
+  } else {
+    log->info("event=db_connected conn={} host={} port={} in_recovery=false", connection, Quote(server.host),
+              Quote(server.port));
+  }
+}
+
+std::function<void(const billing::DbServer&, const billing::StoreStatus&)> DbServerTracker::Hook(
+    std::string connection) {
+  return [this, connection = std::move(connection)](const billing::DbServer& server,
+                                                    const billing::StoreStatus& status) {
+    OnConnect(connection, server, status);
+  };
+}
+
+DbServerStatus DbServerTracker::Snapshot() const {
+  std::lock_guard lock(mu_);
+  return status_;
+}
+
 std::string LinksJson(const std::vector<LinkStatus>& links) {
   nlohmann::json j = nlohmann::json::array();
   for (const auto& link : links) j.push_back(LinkJson(link));
@@ -114,6 +167,13 @@ std::string StatusJson(const StatusSnapshot& status, std::chrono::system_clock::
       {"charging_paused", status.charging_paused},
       {"unknown_charges", status.unknown_charges},
       {"queues", status.queues},
+      {"database",
+       {{"host", status.database.host},
+        {"port", status.database.port},
+        {"role", status.database.role},
+        {"since", Iso8601(status.database.since)},
+        {"connects", status.database.connects},
+        {"standby_refusals", status.database.standby_refusals}}},
       {"links", std::move(links)},
   };
   return Dump(j);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "billing/store/store.h"
 #include "daemon/link.h"
 
 namespace donagate::daemon {
@@ -56,6 +57,38 @@ class HealthMonitor {
   std::string db_reason_, migrations_reason_;
 };
 
+// Which PostgreSQL server the daemon writes to, for /status, the metrics and the log. Every
+// Store of the daemon reports its new connections here (StoreOptions::on_connect); after a
+// failover the connections move one by one to the new primary, each logging where it landed.
+struct DbServerStatus {
+  std::string host, port, role;  // of the latest accepted connection; empty before the first
+  std::chrono::system_clock::time_point since{};  // when a connection first reached it
+  int64_t connects = 0;          // accepted connections so far
+  int64_t standby_refusals = 0;  // connections that landed on a standby and were closed
+};
+
+class Metrics;
+
+class DbServerTracker {
+ public:
+  explicit DbServerTracker(Metrics* metrics) : metrics_(metrics) {}
+  // For StoreOptions::on_connect of the connection called `connection` (its
+  // application_name). Logs `event=db_connected` (info) with host, port and
+  // in_recovery=false, or `event=db_standby_refused` (error: the server is in recovery,
+  // nothing is written, the caller reconnects with backoff); a move to another server
+  // than the previous connection's is logged as `event=db_server_changed` (warn).
+  void OnConnect(const std::string& connection, const billing::DbServer& server,
+                 const billing::StoreStatus& status);
+  // The hook for one connection, ready to put into StoreOptions::on_connect.
+  std::function<void(const billing::DbServer&, const billing::StoreStatus&)> Hook(std::string connection);
+  DbServerStatus Snapshot() const;
+
+ private:
+  Metrics* metrics_;
+  mutable std::mutex mu_;
+  DbServerStatus status_;
+};
+
 // The body of /status. Built from typed fields only, so nothing the daemon does not list here
 // (passwords, tokens, connection strings) can reach it.
 struct StatusSnapshot {
@@ -69,11 +102,13 @@ struct StatusSnapshot {
   std::map<std::string, int64_t> queues;
   int64_t unknown_charges = 0;
   ReadyState readiness;
+  DbServerStatus database;
 };
 using StatusProvider = std::function<StatusSnapshot()>;
 
 // {"version":..,"started_at":"2026-11-28T18:00:00Z","uptime_seconds":..,"instance_id":..,
 //  "ready":..,"reasons":[..],"charging_paused":..,"unknown_charges":..,"queues":{..},
+//  "database":{"host","port","role","since","connects","standby_refusals"},
 //  "links":[{"name","operator","mode","state","state_since","bound_sessions","can_transmit",
 //            "throttled","window_in_use","queued_submits","pending_inbound","last_error"}]}
 std::string StatusJson(const StatusSnapshot& status,

@@ -180,6 +180,18 @@ Metrics::Metrics(prometheus::Registry& registry, std::string_view version)
   store_errors_ = ByLabel(CounterFamily(registry, "donagate_store_errors_total",
                                         "Failed store calls by kind"),
                           "kind", kStoreErrorKinds);
+  db_server_family_ = &GaugeFamily(registry, "donagate_db_server_info",
+                                   "1 for the PostgreSQL server (host, port, role) the daemon's "
+                                   "connections last reached");
+  auto& db_connects = CounterFamily(registry, "donagate_db_connects_total",
+                                    "New database connections: to the primary (used) or to a "
+                                    "standby (refused, reconnected)");
+  db_connects_[0] = &db_connects.Add({{"result", "primary"}});
+  db_connects_[1] = &db_connects.Add({{"result", "standby_refused"}});
+  donations_taken_over_ = &CounterFamily(registry, "donagate_donations_taken_over_total",
+                                         "Donations claimed after another instance's lease "
+                                         "expired (that instance died or stalled)")
+                               .Add({});
   auto& handoffs = CounterFamily(registry, "donagate_handoffs_total",
                                  "Committed donations and replies by who takes them on: a worker "
                                  "of this process from memory, or a claim from the store");
@@ -287,6 +299,18 @@ void Metrics::StoreError(const billing::StoreStatus& status) {
   store_errors_[status.permanent() ? 1 : 0]->Increment();
 }
 
+void Metrics::DbConnected(const billing::DbServer& server, bool refused) {
+  db_connects_[refused ? 1 : 0]->Increment();
+  if (refused) return;
+  const std::string key = server.host + "|" + server.port + "|" + server.role();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (key == db_server_key_) return;
+  if (db_server_) db_server_family_->Remove(db_server_);
+  db_server_ = &db_server_family_->Add({{"host", server.host}, {"port", server.port}, {"role", server.role()}});
+  db_server_->Set(1);
+  db_server_key_ = key;
+}
+
 const std::vector<std::string>& Metrics::Names() {
   static const std::vector<std::string> kNames = {
       "donagate_mo_received_total",
@@ -321,6 +345,9 @@ const std::vector<std::string>& Metrics::Names() {
       "donagate_handoffs_total",
       "donagate_charging_concurrency_limit",
       "donagate_pending_receipts_purged_total",
+      "donagate_db_server_info",
+      "donagate_db_connects_total",
+      "donagate_donations_taken_over_total",
       "donagate_build_info",
       "donagate_process_start_time_seconds",
   };

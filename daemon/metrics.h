@@ -40,6 +40,13 @@
 //                                                            | store (left for the claim)
 //   donagate_pending_receipts_purged_total                   parked receipts that never matched
 //   donagate_charging_concurrency_limit                      gauge: charges allowed in flight now
+//   donagate_db_server_info{host,port,role}                  gauge: 1 for the PostgreSQL server the
+//                                                            daemon's connections last reached
+//                                                            (role primary; multi-host failover)
+//   donagate_db_connects_total{result}                       new DB connections: "primary" (used)
+//                                                            | "standby_refused" (closed, retried)
+//   donagate_donations_taken_over_total                      donations claimed after another
+//                                                            instance's lease expired (it died)
 //   donagate_build_info{version}                             gauge, always 1
 //   donagate_process_start_time_seconds                      gauge: Unix time of start
 //
@@ -225,6 +232,13 @@ class Metrics {
   // ---- admin
   void Admin(AdminAction action) { metrics_internal::At(admin_actions_, action).Increment(); }
 
+  // ---- database server (failover)
+  // A new connection reached `server`; `refused`: it was a standby and was closed. The info
+  // series moves to the server of the latest accepted connection (the old series is removed).
+  void DbConnected(const billing::DbServer& server, bool refused);
+  // Donations this instance claimed from another instance's expired lease.
+  prometheus::Counter& donations_taken_over() { return *donations_taken_over_; }
+
   // Every donagate_* metric name this object registers (without _bucket/_sum/_count).
   static const std::vector<std::string>& Names();
 
@@ -263,6 +277,12 @@ class Metrics {
   prometheus::Gauge& outbox_backlog_;
   prometheus::Histogram& ack_latency_;
   prometheus::Histogram& reply_latency_;
+
+  prometheus::Family<prometheus::Gauge>* db_server_family_ = nullptr;
+  prometheus::Gauge* db_server_ = nullptr;  // guarded by mu_
+  std::string db_server_key_;               // guarded by mu_: host|port|role of db_server_
+  std::array<prometheus::Counter*, 2> db_connects_{};
+  prometheus::Counter* donations_taken_over_ = nullptr;
 
   std::mutex mu_;  // guards the caches below (not the metrics, which are atomic)
   std::map<std::string, std::unique_ptr<LinkCounters>, std::less<>> links_;

@@ -95,7 +95,10 @@ StoreStatus Migrate(const std::string& conninfo, MigrateReport* report) {
   if (!report) report = &local;
   *report = MigrateReport();
   pg::Connection conn;
-  StoreStatus st = conn.Ensure(conninfo);
+  // Migrations write: with a multi-host conninfo, only the primary will do.
+  std::vector<std::pair<std::string, std::string>> overrides;
+  if (!pg::ConninfoSets(conninfo, "target_session_attrs")) overrides.emplace_back("target_session_attrs", "read-write");
+  StoreStatus st = conn.Ensure(conninfo, overrides);
   if (!st.ok()) return st;
   // Quiet NOTICEs ("relation already exists, skipping") and keep DDL from waiting forever
   // behind a long transaction.

@@ -1,5 +1,8 @@
 #include "billing/store/pg.h"
 
+#include <poll.h>
+
+#include <cerrno>
 #include <charconv>
 
 namespace donagate::billing::pg {
@@ -11,6 +14,19 @@ bool IsTransientSqlstate(std::string_view s) {
   return s == "40001" || s == "40P01" || s == "40003" || s == "57P01" || s == "57P02" ||
          s == "57P03" || s == "57P05" || s == "57014" || s == "25006" || s == "55P03" ||
          s == "25P03";
+}
+
+bool ConninfoSets(const std::string& conninfo, const char* keyword) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+  if (error) PQfreemem(error);
+  if (!options) return false;  // unparsable: libpq's own connect reports why
+  bool set = false;
+  for (PQconninfoOption* o = options; o->keyword; ++o) {
+    if (std::string_view(o->keyword) == keyword && o->val && *o->val) set = true;
+  }
+  PQconninfoFree(options);
+  return set;
 }
 
 int64_t Result::Int64(int row, int col) const {
@@ -148,6 +164,35 @@ bool Connection::Alive() {
   return alive;
 }
 
+std::string Connection::Host() const {
+  const char* h = conn_ ? PQhost(conn_) : nullptr;
+  return h ? h : "";
+}
+
+std::string Connection::Port() const {
+  const char* p = conn_ ? PQport(conn_) : nullptr;
+  return p ? p : "";
+}
+
+bool IsUnreplicatedCommit(const StoreStatus& status) {
+  return status.transient() && status.sqlstate() == "01000" &&
+         std::string_view(status.message()).substr(0, kUnreplicatedCommit.size()) == kUnreplicatedCommit;
+}
+
+void Connection::OnNotice(void* self, const PGresult* notice) {
+  auto* c = static_cast<Connection*>(self);
+  const char* severity = PQresultErrorField(notice, PG_DIAG_SEVERITY_NONLOCALIZED);
+  const char* sqlstate = PQresultErrorField(notice, PG_DIAG_SQLSTATE);
+  // The server's SyncRepWaitForLSN warns with the generic WARNING code (01000) and a message
+  // that lc_messages may translate; none of our statements raises a warning of its own, so the
+  // nonlocalized severity and the code are what we match.
+  if (severity && sqlstate && std::string_view(severity) == "WARNING" && std::string_view(sqlstate) == "01000") {
+    c->unreplicated_commit_ = true;
+    return;  // reported as the statement's status (kUnreplicatedCommit), not on stderr
+  }
+  if (c->previous_receiver_) c->previous_receiver_(nullptr, notice);
+}
+
 void Connection::Close() {
   if (conn_) PQfinish(conn_);
   conn_ = nullptr;
@@ -176,6 +221,9 @@ StoreStatus Connection::Ensure(const std::string& conninfo,
     Close();
     return StoreStatus::Transient("cannot connect to PostgreSQL: " + message);
   }
+  // libpq's default receiver ignores its argument (it hands the text to the notice
+  // processor), so it can be chained with a null one.
+  previous_receiver_ = PQsetNoticeReceiver(conn_, &Connection::OnNotice, this);
   return StoreStatus::Ok();
 }
 
@@ -183,6 +231,12 @@ StoreStatus Connection::Check(PGresult* raw, Result* out) {
   Result result(raw);
   ExecStatusType st = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+    if (unreplicated_commit_) {
+      return StoreStatus::Transient(std::string(kUnreplicatedCommit) +
+                                    ": the wait for synchronous replication was canceled "
+                                    "(statement timeout); no standby has confirmed it")
+          .WithSqlstate("01000");
+    }
     if (out) *out = std::move(result);
     return StoreStatus::Ok();
   }
@@ -213,30 +267,85 @@ StoreStatus Connection::Check(PGresult* raw, Result* out) {
   return StoreStatus::Permanent(message).WithSqlstate(sqlstate);
 }
 
+PGresult* Connection::Await(bool sent) {
+  if (!sent) return nullptr;  // Check() reports PQerrorMessage
+  using Clock = std::chrono::steady_clock;
+  const bool bounded = cancel_after_.count() > 0;
+  const auto deadline = Clock::now() + cancel_after_;
+  bool canceled = false;
+  // Until PQgetResult would not block. Called before every PQgetResult: a query string of
+  // several statements ("INSERT ...; COMMIT") yields one result per statement, and the wait
+  // for synchronous replication is behind the last one.
+  auto wait_ready = [&] {
+    while (PQisBusy(conn_)) {
+      const int fd = PQsocket(conn_);
+      if (fd < 0) return;
+      int timeout_ms = -1;
+      if (bounded && !canceled) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+          // Best effort: the server ends the statement (or the synchronous-replication wait)
+          // and answers on this connection; if the cancel cannot be delivered we keep
+          // waiting, as a blocking PQexec would.
+          if (PGcancel* cancel = PQgetCancel(conn_)) {
+            char error[256];
+            PQcancel(cancel, error, sizeof error);
+            PQfreeCancel(cancel);
+          }
+          canceled = true;
+          continue;
+        }
+        timeout_ms = static_cast<int>(left);
+      }
+      pollfd p{fd, POLLIN, 0};
+      const int n = poll(&p, 1, timeout_ms);
+      if (n < 0 && errno != EINTR) return;
+      if (n > 0 && PQconsumeInput(conn_) == 0) return;  // broken: PQgetResult reports it
+    }
+  };
+  PGresult* last = nullptr;
+  for (;;) {
+    wait_ready();
+    PGresult* r = PQgetResult(conn_);
+    if (!r) break;
+    if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+      PQclear(r);  // keep the first error, as PQexec does
+    } else {
+      PQclear(last);
+      last = r;
+    }
+    if (PQstatus(conn_) == CONNECTION_BAD) break;
+  }
+  return last;
+}
+
 StoreStatus Connection::Exec(std::string_view sql, Result* out) {
   if (!connected()) return StoreStatus::Transient("not connected to PostgreSQL");
+  unreplicated_commit_ = false;
   std::string text(sql);
-  return Check(PQexec(conn_, text.c_str()), out);
+  return Check(Await(PQsendQuery(conn_, text.c_str()) == 1), out);
 }
 
 StoreStatus Connection::Exec(std::string_view sql, const Params& params, Result* out) {
   if (!connected()) return StoreStatus::Transient("not connected to PostgreSQL");
+  unreplicated_commit_ = false;
   std::string text(sql);
-  return Check(PQexecParams(conn_, text.c_str(), params.size(), nullptr, params.values(), nullptr,
-                            nullptr, 0),
+  return Check(Await(PQsendQueryParams(conn_, text.c_str(), params.size(), nullptr, params.values(),
+                                       nullptr, nullptr, 0) == 1),
                out);
 }
 
 StoreStatus Connection::Prepared(const char* name, std::string_view sql, const Params& params,
                                  Result* out) {
   if (!connected()) return StoreStatus::Transient("not connected to PostgreSQL");
+  unreplicated_commit_ = false;
   if (!prepared_.count(name)) {
     std::string text(sql);
-    StoreStatus st = Check(PQprepare(conn_, name, text.c_str(), 0, nullptr), nullptr);
+    StoreStatus st = Check(Await(PQsendPrepare(conn_, name, text.c_str(), 0, nullptr) == 1), nullptr);
     if (!st.ok()) return st;
     prepared_.insert(name);
   }
-  return Check(PQexecPrepared(conn_, name, params.size(), params.values(), nullptr, nullptr, 0),
+  return Check(Await(PQsendQueryPrepared(conn_, name, params.size(), params.values(), nullptr, nullptr, 0) == 1),
                out);
 }
 

@@ -8,6 +8,7 @@
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -28,6 +29,9 @@ namespace donagate::billing::pg {
 // insufficient resources (53*: disk full, out of memory, too many connections), lock not
 // available (55P03), system/IO errors (58*).
 bool IsTransientSqlstate(std::string_view sqlstate);
+
+// Whether `conninfo` (key=value or URI) sets `keyword` itself (not from the environment).
+bool ConninfoSets(const std::string& conninfo, const char* keyword);
 
 class Result {
  public:
@@ -107,6 +111,28 @@ class Connection {
   std::string QuoteLiteral(std::string_view value) const;
   // The server backend's pid (tests kill it with pg_terminate_backend); 0 when not connected.
   int BackendPid() const { return conn_ ? PQbackendPID(conn_) : 0; }
+  // The host and port libpq connected to (with a multi-host conninfo, the one it chose);
+  // empty when not connected.
+  std::string Host() const;
+  std::string Port() const;
+
+  // True when the last statement's commit (COMMIT, or the implicit commit of a statement
+  // outside a transaction) came back with the server's "canceling wait for synchronous
+  // replication" WARNING (SQLSTATE 01000): the transaction committed on this server but no
+  // synchronous standby confirmed it — a statement timeout or cancel ended the wait. Check()
+  // turns such a result into a transient failure (see kUnreplicatedCommit), because "ack after
+  // commit" needs the commit to survive a failover, and a caller that takes it as ok acks
+  // what a promoted standby may not have.
+  bool last_commit_unreplicated() const { return unreplicated_commit_; }
+
+  // A client-side bound on every statement (0 = none): a statement still running after
+  // `after` is canceled (PQcancel) and its result awaited. The server's statement_timeout
+  // bounds statements but not a COMMIT waiting for a synchronous standby (it is disarmed
+  // before the commit), so without this a lost standby blocks the calling thread forever;
+  // with it the wait is canceled, the transaction stays committed locally and the server
+  // warns — which Check() reports as kUnreplicatedCommit. Set it a little above
+  // statement_timeout so that ordinary statements are still ended by the server.
+  void SetCancelAfter(std::chrono::milliseconds after) { cancel_after_ = after; }
 
   // Runs a statement without parameters (may hold several statements).
   StoreStatus Exec(std::string_view sql, Result* out = nullptr);
@@ -118,10 +144,26 @@ class Connection {
 
  private:
   StoreStatus Check(PGresult* raw, Result* out);
+  // After a successful PQsend*: waits for the results (canceling at cancel_after_) and returns
+  // the last one, or the first error; nullptr when none arrived.
+  PGresult* Await(bool sent);
+  static void OnNotice(void* self, const PGresult* notice);
 
   PGconn* conn_ = nullptr;
   std::unordered_set<std::string> prepared_;
+  PQnoticeReceiver previous_receiver_ = nullptr;
+  void* previous_receiver_arg_ = nullptr;
+  bool unreplicated_commit_ = false;  // set by OnNotice during the current statement
+  std::chrono::milliseconds cancel_after_{0};
 };
+
+// The message prefix of the transient status Check() returns for a commit that no synchronous
+// standby confirmed (its sqlstate is the warning's, 01000). The transaction IS committed on the
+// server it ran on; whether it survives a failover is unknown until a later synchronous commit
+// succeeds (WAL is replicated in order). IsUnreplicatedCommit tells such a status apart.
+inline constexpr std::string_view kUnreplicatedCommit =
+    "commit not confirmed by a synchronous standby (committed on the primary only)";
+bool IsUnreplicatedCommit(const StoreStatus& status);
 
 // BEGIN on construction is explicit (Begin) so its status is returned; the destructor rolls
 // back a transaction that was begun and not committed (the connection may be dead: then the

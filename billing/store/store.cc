@@ -276,7 +276,7 @@ SELECT )" + Micros("next_attempt_at") + R"( FROM donation
 
 const std::string kClaimDonationsSql = R"(
 WITH c AS (
-  SELECT id, state, cap_checked_at IS NULL AS cap_unchecked
+  SELECT id, state, cap_checked_at IS NULL AS cap_unchecked, lease_owner AS previous_owner
     FROM donation
    WHERE final_at IS NULL AND state IN ('received', 'charging', 'unknown')
      AND next_attempt_at <= least(now(), coalesce()" + Ts("$5::bigint") + R"(, now()))
@@ -296,7 +296,8 @@ u AS (
             d.unit_price_vnd, d.amount_vnd, d.charging_mode, c.state AS previous_state,
             d.attempts, d.over_daily_cap, d.daily_cap_units, c.cap_unchecked,
             )" + Micros("d.received_at") + R"( AS received_us,
-            ((d.received_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)::text AS local_day),
+            ((d.received_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)::text AS local_day,
+            coalesce(c.previous_owner, '') AS previous_owner),
 tr AS (
   INSERT INTO donation_transition (donation_id, from_state, to_state, reason, actor)
   SELECT id, 'received', 'charging', 'claimed', $1 FROM u WHERE previous_state = 'received')
@@ -534,8 +535,15 @@ StoreStatus Store::Connect() {
       {"connect_timeout", std::to_string(std::max(1, options_.connect_timeout_s))}};
   if (!options_.application_name.empty())
     overrides.emplace_back("application_name", options_.application_name);
+  if (options_.require_primary && !pg::ConninfoSets(conninfo_, "target_session_attrs"))
+    overrides.emplace_back("target_session_attrs", "read-write");
   StoreStatus st = impl_->conn.Ensure(conninfo_, overrides);
   if (!st.ok()) return st;
+  // A COMMIT waiting for a synchronous standby that is gone is not bounded by the server's
+  // statement_timeout: cancel it from here, a little later (pg.h SetCancelAfter).
+  impl_->conn.SetCancelAfter(options_.statement_timeout_ms > 0
+                                 ? std::chrono::milliseconds(options_.statement_timeout_ms + 250)
+                                 : std::chrono::milliseconds(0));
   std::string setup = "SET statement_timeout = " + std::to_string(std::max(0, options_.statement_timeout_ms)) +
                       "; SET client_min_messages = warning; SET TIME ZONE 'UTC'"
                       // Plans are cached (generic after five executions), including the
@@ -549,9 +557,26 @@ StoreStatus Store::Connect() {
                       // off: it triggers on estimated cost, and a ruled-out scan costs 10^10
                       // (the pending-receipt purge, which has no index, was JIT-compiled for
                       // 360 ms); no statement here runs long enough to gain from it.
-                      "; SET plan_cache_mode = auto; SET enable_seqscan = off; SET jit = off";
-  st = impl_->conn.Exec(setup);
-  if (!st.ok()) impl_->conn.Close();
+                      "; SET plan_cache_mode = auto; SET enable_seqscan = off; SET jit = off"
+                      // Which server this is, in the same round trip (the last result).
+                      "; SELECT pg_is_in_recovery()";
+  pg::Result r;
+  st = impl_->conn.Exec(setup, &r);
+  if (!st.ok()) {
+    impl_->conn.Close();
+    return st;
+  }
+  DbServer server;
+  server.host = impl_->conn.Host();
+  server.port = impl_->conn.Port();
+  server.in_recovery = r.rows() == 1 && r.Bool(0, 0);
+  if (server.in_recovery && options_.require_primary) {
+    impl_->conn.Close();
+    st = StoreStatus::Transient("refusing to write to a standby: " + server.host + ":" + server.port +
+                                " is in recovery (pg_is_in_recovery); reconnecting to find the primary")
+             .WithSqlstate("25006");
+  }
+  if (options_.on_connect) options_.on_connect(server, st);
   return st;
 }
 
@@ -949,6 +974,30 @@ StoreStatus Store::ResolveIngestCommit(const std::string& token, int old_backend
   if (r.rows() == 0) return StoreStatus::Ok();  // rolled back: nothing of the batch exists
   if (!UnflattenResults(r.Text(0, 0), items, results))
     return StoreStatus::Permanent("ingest_batch " + token + " holds malformed results");
+  // Committed here — but an acknowledgement must survive a failover too. The batch's own wait
+  // for synchronous replication may have been cut short (statement timeout, a fast shutdown
+  // terminating the session): then only this server has it. A transaction of our own that
+  // commits synchronously now proves the batch's WAL reached the standby (WAL is shipped in
+  // order); without synchronous_standby_names it returns at once. While it cannot, the batch
+  // stays in doubt: held, unanswered.
+  {
+    pg::Transaction proof(conn);
+    st = proof.Begin();
+    if (!st.ok()) return st;
+    // It must write WAL before its commit record, or the server does not wait for the
+    // standby at all (RecordTransactionCommit: no WAL, no synchronous wait). A marker row of
+    // its own does (pruned with the others).
+    st = conn.Exec("INSERT INTO ingest_batch (token, instance_id, results) VALUES ($1, $2, '{}')",
+                   pg::Params().Text(token + "/proof/" + std::to_string(impl_->rng())).Text(options_.instance_id));
+    if (!st.ok()) return st;
+    st = proof.Commit();
+    if (!st.ok()) {
+      results->clear();
+      return StoreStatus::Transient("batch committed on the primary, replication not confirmed yet: " +
+                                    st.message())
+          .WithSqlstate(st.sqlstate());
+    }
+  }
   *committed = true;
   return StoreStatus::Ok();
 }
@@ -1146,6 +1195,7 @@ StoreStatus Store::ClaimDonations(int limit, std::chrono::seconds lease,
     evaluate_cap.push_back(r.Bool(i, 14) && cap.back() > 0);
     w.received_at = FromMicros(r.Int64(i, 15));
     local_day.push_back(r.String(i, 16));
+    w.previous_owner = r.String(i, 17);
     ids.push_back(w.donation_id);
     claimed.push_back(std::move(w));
   }

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -222,6 +223,10 @@ struct DonationWork {
   int32_t daily_cap_units = 0;
   bool cap_checked = true;
   StoreTime received_at{};
+  // ClaimDonations: the lease owner before this claim (empty: none). Another instance's id
+  // means this claim takes over the work of an instance whose lease expired (it died or
+  // stalled) — logged and counted by the charging worker.
+  std::string previous_owner;
 };
 
 // The charger's verdict for one donation, persisted by RecordChargeOutcomes.
@@ -276,11 +281,31 @@ struct ReversalResult {
   bool already_reversed = false;   // an earlier call reversed it; nothing new was written
 };
 
+// The PostgreSQL server a Store's new connection reached: host and port as libpq chose them
+// from the conninfo's list (multi-host: host=db1,db2 port=5432,5432), and whether it is a
+// standby (pg_is_in_recovery()).
+struct DbServer {
+  std::string host;
+  std::string port;
+  bool in_recovery = false;
+  std::string role() const { return in_recovery ? "standby" : "primary"; }
+};
+
 struct StoreOptions {
   std::string instance_id = "donagate";  // written to rows and used as lease owner
   int connect_timeout_s = 5;
   int statement_timeout_ms = 5000;       // 0 = none
   std::string application_name = "donagated";
+  // Writers only talk to a primary. When true (the default) a conninfo without
+  // target_session_attrs gets target_session_attrs=read-write (libpq skips standbys and
+  // read-only sessions in a multi-host list), and every new connection is checked with
+  // pg_is_in_recovery(): one that still lands on a standby (target_session_attrs=any, a
+  // proxy pointing at the wrong node) is closed and the call fails transient with SQLSTATE
+  // 25006, so the caller's reconnect with backoff looks again.
+  bool require_primary = true;
+  // Called on the calling thread after every new connection: `status` ok when it is used,
+  // transient when it was refused (a standby). For logs, /status and metrics.
+  std::function<void(const DbServer& server, const StoreStatus& status)> on_connect;
 };
 
 class Store {

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <prometheus/registry.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -16,7 +17,9 @@
 #include <thread>
 
 #include "config/loader.h"
+#include "daemon/health.h"
 #include "daemon/logging.h"
+#include "daemon/metrics.h"
 #include "tests/common/metrics_text.h"
 #include "tests/common/test_env.h"
 
@@ -511,6 +514,63 @@ TEST(ParseListenAddress, AcceptsHostPortAndBracketedV6) {
   EXPECT_FALSE(ParseListenAddress("host:99999", &host, &port));
   EXPECT_FALSE(ParseListenAddress("host:", &host, &port));
   EXPECT_FALSE(ParseListenAddress(":80", &host, &port));
+}
+
+}  // namespace
+}  // namespace donagate::daemon
+
+namespace donagate::daemon {
+namespace {
+
+// Where the daemon writes (failover): the tracker follows the latest accepted connection,
+// counts refused standbys, and /status and donagate_db_server_info say the same.
+TEST(DbServerTrackerTest, FollowsTheLatestPrimaryAndCountsRefusedStandbys) {
+  prometheus::Registry registry;
+  Metrics metrics(registry, "test");
+  DbServerTracker tracker(&metrics);
+  auto info_series = [&] {
+    std::vector<std::map<std::string, std::string>> series;
+    for (const auto& family : registry.Collect()) {
+      if (family.name != "donagate_db_server_info") continue;
+      for (const auto& m : family.metric) {
+        std::map<std::string, std::string> labels;
+        for (const auto& l : m.label) labels[l.name] = l.value;
+        labels["value"] = std::to_string(static_cast<int>(m.gauge.value));
+        series.push_back(labels);
+      }
+    }
+    return series;
+  };
+  EXPECT_TRUE(tracker.Snapshot().host.empty());
+  tracker.OnConnect("donagated-ingest", billing::DbServer{"db1", "5432", false}, billing::StoreStatus::Ok());
+  tracker.OnConnect("donagated-ingest", billing::DbServer{"db2", "5432", true},
+                    billing::StoreStatus::Transient("refusing to write to a standby"));
+  DbServerStatus s = tracker.Snapshot();
+  EXPECT_EQ(s.host, "db1") << "a refused standby is not where we write";
+  EXPECT_EQ(s.role, "primary");
+  EXPECT_EQ(s.standby_refusals, 1);
+  ASSERT_EQ(info_series().size(), 1u);
+  EXPECT_EQ(info_series()[0]["host"], "db1");
+
+  // The failover: db2 promoted, the next connection lands there.
+  tracker.OnConnect("donagated-charging", billing::DbServer{"db2", "5432", false}, billing::StoreStatus::Ok());
+  s = tracker.Snapshot();
+  EXPECT_EQ(s.host, "db2");
+  EXPECT_EQ(s.connects, 2);
+  const auto series = info_series();
+  ASSERT_EQ(series.size(), 1u) << "the dead primary's series is removed";
+  EXPECT_EQ(series[0].at("host"), "db2");
+  EXPECT_EQ(series[0].at("role"), "primary");
+  EXPECT_EQ(series[0].at("value"), "1");
+
+  StatusSnapshot snapshot;
+  snapshot.database = s;
+  const auto j = nlohmann::json::parse(StatusJson(snapshot));
+  EXPECT_EQ(j["database"]["host"], "db2");
+  EXPECT_EQ(j["database"]["port"], "5432");
+  EXPECT_EQ(j["database"]["role"], "primary");
+  EXPECT_EQ(j["database"]["standby_refusals"], 1);
+  EXPECT_FALSE(j["database"]["since"].get<std::string>().empty());
 }
 
 }  // namespace

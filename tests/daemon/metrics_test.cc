@@ -169,6 +169,7 @@ TEST_F(MetricsTest, NamesListsExactlyTheRegisteredFamilies) {
   metrics_.ForCampaign("c", "o");
   metrics_.ForBackend("b");
   metrics_.ForOperator("o");
+  metrics_.DbConnected(billing::DbServer{"db1", "5432", false}, false);
   registered.clear();
   for (const auto& family : registry_.Collect()) registered.insert(family.name);
   EXPECT_EQ(registered, listed);

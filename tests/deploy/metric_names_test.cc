@@ -64,6 +64,7 @@ std::map<std::string, prometheus::MetricType> ExportedFamilies() {
   metrics.ForCampaign("flood", "opa");
   metrics.ForBackend("opa");
   metrics.ForOperator("opa");
+  metrics.DbConnected(billing::DbServer{"127.0.0.1", "5432", false}, false);
   link.BindFailed("ESME_RINVPASWD");
   link.Pdu(PduDirection::kIn, "deliver_sm", "ESME_ROK");
   std::map<std::string, prometheus::MetricType> families;

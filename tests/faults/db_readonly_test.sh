@@ -21,6 +21,8 @@ wait_stored $((MO_COUNT / 4)) 60
 psql "$DONAGATE_TEST_PG" -qc "ALTER DATABASE faults SET default_transaction_read_only = on" >/dev/null
 psql "$DONAGATE_TEST_PG" -XAtqc "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
                                  WHERE datname = 'faults' AND pid <> pg_backend_pid()" >/dev/null
+# pg_terminate_backend only signals: a session already inside its COMMIT finishes it first.
+sleep 0.5
 before=$(stored_count)
 note "database READ-ONLY with $before MOs stored"
 sleep 6

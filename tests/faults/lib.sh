@@ -376,3 +376,78 @@ faults_verify() {
   FAULTS_TEMP_ERRORS=$temp_errors
   FAULTS_REDELIVERIES=$redeliveries
 }
+
+# ---- A streaming standby of the scenario's cluster (high-availability scenarios) -------------
+#
+#   faults_start_standby      pg_basebackup -R of the running cluster into its own directory,
+#                             started on a free port as `standby1` (cluster_name, so the
+#                             primary's synchronous_standby_names can name it); waits until it
+#                             streams. Exports SB_DIR, SB_PORT, SB_DB (conninfo of its faults db).
+#   faults_sync_replication   the primary waits for standby1 at every COMMIT
+#                             (synchronous_standby_names = 'standby1', synchronous_commit = on)
+#   standby_stop [MODE] / standby_start / standby_promote
+#   sq SQL                    like q, on the standby
+# The standby is stopped and removed by the cleanup trap, like the primary.
+SB_DIR=
+faults_stop_standby() {
+  [ -n "$SB_DIR" ] && [ -d "$SB_DIR" ] || return 0
+  _pg_as "$PG_BIN/pg_ctl" -D "$SB_DIR/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+  rm -rf "$SB_DIR"
+  SB_DIR=
+}
+
+faults_start_standby() {
+  SB_DIR=$(mktemp -d /tmp/donagate-pg-standby.XXXXXX)
+  chmod 755 "$SB_DIR"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$SB_DIR"
+  FAULTS_AFTER_PG_STOP=faults_stop_standby
+  pick_port SB_PORT
+  # A fast checkpoint and the WAL streamed alongside: seconds for a fresh cluster.
+  _pg_as "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PGPORT_TEST" -U postgres -D "$SB_DIR/data" \
+    -R -X stream --checkpoint=fast >"$WORK/basebackup.log" 2>&1 || fail "pg_basebackup: $(tail -n 3 "$WORK/basebackup.log")"
+  {
+    echo "port = $SB_PORT"
+    echo "unix_socket_directories = '$SB_DIR'"
+    echo "cluster_name = 'standby1'"
+    echo "shared_buffers = 128MB"
+    # Once promoted it runs alone: it must not wait for a standby of its own (what Patroni's
+    # synchronous_mode does when no replica is left, unless synchronous_mode_strict).
+    echo "synchronous_standby_names = ''"
+  } | _pg_as tee -a "$SB_DIR/data/postgresql.conf" >/dev/null
+  standby_start
+  SB_DB="host=127.0.0.1 port=$SB_PORT user=postgres dbname=faults"
+  local state=""
+  for _ in $(seq 1 100); do
+    state=$(q "SELECT state FROM pg_stat_replication WHERE application_name = 'standby1'")
+    [ "$state" = streaming ] && break; sleep 0.1
+  done
+  [ "$state" = streaming ] || fail "the standby does not stream (state '${state}')"
+  note "standby streaming on 127.0.0.1:$SB_PORT"
+}
+
+faults_sync_replication() {
+  qs "ALTER SYSTEM SET synchronous_standby_names = 'standby1'" >/dev/null
+  qs "ALTER SYSTEM SET synchronous_commit = 'on'" >/dev/null
+  qs "SELECT pg_reload_conf()" >/dev/null
+  local sync=""
+  for _ in $(seq 1 50); do
+    sync=$(q "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1'")
+    [ "$sync" = sync ] && break; sleep 0.1
+  done
+  [ "$sync" = sync ] || fail "standby1 is not synchronous (sync_state '${sync}')"
+}
+
+standby_start() {
+  _pg_as "$PG_BIN/pg_ctl" -D "$SB_DIR/data" -l "$SB_DIR/server.log" -w -t 60 start >/dev/null \
+    || { tail -n 20 "$SB_DIR/server.log"; fail "the standby did not start"; }
+}
+standby_stop() {
+  _pg_as "$PG_BIN/pg_ctl" -D "$SB_DIR/data" -m "${1:-fast}" -w -t 60 stop >/dev/null 2>&1 || true
+}
+# The promotion step Patroni would take after its leader key expired: pg_ctl promote on the
+# synchronous standby (it has every commit the primary acknowledged), waiting until it accepts
+# writes.
+standby_promote() {
+  _pg_as "$PG_BIN/pg_ctl" -D "$SB_DIR/data" -w -t 60 promote >/dev/null || fail "pg_ctl promote failed"
+}
+sq() { psql "$SB_DB" -XAtqc "$1" 2>/dev/null || echo ""; }

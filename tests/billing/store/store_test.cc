@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <set>
@@ -1493,6 +1494,67 @@ TEST_F(StoreTest, AHelpReplyClaimedAtIngestIsLeasedToItsInstance) {
   ASSERT_TRUE(MakeStore("instance-b")->ClaimReplies({"viettel"}, 100, 60s, &replies).ok());
   ASSERT_EQ(replies.size(), 1u) << "only the reply left pending is claimable";
   EXPECT_EQ(replies[0].id, results[1].reply_id);
+}
+
+
+// ---- The server a connection reached (failover)
+
+TEST_F(StoreTest, EveryNewConnectionReportsItsServerAndAPrimaryIsUsed) {
+  std::vector<DbServer> seen;
+  std::vector<StoreStatus> statuses;
+  StoreOptions o;
+  o.instance_id = "instance-a";
+  o.application_name = "donagate-store-test-server";
+  o.on_connect = [&](const DbServer& server, const StoreStatus& status) {
+    seen.push_back(server);
+    statuses.push_back(status);
+  };
+  Store store(db_, o);
+  ASSERT_TRUE(store.Ping().ok());
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_TRUE(statuses[0].ok());
+  EXPECT_FALSE(seen[0].in_recovery);
+  EXPECT_EQ(seen[0].role(), "primary");
+  EXPECT_EQ(seen[0].host, "127.0.0.1");
+  EXPECT_EQ(seen[0].port, QueryValue(db_, "SHOW port"));
+  // The same connection is reused: no second report.
+  ASSERT_TRUE(store.Ping().ok());
+  EXPECT_EQ(seen.size(), 1u);
+  // Cut by the server (a failover looks like this first): the next call reconnects and reports.
+  ExecSql(db_, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+               "'donagate-store-test-server'");
+  std::this_thread::sleep_for(100ms);
+  StoreStatus st = store.Ping();
+  if (!st.ok()) st = store.Ping();  // the first call may only learn that the connection died
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(seen.size(), 2u);
+}
+
+// Runs against a real hot standby when DONAGATE_TEST_PG_STANDBY names one (conninfo of a
+// database on it); tests/faults/pg_failover_test.sh runs it while its standby streams.
+TEST(StoreStandbyTest, AStandbyIsRefusedWithAClearReasonAndNeverWritten) {
+  const char* standby = std::getenv("DONAGATE_TEST_PG_STANDBY");
+  if (!standby || !*standby) GTEST_SKIP() << "no standby (set DONAGATE_TEST_PG_STANDBY)";
+  std::vector<DbServer> seen;
+  StoreOptions o;
+  o.on_connect = [&](const DbServer& server, const StoreStatus&) { seen.push_back(server); };
+  // target_session_attrs=any: libpq connects to the standby; the store's own check refuses it.
+  Store store(std::string(standby) + " target_session_attrs=any", o);
+  StoreStatus st = store.TouchRun(1);
+  EXPECT_TRUE(st.transient()) << st.ToString();
+  EXPECT_EQ(st.sqlstate(), "25006");
+  EXPECT_NE(st.message().find("refusing to write to a standby"), std::string::npos) << st.message();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_TRUE(seen[0].in_recovery);
+  EXPECT_EQ(seen[0].role(), "standby");
+  // Without target_session_attrs the store asks libpq for read-write: the standby is skipped
+  // before any session starts (nothing to refuse, a connection error naming the cause).
+  seen.clear();
+  Store plain(standby, o);
+  st = plain.Ping();
+  EXPECT_TRUE(st.transient()) << st.ToString();
+  EXPECT_TRUE(seen.empty());
+  EXPECT_NE(st.message().find("cannot connect"), std::string::npos) << st.message();
 }
 
 }  // namespace
