@@ -301,6 +301,7 @@ const std::vector<std::string>& Metrics::Names() {
       "donagate_mo_temp_errors_total",
       "donagate_concat_parts_pending",
       "donagate_mo_unanswered_total",
+      "donagate_replies_suppressed_total",
       "donagate_mo_redeliveries_total",
       "donagate_redelivery_guard_entries",
       "donagate_ingest_in_doubt_mos",
