@@ -17,7 +17,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BIN=${DONAGATE_BINARY_DIR:-$ROOT/build}
 DONAGATED=$BIN/daemon/donagated
+DONAGATECTL=$BIN/tools/donagatectl/donagatectl
 [ -x "$DONAGATED" ] || { echo "missing $DONAGATED"; exit 1; }
+[ -x "$DONAGATECTL" ] || { echo "missing $DONAGATECTL"; exit 1; }
 if [ ! -d "$HERE/node_modules/smpp" ]; then
   (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
 fi
@@ -127,6 +129,9 @@ wait_for '.ev == "submit" and .to == "84916100002"' 1 10
 [ "$(submits_to 84916100002 'sap ung ho 200.000 dong')" = 1 ] || fail "CV 10 was not asked to confirm"
 [ "$(q "SELECT state FROM donation WHERE msisdn = '84916100002'")" = awaiting_confirmation ] || fail "CV 10 is not awaiting confirmation"
 [ "$(debits 84916100002)" = 0 ] || fail "CV 10 was charged before its confirmation"
+# finance shows the state
+awaiting=$("$DONAGATECTL" --db "$DB" report --day "$(TZ=Asia/Ho_Chi_Minh date +%F)" --format json | jq '.total.awaiting')
+[ "$awaiting" = 1 ] || fail "donagatectl report shows $awaiting awaiting confirmation (want 1)"
 kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" || true
 start_daemon "$WORK/a.toml"; DAEMON_PID=$LAST_PID
 wait_for '.ev == "bound"' 2 30
