@@ -211,7 +211,9 @@ std::string WriteConfig(const std::string& dir, const std::string& name, const s
         << charging_port << "\"\ntimeout_ms = 1000\nstatus_backoff_min_ms = 100\n"
         << "status_backoff_max_ms = 1000\n\n";
   }
+  // Per-number limits off: 400 subscribers sending 1,000+ MOs in seconds is load, not abuse.
   out << "[pipeline]\ninstance_id = \"" << instance << "\"\ncharge_lease_s = 5\npoll_interval_ms = 50\n"
+      << "max_mos_per_minute_per_msisdn = 0\nmax_replies_per_hour_per_msisdn = 0\n"
       << "charge_concurrency = 64\n\n"
       << "[http]\nlisten = \"127.0.0.1:" << http_port << "\"\n\n[log]\nlevel = \"info\"\n";
   return path;
