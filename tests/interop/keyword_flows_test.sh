@@ -3,7 +3,8 @@
 # plays the SMSC, the real donagated binds to it (twice, for the two-instance case), a throwaway
 # PostgreSQL records everything, the in-process backend charges. Asserts from the database and
 # from what the SMSC received:
-#   HELP answered with the help text, never charged; a delivery receipt never answered;
+#   HELP answered with the campaign's UCS-2 help text (diacritics), never charged; a delivery
+#   receipt never answered;
 #   "CV 10" above confirm_above_units = 5 waits (asked to answer Y), the daemon restarts between
 #   question and answer, "y" charges it exactly once, a second "Y" finds nothing to confirm;
 #   an unanswered one expires (recorded, never charged, a late "Y" charges nothing);
@@ -66,6 +67,10 @@ run_migrations_on_start = true
 name = "Vi mien Trung"
 confirm_above_units = 5
 confirm_window_s = 10
+reply_encoding = "ucs2"
+
+[campaign.templates]
+help = "{campaign}: soạn {keyword} n gửi {shortcode} để ủng hộ, mỗi lần {unit_price} đồng."
 
 [[charging]]
 operator = "opa"
@@ -117,7 +122,9 @@ wait_for '.ev == "bound"' 1 30
 # --- HELP, never charged; a delivery receipt, never answered
 deliver help 84916100001 "hd"
 wait_for '.ev == "submit" and .to == "84916100001"' 1 10
-[ "$(submits_to 84916100001 'soan CV n gui 1407')" = 1 ] || fail "HELP did not get the help text"
+# The campaign's help template is Vietnamese with diacritics (reply_encoding = "ucs2"): it
+# reaches the SMSC as UCS-2 (keyword_flows.js decodes data_coding 8) with every mark intact.
+[ "$(submits_to 84916100001 'soạn CV n gửi 1407 để ủng hộ, mỗi lần 20.000 đồng')" = 1 ] || fail "HELP did not get the UCS-2 help text"
 [ "$(q "SELECT outcome FROM inbound_message WHERE msisdn = '84916100001'")" = help ] || fail "HELP not recorded as help"
 [ "$(q "SELECT count(*) FROM donation WHERE msisdn = '84916100001'")" = 0 ] || fail "HELP made a donation"
 send '{"op":"deliver","key":"dlr","source":"84916100001","text":"id:M1 sub:001 dlvrd:001 submit date:2601010000 done date:2601010000 stat:DELIVRD err:000 text:x","esm_class":4}'
