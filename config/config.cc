@@ -78,5 +78,6 @@ std::string_view ToString(LogLevel v) {
   return "?";
 }
 std::string_view ToString(LogFormat v) { return v == LogFormat::kKeyValue ? "keyvalue" : "json"; }
+std::string_view ToString(ReplyEncoding v) { return v == ReplyEncoding::kUcs2 ? "ucs2" : "gsm7_ascii"; }
 
 }  // namespace donagate::config

@@ -132,12 +132,40 @@ struct ReplyTemplates {
   std::string failed =
       "Giao dich ung ho {amount} dong chua thanh cong. Quy khach chua bi tru tien. Vui long thu "
       "lai sau.";
+  // Keyword flows (docs/pipeline.md "Keywords"): none of these is ever charged.
+  std::string help =
+      "{campaign}: soan {keyword} n gui {shortcode} de ung ho n lan, moi lan {unit_price} dong. "
+      "TRA: tra cuu. HUY: ngung.";
+  std::string stop =
+      "Quy khach da ngung nhan tin tu chuong trinh {campaign}. Soan {keyword} n gui {shortcode} "
+      "neu muon ung ho lai.";
+  std::string stop_all = "Quy khach da ngung nhan tin tu tat ca chuong trinh tren {shortcode}.";
+  std::string confirm_request =
+      "Quy khach sap ung ho {amount} dong cho {campaign}. Soan Y gui {shortcode} trong "
+      "{window_min} phut de xac nhan.";
+  std::string confirm_none =
+      "Khong co giao dich nao dang cho xac nhan. Soan {keyword} n gui {shortcode} de ung ho.";
+  std::string status =
+      "{campaign}: hom nay Quy khach da ung ho {today_amount} dong ({today_count} lan), tong "
+      "cong {total_amount} dong ({total_count} lan).";
+  std::string rate_limited =
+      "Quy khach gui qua nhieu tin nhan. Cac tin tiep theo trong it phut se khong duoc xu ly.";
 };
 
 // Every placeholder a template may use. A template naming anything else is a config error.
 inline constexpr std::string_view kTemplatePlaceholders[] = {
     "amount", "campaign", "ref", "units", "charged_units", "missing_units",
-    "shortcode", "keyword", "unit_price"};
+    "shortcode", "keyword", "unit_price",
+    // confirm_request: the confirmation window in minutes (rounded up); status: the
+    // subscriber's charged donations today / in the campaign.
+    "window_min", "today_amount", "today_count", "total_amount", "total_count"};
+
+// How a campaign's replies are encoded (reply_encoding): which characters its templates may use
+// and how many characters fit in a part (the loader checks every template's worst case).
+enum class ReplyEncoding {
+  kGsm7Ascii,  // "gsm7_ascii" (default): printable ASCII only, 160 / 153 per part
+  kUcs2,       // "ucs2": any text, e.g. Vietnamese with diacritics, 70 / 67 per part
+};
 
 struct Campaign {
   std::string name;                       // unique; ledger account fund:<name>
@@ -150,6 +178,19 @@ struct Campaign {
   std::optional<std::chrono::sys_seconds> active_to;    // exclusive
   ChargingMode charging_mode = ChargingMode::kWhole;
   ReplyTemplates templates;               // [campaign.templates]
+  // Keyword aliases (docs/pipeline.md "Keywords"), matched on the whole text with the "CV n"
+  // tolerance (case, separators, full-width forms, Vietnamese diacritics stripped). 1..20
+  // aliases each, 1..20 characters; no alias may belong to two kinds or read as a donation.
+  std::vector<std::string> help_keywords = {"HELP", "HD", "?"};
+  std::vector<std::string> stop_keywords = {"STOP", "HUY", "DUNG"};
+  std::vector<std::string> stop_all_keywords = {"STOP ALL"};
+  std::vector<std::string> confirm_keywords = {"Y", "CO"};
+  std::vector<std::string> status_keywords = {"TRA"};
+  // A "CV n" with n above this waits for a confirming MO (confirm_keywords) within
+  // confirm_window_s before it is charged; 0 = never ask (default). 0..1000000.
+  int confirm_above_units = 0;
+  int confirm_window_s = 300;             // 10..86400
+  ReplyEncoding reply_encoding = ReplyEncoding::kGsm7Ascii;
 };
 
 enum class ChargingBackendKind { kHttp, kOperatorBilled, kInProcess };  // "http" | "operator_billed" | "in_process"
@@ -215,6 +256,13 @@ struct PipelineConfig {
   // A delivery receipt whose reply is not known (yet) is parked; one older than this never will
   // be matched (an id the SMSC reused, another system's message) and is deleted.
   int pending_receipt_max_age_s = 3 * 86400;
+  // Per-subscriber limits (docs/pipeline.md "Reply safety"), kept in memory per instance:
+  // MOs beyond max_mos_per_minute_per_msisdn in a minute are recorded (outcome rate_limited),
+  // never charged, and the first of them gets one reply saying so; at most
+  // max_replies_per_hour_per_msisdn ingest-time replies per number per hour, the rest recorded
+  // without a reply. 0 = no limit; 0..100000 each.
+  int max_mos_per_minute_per_msisdn = 10;
+  int max_replies_per_hour_per_msisdn = 20;
 };
 
 struct HttpConfig {
@@ -271,5 +319,6 @@ std::string_view ToString(TempErrorStatus v);
 std::string_view ToString(ConcatOnTimeout v);
 std::string_view ToString(LogLevel v);
 std::string_view ToString(LogFormat v);
+std::string_view ToString(ReplyEncoding v);
 
 }  // namespace donagate::config

@@ -13,6 +13,8 @@
 
 #include <toml++/toml.h>
 
+#include "config/text_fold.h"
+
 namespace donagate::config {
 namespace {
 
@@ -128,11 +130,13 @@ const std::vector<std::pair<std::string_view, std::vector<std::string_view>>>& S
        {"conninfo", "conninfo_env", "conninfo_file", "pool_size", "batch_size", "batch_linger_ms",
         "run_migrations_on_start", "statement_timeout_ms", "connect_timeout_s"}},
       {"campaign.templates",
-       {"success", "partial", "insufficient", "syntax", "daily_cap", "inactive", "failed"}},
+       {"success", "partial", "insufficient", "syntax", "daily_cap", "inactive", "failed",
+        "help", "stop", "stop_all", "confirm_request", "confirm_none", "status", "rate_limited"}},
       {"campaign",
        {"name", "keyword", "shortcode", "unit_price_vnd", "max_units_per_message",
         "max_units_per_day_per_msisdn", "active_from", "active_to", "charging_mode",
-        "templates"}},
+        "templates", "help_keywords", "stop_keywords", "stop_all_keywords", "confirm_keywords",
+        "status_keywords", "confirm_above_units", "confirm_window_s", "reply_encoding"}},
       {"charging",
        {"operator", "backend", "url", "timeout_ms", "max_concurrency", "retries",
         "status_backoff_min_ms", "status_backoff_max_ms", "token_env", "token_file",
@@ -143,7 +147,8 @@ const std::vector<std::pair<std::string_view, std::vector<std::string_view>>>& S
         "charge_batch_size", "charge_concurrency", "charge_lease_s", "charge_workers",
         "charge_yield_ingest_backlog",
         "reply_batch_size", "reply_max_inflight", "poll_interval_ms", "instance_id", "blocklist_file", "start_charging_paused",
-        "redelivery_window_s", "ack_horizon_s", "late_ack_ms", "pending_receipt_max_age_s"}},
+        "redelivery_window_s", "ack_horizon_s", "late_ack_ms", "pending_receipt_max_age_s",
+        "max_mos_per_minute_per_msisdn", "max_replies_per_hour_per_msisdn"}},
       {"http", {"listen"}},
       {"admin", {"enabled", "listen", "token_env", "token_file"}},
       {"log", {"level", "format", "file", "mask_msisdn", "max_repeats_per_minute", "components"}},
@@ -656,7 +661,10 @@ void ReadTemplates(Context& ctx, TableReader& parent, const toml::table& t, Repl
   std::pair<std::string_view, std::string*> fields[] = {
       {"success", &tpl.success},     {"partial", &tpl.partial},     {"insufficient", &tpl.insufficient},
       {"syntax", &tpl.syntax},       {"daily_cap", &tpl.daily_cap}, {"inactive", &tpl.inactive},
-      {"failed", &tpl.failed}};
+      {"failed", &tpl.failed},       {"help", &tpl.help},           {"stop", &tpl.stop},
+      {"stop_all", &tpl.stop_all},   {"confirm_request", &tpl.confirm_request},
+      {"confirm_none", &tpl.confirm_none}, {"status", &tpl.status},
+      {"rate_limited", &tpl.rate_limited}};
   for (auto& [key, field] : fields) {
     std::string text;
     if (!r.String(key, text)) continue;
@@ -670,6 +678,174 @@ void ReadTemplates(Context& ctx, TableReader& parent, const toml::table& t, Repl
       continue;
     }
     *field = text;
+  }
+}
+
+// --- keyword aliases and the keyword flows' settings (docs/configuration.md "Keywords")
+
+void ReadKeywordFlows(Context& ctx, TableReader& r, Campaign& c) {
+  struct Kind {
+    std::string_view key;
+    std::vector<std::string>* aliases;
+  };
+  Kind kinds[] = {{"help_keywords", &c.help_keywords},         {"stop_keywords", &c.stop_keywords},
+                  {"stop_all_keywords", &c.stop_all_keywords}, {"confirm_keywords", &c.confirm_keywords},
+                  {"status_keywords", &c.status_keywords}};
+  std::map<std::string, std::string_view> owner;  // folded alias -> the key that has it
+  const std::string keyword = FoldForMatching(c.keyword);
+  for (Kind& k : kinds) {
+    std::vector<std::string> aliases;
+    if (r.StringList(k.key, aliases)) {
+      if (aliases.size() > 20) {
+        r.Error(k.key, std::to_string(aliases.size()) + " aliases; at most 20");
+        continue;
+      }
+      *k.aliases = std::move(aliases);
+    }
+    for (const std::string& a : *k.aliases) {
+      const std::string folded = FoldForMatching(a);
+      if (a.empty() || a.size() > 40 || folded.empty()) {
+        r.Error(k.key, Quote(a) + " must be 1..40 bytes with at least one letter, digit or mark");
+        continue;
+      }
+      // "CV", "CV 5", "CV5": the alias would be read as a donation (ParseDonation comes first).
+      if (folded.compare(0, keyword.size(), keyword) == 0 &&
+          (folded.size() == keyword.size() || folded[keyword.size()] == ' ' ||
+           (folded[keyword.size()] >= '0' && folded[keyword.size()] <= '9'))) {
+        r.Error(k.key, Quote(a) + " reads as the donation keyword " + Quote(c.keyword));
+        continue;
+      }
+      auto [it, fresh] = owner.emplace(folded, k.key);
+      if (!fresh && it->second != k.key) {
+        r.Error(k.key, Quote(a) + " is also in " + std::string(it->second) +
+                           " (aliases are compared without case, separators or diacritics)");
+      }
+    }
+  }
+  r.Integer("confirm_above_units", c.confirm_above_units, 0, 1000000);
+  r.Integer("confirm_window_s", c.confirm_window_s, 10, 86400);
+  if (c.confirm_above_units > 0 && c.confirm_keywords.empty()) {
+    r.Error("confirm_above_units", "needs at least one confirm_keywords alias (nothing could confirm)");
+  }
+  if (c.confirm_above_units >= c.max_units_per_message && c.confirm_above_units > 0) {
+    r.Error("confirm_above_units", std::to_string(c.confirm_above_units) +
+                                       " is not below max_units_per_message (" +
+                                       std::to_string(c.max_units_per_message) + "): nothing would be asked");
+  }
+  r.Enum("reply_encoding", c.reply_encoding,
+         {{"gsm7_ascii", ReplyEncoding::kGsm7Ascii}, {"ucs2", ReplyEncoding::kUcs2}});
+}
+
+// Characters of n formatted as FormatVnd does ("100.000"), and of n in decimal.
+int64_t DecimalDigits(int64_t n) {
+  int64_t d = 1;
+  while (n >= 10) {
+    n /= 10;
+    ++d;
+  }
+  return d;
+}
+int64_t VndLength(int64_t n) { return DecimalDigits(n) + (DecimalDigits(n) - 1) / 3; }
+
+// Length of `text` in the units a part counts: UTF-16 code units (UCS-2), else GSM 7-bit
+// septets (the extension characters ^ { } \ [ ~ ] | count two). *ascii_only: every character
+// is printable ASCII (or CR/LF).
+int64_t SmsLength(std::string_view text, bool ucs2, bool* ascii_only) {
+  int64_t n = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) {
+      *ascii_only = false;
+      if ((c & 0xC0) == 0x80) continue;   // continuation byte
+      n += (c & 0xF8) == 0xF0 ? 2 : 1;    // a 4-byte sequence is a surrogate pair
+      continue;
+    }
+    if (c < 0x20 && c != '\n' && c != '\r') *ascii_only = false;
+    n += (!ucs2 && std::string_view("^{}\\[~]|").find(static_cast<char>(c)) != std::string_view::npos) ? 2 : 1;
+  }
+  return n;
+}
+
+// Every template of a campaign must fit in two parts in its worst case: each placeholder at the
+// longest value this campaign can give it (status totals: up to 10^15 VND, counts up to 10
+// digits). A gsm7_ascii campaign's templates must be printable ASCII.
+void CheckTemplateParts(Context& ctx, TableReader& r, const toml::table* tpl_table, const Campaign& c) {
+  const bool ucs2_campaign = c.reply_encoding == ReplyEncoding::kUcs2;
+  const int64_t max_amount = c.unit_price_vnd * c.max_units_per_message;
+  const int64_t big_amount = VndLength(1000000000000000LL);
+  const int64_t today = c.max_units_per_day_per_msisdn > 0
+                            ? VndLength(c.unit_price_vnd * c.max_units_per_day_per_msisdn)
+                            : big_amount;
+  bool name_ascii = true;
+  const int64_t name_len_gsm = SmsLength(c.name, false, &name_ascii);
+  bool dummy = true;
+  const int64_t name_len_ucs2 = SmsLength(c.name, true, &dummy);
+  const std::pair<std::string_view, const std::string*> templates[] = {
+      {"success", &c.templates.success},       {"partial", &c.templates.partial},
+      {"insufficient", &c.templates.insufficient}, {"syntax", &c.templates.syntax},
+      {"daily_cap", &c.templates.daily_cap},   {"inactive", &c.templates.inactive},
+      {"failed", &c.templates.failed},         {"help", &c.templates.help},
+      {"stop", &c.templates.stop},             {"stop_all", &c.templates.stop_all},
+      {"confirm_request", &c.templates.confirm_request}, {"confirm_none", &c.templates.confirm_none},
+      {"status", &c.templates.status},         {"rate_limited", &c.templates.rate_limited}};
+  for (const auto& [key, text] : templates) {
+    // Literal text (placeholders removed, "{{"/"}}" as one brace) and the placeholders used.
+    std::string literal;
+    std::vector<std::string_view> used;
+    for (size_t i = 0; i < text->size(); ++i) {
+      const char ch = (*text)[i];
+      if ((ch == '{' || ch == '}') && i + 1 < text->size() && (*text)[i + 1] == ch) {
+        literal += ch;
+        ++i;
+      } else if (ch == '{' && text->find('}', i) != std::string::npos) {
+        const size_t close = text->find('}', i);
+        used.push_back(std::string_view(*text).substr(i + 1, close - i - 1));
+        i = close;
+      } else {
+        literal += ch;
+      }
+    }
+    bool ascii = true;
+    SmsLength(literal, false, &ascii);
+    const toml::node* node = tpl_table ? tpl_table->get(key) : nullptr;
+    const std::string key_path = r.KeyPath("templates") + "." + std::string(key);
+    auto report = [&](std::string reason) {
+      const toml::node* at = node ? node : r.Find("reply_encoding");
+      ctx.Error(at ? at->source() : r.table().source(), key_path, std::move(reason));
+    };
+    if (!ucs2_campaign && !ascii) {
+      report("uses characters outside printable ASCII; set reply_encoding = \"ucs2\" to send "
+             "Vietnamese with diacritics");
+      continue;
+    }
+    bool uses_name = false;
+    int64_t values = 0;
+    for (std::string_view p : used) {
+      if (p == "amount") values += VndLength(max_amount);
+      else if (p == "unit_price") values += VndLength(c.unit_price_vnd);
+      else if (p == "units" || p == "charged_units" || p == "missing_units") values += DecimalDigits(c.max_units_per_message);
+      else if (p == "campaign") uses_name = true;
+      else if (p == "ref") values += 4 + 19;  // "don-" + a bigint
+      else if (p == "shortcode") values += static_cast<int64_t>(c.shortcode.size());
+      else if (p == "keyword") values += static_cast<int64_t>(c.keyword.size());
+      else if (p == "window_min") values += DecimalDigits((c.confirm_window_s + 59) / 60);
+      else if (p == "today_amount") values += today;
+      else if (p == "total_amount") values += big_amount;
+      else if (p == "today_count" || p == "total_count") values += 10;
+    }
+    // The sender encodes by content: any non-ASCII character (in the template or the campaign
+    // name) makes the whole reply UCS-2.
+    const bool ucs2 = !ascii || (uses_name && !name_ascii);
+    bool unused = true;
+    const int64_t worst = SmsLength(literal, ucs2, &unused) + values +
+                          (uses_name ? (ucs2 ? name_len_ucs2 : name_len_gsm) : 0);
+    const int64_t single = ucs2 ? 70 : 160, per_part = ucs2 ? 67 : 153;
+    const int64_t parts = worst <= single ? 1 : (worst + per_part - 1) / per_part;
+    if (parts > 2) {
+      report("worst case " + std::to_string(worst) + (ucs2 ? " UCS-2 characters" : " GSM 7-bit characters") +
+             " needs " + std::to_string(parts) + " parts (" + std::to_string(2 * per_part) +
+             " fit in 2); at most 2 parts are allowed");
+    }
   }
 }
 
@@ -703,7 +879,10 @@ void ReadCampaign(Context& ctx, const toml::table& t, size_t index, Campaign& c)
   }
   r.Enum("charging_mode", c.charging_mode,
          {{"whole", ChargingMode::kWhole}, {"per_unit", ChargingMode::kPerUnit}});
-  if (const toml::table* tpl = r.SubTable("templates")) ReadTemplates(ctx, r, *tpl, c.templates);
+  const toml::table* tpl = r.SubTable("templates");
+  if (tpl) ReadTemplates(ctx, r, *tpl, c.templates);
+  ReadKeywordFlows(ctx, r, c);
+  CheckTemplateParts(ctx, r, tpl, c);
 }
 
 void ReadCharging(Context& ctx, const toml::table& t, size_t index, ChargingBackendConfig& b) {
@@ -758,6 +937,8 @@ void ReadPipeline(Context& ctx, const toml::table& t, PipelineConfig& p) {
   r.Integer("redelivery_window_s", p.redelivery_window_s, 0, 86400);
   r.Integer("ack_horizon_s", p.ack_horizon_s, 1, 3600);
   r.Integer("late_ack_ms", p.late_ack_ms, 100, 600000);
+  r.Integer("max_mos_per_minute_per_msisdn", p.max_mos_per_minute_per_msisdn, 0, 100000);
+  r.Integer("max_replies_per_hour_per_msisdn", p.max_replies_per_hour_per_msisdn, 0, 100000);
   r.Integer("pending_receipt_max_age_s", p.pending_receipt_max_age_s, 3600, 31 * 86400);
   r.Enum("concat_on_timeout", p.concat_on_timeout,
          {{"record_rejected", ConcatOnTimeout::kRecordRejected},

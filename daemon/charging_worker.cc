@@ -376,6 +376,11 @@ void ChargingWorker::Run(Lane& lane) {
       }
       rate_at_ = now;
       rate_recorded_ = recorded;
+      // Donations whose confirmation window passed: recorded expired, never charged.
+      int64_t expired = 0;
+      if (lane.store->ExpireConfirmations(&expired).ok() && expired > 0) {
+        Logger("charging")->info("event=confirmations_expired count={}", expired);
+      }
       int64_t unknown = 0;
       if (metrics_ && lane.store->CountUnknownCharges(&unknown).ok()) {
         metrics_->charges_unknown_outstanding().Set(static_cast<double>(unknown));

@@ -20,9 +20,11 @@ constexpr std::string_view kMessageOutcomeNames[] = {
     "donation",          "syntax_error", "invalid_msisdn",  "unknown_campaign",
     "campaign_inactive", "daily_cap",    "blocked",         "incomplete_concat",
     "too_many_units",    "undecodable",  "receipt",         "other",
-    "redelivery"};
-static_assert(std::size(kMessageOutcomeNames) == static_cast<size_t>(billing::MessageOutcome::kRedelivery) + 1);
+    "redelivery",        "help",         "stop",            "confirm",
+    "status",            "rate_limited", "reply_loop"};
+static_assert(std::size(kMessageOutcomeNames) == static_cast<size_t>(billing::MessageOutcome::kReplyLoop) + 1);
 constexpr std::string_view kUnansweredNames[] = {"invalid_msisdn", "blocked", "unknown_campaign"};
+constexpr std::string_view kReplySuppressedNames[] = {"reply_budget", "reply_loop", "rate_limited"};
 constexpr std::string_view kRedeliveryReasonNames[] = {"in_doubt", "session_closed", "after_crash",
                                                         "late_ack"};
 constexpr std::string_view kInDoubtResolutionNames[] = {"committed", "not_committed"};
@@ -160,6 +162,10 @@ Metrics::Metrics(prometheus::Registry& registry, std::string_view version)
   mo_temp_errors_ = ByLabel(CounterFamily(registry, "donagate_mo_temp_errors_total",
                                           "MOs answered with a temporary error (redelivered later)"),
                             "reason", kTempErrorNames);
+  replies_suppressed_ = ByLabel(CounterFamily(registry, "donagate_replies_suppressed_total",
+                                              "Ingest-time replies not sent by the reply-safety "
+                                              "rules (docs/pipeline.md \"Reply safety\"), by rule"),
+                                "reason", kReplySuppressedNames);
   mo_unanswered_ = ByLabel(CounterFamily(registry, "donagate_mo_unanswered_total",
                                          "MOs recorded without any reply, by reason"),
                            "reason", kUnansweredNames);
@@ -319,6 +325,7 @@ const std::vector<std::string>& Metrics::Names() {
       "donagate_mo_temp_errors_total",
       "donagate_concat_parts_pending",
       "donagate_mo_unanswered_total",
+      "donagate_replies_suppressed_total",
       "donagate_mo_redeliveries_total",
       "donagate_redelivery_guard_entries",
       "donagate_ingest_in_doubt_mos",

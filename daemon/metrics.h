@@ -11,6 +11,8 @@
 //   donagate_mo_rejected_total{reason}                       committed but not a donation
 //                                                            (billing::MessageOutcome names)
 //   donagate_mo_temp_errors_total{reason}                    answered with a temporary error status
+//   donagate_replies_suppressed_total{reason}                replies withheld by reply safety:
+//                                                            reply_budget, reply_loop, rate_limited
 //   donagate_concat_parts_pending                            gauge: parts waiting for siblings
 //   donagate_donations_total{campaign,operator,state}        transitions into a final state
 //                                                            (and into "unknown")
@@ -138,6 +140,9 @@ class Metrics {
   // A committed MO recorded without any reply (nobody to answer, blocked, no campaign).
   // `reason` is kInvalidMsisdn, kBlocked or kUnknownCampaign (others are ignored).
   void MoUnanswered(billing::MessageOutcome reason);
+  // A reply the reply-safety rules withheld: 0 over the per-number hourly budget, 1 a reply
+  // loop, 2 a rate-limited MO after the one notice (donagate_replies_suppressed_total{reason}).
+  void ReplySuppressed(size_t reason) { replies_suppressed_.at(reason)->Increment(); }
   // A redelivery of a stored MO recognised (recorded as such, acked, not charged); `reason` is
   // redelivery_guard.h's UncertainReason as an index: 0 in_doubt, 1 session_closed, 2 after_crash,
   // 3 late_ack.
@@ -253,7 +258,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& breaker_family_;
   prometheus::Family<prometheus::Counter>& replies_family_;
 
-  std::array<prometheus::Counter*, 13> mo_rejected_{};
+  std::array<prometheus::Counter*, 19> mo_rejected_{};
+  std::array<prometheus::Counter*, 3> replies_suppressed_{};
   std::array<prometheus::Counter*, 6> mo_temp_errors_{};
   std::array<prometheus::Counter*, 3> mo_unanswered_{};
   std::array<prometheus::Counter*, 4> mo_redeliveries_{};

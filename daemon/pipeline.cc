@@ -9,6 +9,7 @@
 
 #include "billing/domain/campaign.h"
 #include "billing/domain/donation_parser.h"
+#include "billing/domain/keywords.h"
 #include "billing/domain/money.h"
 #include "billing/domain/msisdn.h"
 #include "billing/domain/reply_template.h"
@@ -158,7 +159,9 @@ Pipeline::Pipeline(const config::Config& config, IngestWriter& writer, Metrics* 
       reassembler_(smpp::ReassemblyOptions{std::chrono::seconds(config.pipeline.concat_timeout_s),
                                            10000}),
       guard_(std::chrono::seconds(config.pipeline.redelivery_window_s)),
-      late_ack_(std::chrono::milliseconds(config.pipeline.late_ack_ms)) {
+      late_ack_(std::chrono::milliseconds(config.pipeline.late_ack_ms)),
+      mo_window_(config.pipeline.max_mos_per_minute_per_msisdn, std::chrono::minutes(1)),
+      reply_window_(config.pipeline.max_replies_per_hour_per_msisdn, std::chrono::hours(1)) {
   for (const config::SmscLink& l : config_.links) {
     LinkSettings s;
     s.alphabet = l.gsm_packed ? smpp::DefaultAlphabet::kGsm7Packed : smpp::DefaultAlphabet::kGsm7Unpacked;
@@ -296,7 +299,9 @@ billing::IngestItem Pipeline::BuildMessageItem(const LinkInfo& link, const std::
     return item;  // recorded, never charged, never answered
   }
 
-  billing::DonationMatch match = billing::MatchDonation(config_.campaigns, dest_addr, decoded_text);
+  // A "CV n" is recognised without folding anything (the hot path); only other texts are
+  // compared with the keyword aliases (billing/domain/keywords.h).
+  const billing::MoClassification match = billing::ClassifyMo(config_.campaigns, dest_addr, decoded_text);
   if (match.campaign == nullptr) {
     m.outcome = billing::MessageOutcome::kUnknownCampaign;
     m.outcome_detail = "no campaign on shortcode " + dest_addr;
@@ -304,13 +309,15 @@ billing::IngestItem Pipeline::BuildMessageItem(const LinkInfo& link, const std::
     return item;
   }
   const config::Campaign& campaign = *match.campaign;
+  const std::shared_ptr<const config::ReplyTemplates> templates = TemplatesFor(campaign);
   billing::ReplyValues values = billing::CampaignReplyValues(campaign);
+  values.window_min = (campaign.confirm_window_s + 59) / 60;
   auto make_reply = [&](billing::ReplyKind kind, const billing::ReplyValues& v) {
     billing::ReplyDraft r;
     r.purpose = std::string(billing::ToString(kind));
     r.source_addr = campaign.shortcode;
     r.dest_addr = m.msisdn;
-    r.text = billing::RenderReply(billing::TemplateFor(*TemplatesFor(campaign), kind), v);
+    r.text = billing::RenderReply(billing::TemplateFor(*templates, kind), v);
     return r;
   };
 
@@ -318,6 +325,18 @@ billing::IngestItem Pipeline::BuildMessageItem(const LinkInfo& link, const std::
     m.outcome = billing::MessageOutcome::kUndecodable;
     m.outcome_detail = "text could not be decoded cleanly";
     item.reply = make_reply(billing::ReplyKind::kSyntax, values);
+    item.message = std::move(m);
+    return item;
+  }
+  if (match.kind != billing::MoKind::kDonate && match.kind != billing::MoKind::kUnknown) {
+    return BuildKeywordItem(std::move(item), std::move(m), match, values);
+  }
+  if (match.kind == billing::MoKind::kUnknown && billing::LooksLikeOwnReply(*templates, decoded_text)) {
+    // One of our replies coming back (an echoing phone or gateway): answering it could start
+    // a loop of replies. Recorded, never answered.
+    m.outcome = billing::MessageOutcome::kReplyLoop;
+    m.outcome_detail = "reads as one of our replies";
+    if (metrics_) metrics_->ReplySuppressed(1);
     item.message = std::move(m);
     return item;
   }
@@ -369,9 +388,137 @@ billing::IngestItem Pipeline::BuildMessageItem(const LinkInfo& link, const std::
     if (c->charging_mode) d.charging_mode = *c->charging_mode;
   }
   d.daily_cap_units = campaign.max_units_per_day_per_msisdn;
+  if (billing::NeedsConfirmation(campaign, units)) {
+    // Above confirm_above_units: stored awaiting confirmation, asked, charged only after a
+    // confirming MO (docs/pipeline.md "Confirmation of large amounts").
+    billing::KeywordAction await;
+    await.kind = billing::KeywordAction::Kind::kAwaitConfirmation;
+    await.shortcode = campaign.shortcode;
+    await.confirm_window = std::chrono::seconds(campaign.confirm_window_s);
+    item.keyword = std::move(await);
+    item.reply = make_reply(billing::ReplyKind::kConfirmRequest, values);
+    m.outcome_detail = "awaiting confirmation";
+  }
   item.donation = std::move(d);
   item.message = std::move(m);
   return item;
+}
+
+billing::IngestItem Pipeline::BuildKeywordItem(billing::IngestItem item, billing::InboundMessage m,
+                                               const billing::MoClassification& match,
+                                               const billing::ReplyValues& values) const {
+  const config::Campaign& campaign = *match.campaign;
+  const std::shared_ptr<const config::ReplyTemplates> templates = TemplatesFor(campaign);
+  auto make_reply = [&](billing::ReplyKind kind) {
+    billing::ReplyDraft r;
+    r.purpose = std::string(billing::ToString(kind));
+    r.source_addr = campaign.shortcode;
+    r.dest_addr = m.msisdn;
+    r.text = billing::RenderReply(billing::TemplateFor(*templates, kind), values);
+    return r;
+  };
+  billing::KeywordAction action;
+  switch (match.kind) {
+    case billing::MoKind::kHelp:
+      m.outcome = billing::MessageOutcome::kHelp;
+      item.reply = make_reply(billing::ReplyKind::kHelp);
+      break;
+    case billing::MoKind::kStop:
+    case billing::MoKind::kStopAll: {
+      const bool all = match.kind == billing::MoKind::kStopAll;
+      m.outcome = billing::MessageOutcome::kStop;
+      action.kind = billing::KeywordAction::Kind::kStop;
+      action.all_campaigns = all;
+      for (const config::Campaign* c : match.campaigns) {
+        action.campaigns.push_back(c->name);
+        if (!m.outcome_detail.empty()) m.outcome_detail += ", ";
+        m.outcome_detail += c->name;
+      }
+      m.outcome_detail = (all ? "stop all: " : "stop: ") + m.outcome_detail;
+      item.keyword = std::move(action);
+      item.reply = make_reply(all ? billing::ReplyKind::kStopAll : billing::ReplyKind::kStop);
+      break;
+    }
+    case billing::MoKind::kConfirm:
+      m.outcome = billing::MessageOutcome::kConfirm;
+      action.kind = billing::KeywordAction::Kind::kConfirm;
+      action.shortcode = campaign.shortcode;
+      // Queued only when nothing waits; a confirmed donation is answered after its charge.
+      action.reply = make_reply(billing::ReplyKind::kConfirmNone);
+      item.keyword = std::move(action);
+      break;
+    case billing::MoKind::kStatus: {
+      m.outcome = billing::MessageOutcome::kStatus;
+      action.kind = billing::KeywordAction::Kind::kStatus;
+      action.campaigns.push_back(campaign.name);
+      action.reply = make_reply(billing::ReplyKind::kStatus);
+      // Rendered in the transaction that reads the figures; the campaign outlives the item.
+      action.render_status = [templates, base = values](const billing::StatusFigures& f) {
+        billing::ReplyValues v = base;
+        v.today_count = f.today_count;
+        v.today_amount_vnd = f.today_amount_vnd;
+        v.total_count = f.total_count;
+        v.total_amount_vnd = f.total_amount_vnd;
+        return billing::RenderReply(templates->status, v);
+      };
+      item.keyword = std::move(action);
+      break;
+    }
+    case billing::MoKind::kDonate:
+    case billing::MoKind::kUnknown:
+      break;
+  }
+  item.message = std::move(m);
+  return item;
+}
+
+void Pipeline::ApplySubscriberLimits(billing::IngestItem& item) {
+  if (!item.message || item.message->msisdn.empty()) return;
+  billing::InboundMessage& m = *item.message;
+  using O = billing::MessageOutcome;
+  if (m.outcome == O::kReceipt || m.outcome == O::kRedelivery || m.outcome == O::kBlocked ||
+      m.outcome == O::kInvalidMsisdn || m.outcome == O::kReplyLoop || m.outcome == O::kUnknownCampaign)
+    return;
+  const auto now = SteadyClock::now();
+  const SubscriberWindow::Verdict verdict = mo_window_.Admit(m.msisdn, now);
+  if (verdict != SubscriberWindow::Verdict::kAdmitted) {
+    // Recorded, never charged or acted upon; the first one in the window is told why.
+    m.outcome = O::kRateLimited;
+    m.outcome_detail = "over " + std::to_string(config_.pipeline.max_mos_per_minute_per_msisdn) +
+                       " MOs a minute from this number";
+    item.donation.reset();
+    item.keyword.reset();
+    const bool tell = verdict == SubscriberWindow::Verdict::kFirstOver;
+    if (!tell && metrics_) metrics_->ReplySuppressed(2);
+    std::optional<billing::ReplyDraft> notice;
+    if (tell) {
+      for (const config::Campaign& c : config_.campaigns) {
+        if (c.shortcode != m.dest_addr) continue;
+        billing::ReplyDraft r;
+        r.purpose = std::string(billing::ToString(billing::ReplyKind::kRateLimited));
+        r.source_addr = c.shortcode;
+        r.dest_addr = m.msisdn;
+        r.text = billing::RenderReply(TemplatesFor(c)->rate_limited, billing::CampaignReplyValues(c));
+        notice = std::move(r);
+        break;
+      }
+    }
+    item.reply = std::move(notice);
+  }
+  // The hourly reply budget covers every ingest-time reply (the keyword flows' replies too).
+  const bool replies = item.reply.has_value() || (item.keyword && item.keyword->reply.has_value());
+  if (replies && reply_window_.Admit(m.msisdn, now) != SubscriberWindow::Verdict::kAdmitted) {
+    item.reply.reset();
+    if (item.keyword) {
+      item.keyword->reply.reset();
+      item.keyword->render_status = nullptr;
+    }
+    m.outcome_detail += m.outcome_detail.empty() ? "" : "; ";
+    m.outcome_detail += "reply withheld: over " +
+                        std::to_string(config_.pipeline.max_replies_per_hour_per_msisdn) +
+                        " replies an hour to this number";
+    if (metrics_) metrics_->ReplySuppressed(0);
+  }
 }
 
 void Pipeline::OnMessage(const LinkInfo& link, const smpp::Pdu& pdu, InboundCompletion done) {
@@ -499,6 +646,7 @@ void Pipeline::OnMessage(const LinkInfo& link, const smpp::Pdu& pdu, InboundComp
         m.redelivery_of = match.original_id;
         item.donation.reset();
         item.reply.reset();
+        item.keyword.reset();
         tracking->redelivery_of = match.original_id;
         tracking->reason = match.reason;
       }
@@ -607,7 +755,9 @@ billing::IngestItem Pipeline::BuildAssembledItem(const smpp::AssembledMessage& m
 void Pipeline::Submit(billing::IngestItem item, uint64_t shard_key, const LinkInfo* link,
                       InboundCompletion done, SteadyClock::time_point started,
                       std::optional<AckTracking> tracking) {
+  ApplySubscriberLimits(item);
   const bool is_donation = item.donation.has_value();
+  const bool confirms = item.keyword && item.keyword->kind == billing::KeywordAction::Kind::kConfirm;
   const std::optional<billing::MessageOutcome> outcome =
       item.message ? std::optional<billing::MessageOutcome>(item.message->outcome) : std::nullopt;
   // Kept only for MOs recorded without any reply (logged once committed).
@@ -615,13 +765,15 @@ void Pipeline::Submit(billing::IngestItem item, uint64_t shard_key, const LinkIn
   if (item.message && !item.reply && !item.donation &&
       (item.message->outcome == billing::MessageOutcome::kInvalidMsisdn ||
        item.message->outcome == billing::MessageOutcome::kBlocked ||
-       item.message->outcome == billing::MessageOutcome::kUnknownCampaign)) {
+       item.message->outcome == billing::MessageOutcome::kUnknownCampaign ||
+       item.message->outcome == billing::MessageOutcome::kReplyLoop ||
+       item.message->outcome == billing::MessageOutcome::kRateLimited)) {
     unanswered = *item.message;
   }
   Metrics::LinkCounters* link_counters = metrics_ && link ? &metrics_->ForLink(link->link_name) : nullptr;
   // What a worker needs to take the donation and the reply from memory once committed.
   std::optional<billing::DonationWork> handed;
-  if (item.donation && item.message && hand_off_.donation_lease && hand_off_.donation) {
+  if (item.donation && item.message && !item.keyword && hand_off_.donation_lease && hand_off_.donation) {
     const std::chrono::seconds lease = hand_off_.donation_lease(item.message->operator_name);
     if (lease.count() > 0) {
       item.donation->claim_lease = lease;
@@ -659,7 +811,7 @@ void Pipeline::Submit(billing::IngestItem item, uint64_t shard_key, const LinkIn
     }
   }
   writer_.Submit(std::move(item), shard_key,
-                 [this, done = std::move(done), is_donation, outcome, link_counters, started,
+                 [this, done = std::move(done), is_donation, confirms, outcome, link_counters, started,
                   tracking = std::move(tracking), handed = std::move(handed),
                   handed_reply = std::move(handed_reply),
                   unanswered = std::move(unanswered)](const IngestOutcome& result) mutable {
@@ -709,6 +861,9 @@ void Pipeline::Submit(billing::IngestItem item, uint64_t shard_key, const LinkIn
                      handed_reply->inbound_message_id = result.result.inbound_message_id;
                      handed_reply->created_at = billing::StoreClock::now();
                      hand_off_.reply(std::move(*handed_reply));
+                   }
+                   if (confirms && result.result.confirmed_donation_id != 0 && on_donations_) {
+                     on_donations_();  // a confirmed donation is ready for the claim
                    }
                    if (is_donation && result.result.donation_id != 0) {
                      counters_.donations.fetch_add(1);

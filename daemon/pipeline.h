@@ -49,11 +49,14 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include "billing/domain/keywords.h"
+#include "billing/domain/reply_template.h"
 #include "billing/store/store.h"
 #include "config/config.h"
 #include "daemon/ingest_writer.h"
 #include "daemon/link.h"
 #include "daemon/redelivery_guard.h"
+#include "daemon/subscriber_limits.h"
 #include "protocol/message_id.h"
 #include "protocol/pdu.h"
 #include "protocol/reassembly.h"
@@ -157,6 +160,12 @@ class Pipeline final : public InboundHandler {
   // After a guardable MO committed (ack about to be sent on `session_id`).
   void NoteCommitted(uint64_t session_id, std::string key, int64_t inbound_message_id);
   void LogUnanswered(const billing::InboundMessage& m) const;
+  // The keyword flows' item (HELP, STOP, STOP ALL, confirm, status) of a classified MO.
+  billing::IngestItem BuildKeywordItem(billing::IngestItem item, billing::InboundMessage m,
+                                       const billing::MoClassification& match,
+                                       const billing::ReplyValues& values) const;
+  // Reply safety (docs/pipeline.md): the per-number MO rate limit and hourly reply budget.
+  void ApplySubscriberLimits(billing::IngestItem& item);
   void RestoreParts(std::vector<billing::StoredPart> parts, int only_shard);
 
   const config::Config& config_;
@@ -179,6 +188,8 @@ class Pipeline final : public InboundHandler {
 
   RedeliveryGuard guard_;
   const std::chrono::steady_clock::duration late_ack_;
+  SubscriberWindow mo_window_;     // max_mos_per_minute_per_msisdn
+  SubscriberWindow reply_window_;  // max_replies_per_hour_per_msisdn
   // Per session: guardable MOs acked in the last kAckUncertainWindow (an unexpected close may
   // swallow those answers), and sessions that closed (answers for them are never sent).
   struct RecentAck {

@@ -113,6 +113,13 @@ gen_traffic() {  # operator-prefix count seed file
 OPA_COUNT=$((MESSAGES * 2 / 3)); OPB_COUNT=$((MESSAGES - OPA_COUNT))
 gen_traffic 8491 "$OPA_COUNT" 17 "$WORK/opa.txt"
 gen_traffic 8498 "$OPB_COUNT" 29 "$WORK/opb.txt"
+# The keyword flows (docs/pipeline.md "Keywords"): a large "CV 60" asked to confirm and
+# confirmed with Y, a "CV 80" cancelled by HUY (STOP), HELP, and a status query (TRA) after a
+# donation. The answers come after the rest of the opa traffic, so the questions are stored first.
+{ printf '%s\n' "84919999001,1407,CV 60" "84919999002,1407,CV 80" "84919999003,1407,CV 3" \
+    "84919999004,1407,HELP"; cat "$WORK/opa.txt"
+  printf '%s\n' "84919999001,1407,Y" "84919999002,1407,HUY" "84919999003,1407,TRA"; } >"$WORK/opa.keywords"
+mv "$WORK/opa.keywords" "$WORK/opa.txt"; OPA_COUNT=$((OPA_COUNT + 7))
 # A few opa subscribers are short of money: insufficient funds, and partial per-unit donations.
 { for i in 0 1 2 3 4 5 6 7 8 9; do echo "8491000000$i,30000"; done; } >"$WORK/balances.csv"
 echo "opa: $OPA_COUNT MOs, opb: $OPB_COUNT MOs, from $(cut -d, -f1 "$WORK"/op?.txt | sort -u | wc -l) numbers"

@@ -13,6 +13,13 @@ std::string_view ToString(ReplyKind kind) {
     case ReplyKind::kDailyCap: return "daily_cap";
     case ReplyKind::kInactive: return "inactive";
     case ReplyKind::kFailed: return "failed";
+    case ReplyKind::kHelp: return "help";
+    case ReplyKind::kStop: return "stop";
+    case ReplyKind::kStopAll: return "stop_all";
+    case ReplyKind::kConfirmRequest: return "confirm_request";
+    case ReplyKind::kConfirmNone: return "confirm_none";
+    case ReplyKind::kStatus: return "status";
+    case ReplyKind::kRateLimited: return "rate_limited";
   }
   return "unknown";
 }
@@ -26,6 +33,13 @@ const std::string& TemplateFor(const config::ReplyTemplates& t, ReplyKind kind) 
     case ReplyKind::kDailyCap: return t.daily_cap;
     case ReplyKind::kInactive: return t.inactive;
     case ReplyKind::kFailed: return t.failed;
+    case ReplyKind::kHelp: return t.help;
+    case ReplyKind::kStop: return t.stop;
+    case ReplyKind::kStopAll: return t.stop_all;
+    case ReplyKind::kConfirmRequest: return t.confirm_request;
+    case ReplyKind::kConfirmNone: return t.confirm_none;
+    case ReplyKind::kStatus: return t.status;
+    case ReplyKind::kRateLimited: return t.rate_limited;
   }
   return t.failed;
 }
@@ -43,6 +57,11 @@ bool AppendValue(std::string& out, std::string_view name, const ReplyValues& v) 
   else if (name == "ref") out += v.ref;
   else if (name == "shortcode") out += v.shortcode;
   else if (name == "keyword") out += v.keyword;
+  else if (name == "window_min") out += std::to_string(v.window_min);
+  else if (name == "today_amount") out += FormatVnd(v.today_amount_vnd);
+  else if (name == "today_count") out += std::to_string(v.today_count);
+  else if (name == "total_amount") out += FormatVnd(v.total_amount_vnd);
+  else if (name == "total_count") out += std::to_string(v.total_count);
   else return false;
   return true;
 }

@@ -25,6 +25,14 @@ enum class ReplyKind {
   kDailyCap,      // per-subscriber daily cap reached: recorded, not charged
   kInactive,      // outside the campaign's active window
   kFailed,        // charge refused for another reason (barred, rejected): nothing charged
+  // Keyword flows (billing/domain/keywords.h); none of them is charged.
+  kHelp,            // HELP: the campaign's help text
+  kStop,            // STOP: opt-out of the campaign acknowledged
+  kStopAll,         // STOP ALL: opt-out of every campaign acknowledged
+  kConfirmRequest,  // a "CV n" above confirm_above_units: answer Y within the window
+  kConfirmNone,     // a confirming MO with nothing (left) to confirm
+  kStatus,          // TRA: the subscriber's donations today and in the campaign
+  kRateLimited,     // more MOs than max_mos_per_minute_per_msisdn: the rest are not processed
 };
 
 std::string_view ToString(ReplyKind kind);  // "success", "partial", ...
@@ -41,6 +49,11 @@ struct ReplyValues {
   std::string_view shortcode;     // {shortcode}
   std::string_view keyword;       // {keyword}
   int64_t unit_price_vnd = 0;     // {unit_price}
+  int64_t window_min = 0;         // {window_min}: confirm_window_s in minutes, rounded up
+  int64_t today_amount_vnd = 0;   // {today_amount}: charged today (Asia/Ho_Chi_Minh day)
+  int64_t today_count = 0;        // {today_count}
+  int64_t total_amount_vnd = 0;   // {total_amount}: charged in the campaign
+  int64_t total_count = 0;        // {total_count}
 };
 
 std::string RenderReply(std::string_view text, const ReplyValues& values);

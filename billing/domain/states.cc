@@ -6,9 +6,10 @@ namespace {
 constexpr std::string_view kMessageOutcomeNames[] = {
     "donation", "syntax_error", "invalid_msisdn", "unknown_campaign", "campaign_inactive",
     "daily_cap", "blocked", "incomplete_concat", "too_many_units", "undecodable", "receipt",
-    "other", "redelivery"};
+    "other", "redelivery", "help", "stop", "confirm", "status", "rate_limited", "reply_loop"};
 constexpr std::string_view kDonationStateNames[] = {
-    "received", "charging", "charged", "partially_charged", "failed", "unknown", "reversed"};
+    "received", "charging", "charged", "partially_charged", "failed", "unknown", "reversed",
+    "awaiting_confirmation"};
 constexpr std::string_view kReplyStateNames[] = {
     "pending", "claimed", "submitted", "delivered", "undeliverable", "expired", "rejected", "failed"};
 constexpr std::string_view kChargeOutcomeNames[] = {

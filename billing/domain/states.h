@@ -33,6 +33,14 @@ enum class MessageOutcome {
   kOther,
   kRedelivery,        // the SMSC's redelivery of a stored MO whose ack may have been lost:
                       // recorded (redelivery_of = the original), acked, nothing else
+  // Keyword flows and reply safety (billing/domain/keywords.h, docs/pipeline.md "Keywords"):
+  // never a donation row of their own.
+  kHelp,              // HELP: the help text
+  kStop,              // STOP / STOP ALL: opt-out recorded, pending confirmations cancelled
+  kConfirm,           // Y / CO: confirms this number's pending donation on the shortcode
+  kStatus,            // TRA: the subscriber's donations, as one reply
+  kRateLimited,       // over max_mos_per_minute_per_msisdn: recorded, not processed
+  kReplyLoop,         // reads as one of our own replies coming back: recorded, never answered
 };
 
 // donation.state.
@@ -44,6 +52,11 @@ enum class DonationState {
   kFailed,            // final: nothing charged; failure_reason says why
   kUnknown,           // a charge key has an unknown outcome; resolved by Status later
   kReversed,          // final: reversed by finance (reverse_donation)
+  // A "CV n" above the campaign's confirm_above_units: not charged until a confirming MO from
+  // the same number to the same shortcode arrives before confirm_deadline (then kReceived);
+  // replaced by a later "CV n", cancelled by STOP, expired after the deadline (each: kFailed
+  // with failure_reason confirmation_replaced / opted_out / confirmation_expired).
+  kAwaitingConfirmation,
 };
 bool IsFinal(DonationState state);
 

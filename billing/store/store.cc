@@ -9,6 +9,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "billing/store/keyword_actions.h"
 #include "billing/store/pg.h"
 
 namespace donagate::billing {
@@ -124,7 +125,11 @@ StoreStatus ValidateItem(size_t i, const IngestItem& item) {
       if (!CheckedMul(d.units, d.unit_price_vnd, &amount) || amount != d.amount_vnd)
         return Invalid(i, "donation amount is not units x unit price");
       if (d.daily_cap_units < 0) return Invalid(i, "negative daily cap");
-      if (item.reply) return Invalid(i, "a donation is replied to after charging, not at ingest");
+      const bool awaits = item.keyword && item.keyword->kind == KeywordAction::Kind::kAwaitConfirmation;
+      if (item.reply && !awaits)
+        return Invalid(i, "a donation is replied to after charging, not at ingest (unless it awaits confirmation)");
+      if (awaits && (d.claim_lease.count() > 0 || item.keyword->confirm_window.count() <= 0))
+        return Invalid(i, "a donation awaiting confirmation is neither claimed nor without a window");
     }
   } else {
     if (item.donation || item.reply || item.consume_set || item.receipt)
@@ -132,6 +137,11 @@ StoreStatus ValidateItem(size_t i, const IngestItem& item) {
   }
   if (item.receipt && (item.receipt->smsc_message_id.empty() || item.receipt->operator_name.empty()))
     return Invalid(i, "receipt without message id or operator");
+  if (item.keyword) {
+    if (!item.message || item.message->msisdn.empty()) return Invalid(i, "a keyword action needs a message with an msisdn");
+    if ((item.keyword->kind == KeywordAction::Kind::kAwaitConfirmation) != item.donation.has_value())
+      return Invalid(i, "a donation draft comes with a keyword action only to await confirmation");
+  }
   if (item.reply && (item.reply->dest_addr.empty() || item.reply->source_addr.empty()))
     return Invalid(i, "reply without source or destination");
   return StoreStatus::Ok();
@@ -608,10 +618,11 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
   pg::Connection& conn = impl_->conn;
   const std::string& instance = options_.instance_id;
 
-  bool has_parts = false, has_follow_up = false;
+  bool has_parts = false, has_follow_up = false, has_keyword = false;
   for (const IngestItem& it : items) {
     if (it.part) has_parts = true;
     if (it.consume_set || it.receipt) has_follow_up = true;
+    if (it.keyword) has_keyword = true;
   }
   pg::Transaction tx(conn);
   st = tx.Begin();
@@ -744,6 +755,12 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
         out[i].reply_claimed = out[i].reply_id != 0 && items[i].reply->claim_lease.count() > 0;
       }
     }
+  }
+
+  // Keyword flows (keyword_actions.h): statements only for the items that carry one.
+  if (has_keyword) {
+    st = internal::ApplyKeywordActions(conn, instance, items, &out);
+    if (!st.ok()) return st;
   }
 
   if (has_follow_up) {
@@ -1906,6 +1923,12 @@ StoreStatus Store::CountDonationsByState(std::map<std::string, int64_t>* counts)
   if (!st.ok()) return st;
   for (int i = 0; i < r.rows(); ++i) (*counts)[r.String(i, 0)] = r.Int64(i, 1);
   return StoreStatus::Ok();
+}
+
+StoreStatus Store::ExpireConfirmations(int64_t* expired) {
+  StoreStatus st = Connect();
+  if (!st.ok()) return st;
+  return internal::ExpireConfirmations(impl_->conn, options_.instance_id, expired);
 }
 
 StoreStatus Store::CurrentSchemaVersion(int* version) {

@@ -122,6 +122,44 @@ struct ReceiptInfo {
   std::optional<StoreTime> done_at;
 };
 
+// The figures of a status query (KeywordAction::kStatus): the subscriber's charged donations to
+// the campaign today (Asia/Ho_Chi_Minh day) and in all. Reversed donations are not counted.
+struct StatusFigures {
+  int64_t today_count = 0;
+  int64_t today_amount_vnd = 0;
+  int64_t total_count = 0;
+  int64_t total_amount_vnd = 0;
+};
+
+// A keyword flow's effect on stored state, decided by the pipeline (billing/domain/keywords.h)
+// and persisted by IngestBatch in the MO's transaction, after the MO (docs/pipeline.md
+// "Keywords"). Only items that carry one pay for its statements.
+struct KeywordAction {
+  enum class Kind {
+    // The item's donation waits for a confirmation: stored awaiting_confirmation with
+    // confirm_deadline = now + confirm_window; this number's earlier waiting donations on the
+    // same shortcode are failed("confirmation_replaced").
+    kAwaitConfirmation,
+    // The newest waiting donation of (message msisdn, shortcode) whose deadline has not passed
+    // is locked (FOR UPDATE) and becomes received (charged by the claim, exactly once); none:
+    // `reply` is queued.
+    kConfirm,
+    // Opt-out of `campaigns` recorded (opt_out rows); their waiting donations of this number
+    // are failed("opted_out").
+    kStop,
+    // StatusFigures of (msisdn, campaigns[0]) read in the transaction; `reply` is queued with
+    // the text render_status gives for them.
+    kStatus,
+  };
+  Kind kind = Kind::kConfirm;
+  std::string shortcode;                    // kAwaitConfirmation, kConfirm
+  std::vector<std::string> campaigns;       // kStop (all it applies to), kStatus (one)
+  bool all_campaigns = false;               // kStop from STOP ALL
+  std::chrono::seconds confirm_window{0};   // kAwaitConfirmation, > 0
+  std::optional<ReplyDraft> reply;          // kConfirm (nothing to confirm), kStatus
+  std::function<std::string(const StatusFigures&)> render_status;  // kStatus
+};
+
 // One unit of work for IngestBatch. Valid combinations:
 //  (a) message [+ donation when outcome kDonation] [+ reply]       a complete MO
 //  (b) part                                                        a part kept for later
@@ -138,6 +176,8 @@ struct IngestItem {
   std::optional<ReplyDraft> reply;
   std::optional<ConcatSetKey> consume_set;
   std::optional<ReceiptInfo> receipt;
+  // With a message that has an msisdn; kAwaitConfirmation also needs the donation (unclaimed).
+  std::optional<KeywordAction> keyword;
 };
 
 // A batch whose COMMIT was sent but whose outcome could not be learned (the connection was
@@ -172,6 +212,9 @@ struct IngestResult {
   // results read back from a batch marker after an in-doubt commit (claim it from the store).
   bool donation_claimed = false;
   bool reply_claimed = false;        // the reply was queued claimed (ReplyDraft::claim_lease)
+  // KeywordAction::kConfirm: the donation it moved to received (0: nothing was waiting). Not
+  // kept in the batch marker: after an in-doubt commit the claim finds the donation anyway.
+  int64_t confirmed_donation_id = 0;
 };
 
 // A pending part loaded at restart (or by a reassembler that lost its memory).
@@ -416,6 +459,11 @@ class Store {
   // Unfinished donations (received, charging, unknown) by state; final states are not counted.
   StoreStatus CountDonationsByState(std::map<std::string, int64_t>* counts);
   StoreStatus CurrentSchemaVersion(int* version);
+
+  // Donations awaiting confirmation whose confirm_deadline passed become failed
+  // ("confirmation_expired"), never charged; at most 1000 per call, SKIP LOCKED (another
+  // instance may sweep at the same time). *expired (optional) gets the count.
+  StoreStatus ExpireConfirmations(int64_t* expired);
 
  private:
   // After a connection loss during an ingest COMMIT: reconnects, waits for the old session to

@@ -214,6 +214,10 @@ instance_id = "faults-$FAULTS_NAME"
 temp_error_status = "ESME_RX_T_APPN"
 charge_lease_s = 5
 poll_interval_ms = 50
+# 1,000 subscribers sending several MOs each within seconds: an SMSC's load, not a stuck phone
+# (the per-number limits of docs/pipeline.md "Reply safety" would refuse some of them).
+max_mos_per_minute_per_msisdn = 0
+max_replies_per_hour_per_msisdn = 0
 ${FAULTS_PIPELINE_EXTRA:-}
 
 [http]

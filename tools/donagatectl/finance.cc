@@ -71,7 +71,8 @@ StoreStatus QueryReport(Connection& conn, const UtcRange& range, std::vector<Rep
            count(*) FILTER (WHERE m.state = 'unknown'),
            count(*) FILTER (WHERE m.state IN ('received', 'charging')),
            count(*) FILTER (WHERE m.state = 'reversed'),
-           coalesce(sum(led.reversed), 0)
+           coalesce(sum(led.reversed), 0),
+           count(*) FILTER (WHERE m.state = 'awaiting_confirmation')
       FROM m LEFT JOIN led ON led.donation_id = m.donation_id
      GROUP BY m.operator, m.campaign
      ORDER BY m.operator, m.campaign)SQL";
@@ -95,6 +96,7 @@ StoreStatus QueryReport(Connection& conn, const UtcRange& range, std::vector<Rep
     row.pending = r.Int64(i, 12);
     row.reversed = r.Int64(i, 13);
     row.vnd_reversed = r.Int64(i, 14);
+    row.awaiting = r.Int64(i, 15);
     rows->push_back(std::move(row));
   }
   // Failure reasons, per operator and campaign: the code (before the first ':') and the
@@ -146,19 +148,20 @@ void PrintReport(std::ostream& out, const std::vector<ReportRow>& rows, ReportFo
       for (auto& [detail, n] : details) total.failed_details[code][detail] += n;
     total.unknown += r.unknown;
     total.pending += r.pending;
+    total.awaiting += r.awaiting;
     total.reversed += r.reversed;
     total.vnd_reversed += r.vnd_reversed;
   }
   const std::vector<std::string> header = {"operator", "campaign", "messages", "invalid", "donations", "units",
                                            "units_charged", "vnd_charged", "charged", "partial", "failed",
-                                           "failed_reasons", "unknown", "pending", "reversed", "vnd_reversed",
+                                           "failed_reasons", "unknown", "pending", "awaiting", "reversed", "vnd_reversed",
                                            "vnd_net"};
   auto fields = [&](const ReportRow& r, bool pretty) {
     auto n = [&](int64_t v) { return pretty ? Group(v) : std::to_string(v); };
     return std::vector<std::string>{r.operator_name, r.campaign, n(r.messages), n(r.invalid_messages),
                                     n(r.donations), n(r.units), n(r.units_charged), n(r.vnd_charged),
                                     n(r.charged), n(r.partial), n(r.failed), reasons(r), n(r.unknown),
-                                    n(r.pending), n(r.reversed), n(r.vnd_reversed), n(r.vnd_net())};
+                                    n(r.pending), n(r.awaiting), n(r.reversed), n(r.vnd_reversed), n(r.vnd_net())};
   };
   if (format == ReportFormat::kCsv) {
     WriteCsvRecord(out, header);

@@ -40,6 +40,7 @@ struct ReportRow {
   std::map<std::string, std::map<std::string, int64_t>> failed_details;
   int64_t unknown = 0;
   int64_t pending = 0;           // received or charging (not final yet)
+  int64_t awaiting = 0;          // awaiting_confirmation (a large "CV n" not confirmed yet; not charged)
   int64_t reversed = 0;
   int64_t vnd_reversed = 0;
   int64_t vnd_net() const { return vnd_charged - vnd_reversed; }
