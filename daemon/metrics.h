@@ -225,10 +225,15 @@ class Metrics {
   // ---- admin
   void Admin(AdminAction action) { metrics_internal::At(admin_actions_, action).Increment(); }
 
+  // The registry given at construction (for exporters that register families of their own,
+  // e.g. daemon/diameter_metrics.h).
+  prometheus::Registry& registry() const { return registry_; }
+
   // Every donagate_* metric name this object registers (without _bucket/_sum/_count).
   static const std::vector<std::string>& Names();
 
  private:
+  prometheus::Registry& registry_;
   prometheus::Family<prometheus::Counter>& mo_received_family_;
   prometheus::Family<prometheus::Counter>& mo_accepted_family_;
   prometheus::Family<prometheus::Counter>& donations_family_;

@@ -768,6 +768,10 @@ std::vector<DiameterChargingBackend::PeerStats> DiameterChargingBackend::peer_st
   return impl_->peer_stats();
 }
 
+std::function<std::vector<DiameterChargingBackend::PeerStats>()> DiameterChargingBackend::StatsSource() const {
+  return [impl = impl_] { return impl->peer_stats(); };
+}
+
 void DiameterChargingBackend::Probe(std::chrono::milliseconds wait, std::function<void(ProbeResult)> done) {
   impl_->Probe(wait, std::move(done));
 }

@@ -118,6 +118,9 @@ class DiameterChargingBackend final : public ChargingBackend {
 
   // Snapshot, thread-safe.
   std::vector<PeerStats> peer_stats() const;
+  // The same snapshot as a callable that keeps the backend's internal state alive on its own
+  // (for exporters that may outlive this object by a timer tick).
+  std::function<std::vector<PeerStats>()> StatsSource() const;
 
   // Health check without charging anyone: waits up to `wait` for the capabilities exchanges,
   // then sends a DWR on every open peer. One line per peer in the report.
