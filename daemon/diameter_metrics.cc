@@ -5,6 +5,7 @@
 #include <prometheus/histogram.h>
 
 #include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
 #include <map>
 #include <mutex>
 
@@ -98,7 +99,24 @@ void DiameterMetricsExporter::Sync() {
                                                        DiameterChargingBackend::kLatencyBounds.end());
   for (const auto& now : s.source()) {
     const std::map<std::string, std::string> labels{{"operator", s.operator_name}, {"peer", now.peer}};
+    const bool first = s.exported.count(now.peer) == 0;
     DiameterChargingBackend::PeerStats& before = s.exported[now.peer];
+    // One log line per peer state change seen (at most one per interval; no MSISDNs here).
+    // Only entering or leaving "open": a peer that stays down would otherwise flap between
+    // closed and connecting in the log every reconnect interval.
+    const bool open_now = now.state == DiameterChargingBackend::PeerState::kOpen;
+    const bool open_before = !first && before.state == DiameterChargingBackend::PeerState::kOpen;
+    if (open_now != open_before && (open_now || !first)) {
+      static const char* kNames[] = {"closed", "connecting", "waiting for CEA", "open"};
+      if (now.state == DiameterChargingBackend::PeerState::kOpen) {
+        spdlog::info("charging: diameter peer {} of {} open (peer Origin-Host {})", now.peer, s.operator_name,
+                     now.remote_origin_host);
+      } else {
+        spdlog::warn("charging: diameter peer {} of {} {} (was {}; watchdog failures {}, timeouts {})", now.peer,
+                     s.operator_name, kNames[static_cast<int>(now.state)], kNames[static_cast<int>(before.state)],
+                     now.watchdog_failures, now.timeouts);
+      }
+    }
     s.state->Add(labels).Set(static_cast<double>(static_cast<int>(now.state)));
     Add(*s.requests, labels, now.requests, before.requests);
     Add(*s.retransmissions, labels, now.retransmissions, before.retransmissions);

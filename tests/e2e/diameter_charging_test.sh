@@ -28,12 +28,25 @@ ocs() { curl -sf --noproxy '*' -X POST -d "$1" "http://127.0.0.1:$OCS_ADMIN/conf
 ocs_stat() { curl -sf --noproxy '*' "http://127.0.0.1:$OCS_ADMIN/stats" | jq -r "$1"; }
 
 FAULTS_MO_RATE=${FAULTS_MO_RATE:-120} faults_start_smsc
+FAULTS_CHARGING_EXTRA='breaker_cooloff_s = 1'   # the TOO_BUSY burst may open it; do not stall for 30 s
 faults_write_config
 # The [[charging]] entry of lib.sh is http; make it Diameter (timeout_ms = Tx stays 1000).
 sed -i -e 's|^backend = "http"|backend = "diameter"|' \
   -e "s|^url = \".*\"|peers = [\"127.0.0.1:$OCS1\", \"127.0.0.1:$OCS2\"]\norigin_host = \"donagate.e2e\"\norigin_realm = \"donagate\"\ndestination_realm = \"ocs.test\"\nwatchdog_interval_ms = 400\nreconnect_interval_ms = 200\nrating_group = 100|" \
   "$WORK/donagate.toml"
 grep -q 'backend = "diameter"' "$WORK/donagate.toml" || fail "config rewrite failed"
+# donagatectl charging-check: CER/CEA + DWR/DWA on both peers, nobody charged.
+CTL=$FAULTS_BIN/tools/donagatectl/donagatectl
+ctl_env() { FAULTS_SMSC_PASSWORD=$FAULTS_SMSC_PASSWORD FAULTS_DATABASE_URL=$DB "$@"; }
+check_out=$(ctl_env "$CTL" --config "$WORK/donagate.toml" charging-check --operator opa) || fail "charging-check failed: $check_out"
+echo "$check_out" | grep -q "127.0.0.1:$OCS2: CEA ok (peer Origin-Host ocs.test), DWA 2001 DIAMETER_SUCCESS" || fail "charging-check output: $check_out"
+[ "$(ocs_stat .ccr)" = 0 ] || fail "charging-check sent a CCR"
+sed "s|127.0.0.1:$OCS1\", \"127.0.0.1:$OCS2|127.0.0.1:1|" "$WORK/donagate.toml" >"$WORK/dead.toml"
+if dead_out=$(ctl_env "$CTL" --config "$WORK/dead.toml" charging-check --operator opa); then
+  fail "charging-check succeeded against a dead peer: $dead_out"
+fi
+echo "$dead_out" | grep -q "FAILED" || fail "charging-check against a dead peer said: $dead_out"
+note "charging-check ok"
 faults_start_daemon
 peer_metric() { metric "donagate_diameter_$1{operator=\"opa\",peer=\"127.0.0.1:$2\"}"; }
 

@@ -16,6 +16,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -477,6 +480,33 @@ TEST_F(DiameterBackendTest, ProbeExchangesCapabilitiesAndWatchdogWithoutCharging
   EXPECT_NE(r.lines[0].find("DWA 2001 DIAMETER_SUCCESS"), std::string::npos) << r.lines[0];
   EXPECT_NE(r.lines[0].find("ocs.test"), std::string::npos) << r.lines[0];
   EXPECT_EQ(sim_->Stats()["ccr"], 0);
+}
+
+// Throughput on loopback against ocs_sim with 50 ms answer latency; a manual figure, not a
+// pass/fail test: --gtest_also_run_disabled_tests --gtest_filter='*Throughput*'
+// (DIAMETER_BENCH_CHARGES, default 20000; DIAMETER_BENCH_LATENCY_MS, default 50).
+TEST_F(DiameterBackendTest, DISABLED_Throughput) {
+  const int n = std::getenv("DIAMETER_BENCH_CHARGES") ? std::atoi(std::getenv("DIAMETER_BENCH_CHARGES")) : 20000;
+  const char* latency = std::getenv("DIAMETER_BENCH_LATENCY_MS") ? std::getenv("DIAMETER_BENCH_LATENCY_MS") : "50";
+  Start({"--latency-ms", latency, "--default-balance", "1000000000000"}, 1, [](DiameterChargingOptions& o) {
+    o.tx_timeout = 10s;
+    o.watchdog_interval = 30s;
+  });
+  std::atomic<int> done{0}, charged{0};
+  std::promise<void> all;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) {
+    backend_->Charge(Request("b-" + std::to_string(i), 20000, "849" + std::to_string(10000000 + i % 100000)),
+                     [&](ChargeResult r) {
+                       if (r.outcome == ChargeOutcome::kCharged) ++charged;
+                       if (++done == n) all.set_value();
+                     });
+  }
+  all.get_future().wait();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("diameter throughput: %d charges in %.2f s = %.0f charges/s (%d charged, OCS latency %s ms)\n", n, s,
+              n / s, charged.load(), latency);
+  EXPECT_EQ(charged.load(), n);
 }
 
 TEST(DiameterBackendOptions, RefusesUnusableOptions) {
