@@ -30,7 +30,22 @@
 const net = require('net');
 const http = require('http');
 const fs = require('fs');
+const dictionary = require('diameter/lib/diameter-dictionary');
 const codec = require('diameter/lib/diameter-codec');
+
+// node-diameter looks every AVP up with a linear search of its 2,000-entry dictionary (about
+// 1.5 ms per CCR to decode and as much to encode); memoise the lookups so the simulator is not
+// the bottleneck of a throughput run. The answers are node-diameter's own, only cached.
+for (const name of ['getApplicationById', 'getApplicationByName', 'getCommandByCode', 'getCommandByName',
+                    'getAvpByCode', 'getAvpByCodeAndVendorId', 'getAvpByName']) {
+  const original = dictionary[name];
+  const cache = new Map();
+  dictionary[name] = (...args) => {
+    const k = args.join('\u0000');
+    if (!cache.has(k)) cache.set(k, original(...args));
+    return cache.get(k);
+  };
+}
 
 function parseArgs(argv) {
   const o = {
