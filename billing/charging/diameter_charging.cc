@@ -245,12 +245,14 @@ class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> 
     });
   }
 
-  // Remembers the CCR of a key for Status retransmissions (bounded; oldest dropped).
+  // Remembers the CCR of a key for Status retransmissions (bounded; oldest dropped). Kept
+  // encoded (about 250 bytes) rather than as a Message (a vector of AVP strings, ~4x that).
   void Remember(const std::string& key, const Message& request) {
+    std::string bytes = Encode(request);
     std::lock_guard<std::mutex> lock(remembered_mutex_);
-    auto [it, inserted] = remembered_.emplace(key, request);
+    auto [it, inserted] = remembered_.emplace(key, bytes);
     if (!inserted) {
-      it->second = request;
+      it->second = std::move(bytes);
       return;
     }
     remembered_order_.push_back(key);
@@ -261,10 +263,15 @@ class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> 
   }
 
   std::optional<Message> Remembered(const std::string& key) {
-    std::lock_guard<std::mutex> lock(remembered_mutex_);
-    auto it = remembered_.find(key);
-    if (it == remembered_.end()) return std::nullopt;
-    return it->second;
+    std::string bytes;
+    {
+      std::lock_guard<std::mutex> lock(remembered_mutex_);
+      auto it = remembered_.find(key);
+      if (it == remembered_.end()) return std::nullopt;
+      bytes = it->second;
+    }
+    std::string error;
+    return Decode(bytes, &error);  // our own encoding: always decodes
   }
 
   // Keys Status() was asked about but had no request for: their next Charge is a retransmission.
@@ -711,7 +718,7 @@ class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> 
   mutable std::mutex stats_mutex_;
   std::vector<PeerStats> stats_;
   std::mutex remembered_mutex_;
-  std::unordered_map<std::string, Message> remembered_;
+  std::unordered_map<std::string, std::string> remembered_;  // key -> encoded CCR
   std::deque<std::string> remembered_order_;
   std::unordered_set<std::string> retransmit_keys_;
 };
