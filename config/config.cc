@@ -56,6 +56,7 @@ std::string_view ToString(ChargingBackendKind v) {
     case ChargingBackendKind::kHttp: return "http";
     case ChargingBackendKind::kOperatorBilled: return "operator_billed";
     case ChargingBackendKind::kInProcess: return "in_process";
+    case ChargingBackendKind::kDiameter: return "diameter";
   }
   return "?";
 }

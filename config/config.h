@@ -193,7 +193,7 @@ struct Campaign {
   ReplyEncoding reply_encoding = ReplyEncoding::kGsm7Ascii;
 };
 
-enum class ChargingBackendKind { kHttp, kOperatorBilled, kInProcess };  // "http" | "operator_billed" | "in_process"
+enum class ChargingBackendKind { kHttp, kOperatorBilled, kInProcess, kDiameter };  // "http" | "operator_billed" | "in_process" | "diameter"
 
 // One [[charging]] entry: how subscribers of one operator are debited.
 struct ChargingBackendConfig {
@@ -212,6 +212,19 @@ struct ChargingBackendConfig {
   int breaker_cooloff_s = 30;             // 1..3600
   std::optional<ChargingMode> charging_mode;  // overrides the campaign's mode for this operator
   int64_t initial_balance_vnd = 1000000;  // in_process: every subscriber's starting balance
+  // backend = "diameter" (Ro direct debiting; docs/charging.md). timeout_ms is Tx.
+  std::vector<std::string> peers;          // "host:port" (port default 3868), preference order
+  std::string origin_host, origin_realm, destination_realm, destination_host;
+  std::string service_context_id = "32274@3gpp.org";
+  uint32_t service_identifier = 0;         // 0: not sent
+  uint32_t rating_group = 0;               // 0: not sent
+  std::map<std::string, uint32_t> campaign_service_identifiers;  // campaign name -> id
+  std::map<std::string, uint32_t> campaign_rating_groups;        // campaign name -> rating group
+  uint32_t idempotency_avp_code = 411;     // AVP carrying our key (default CC-Correlation-Id)
+  uint32_t idempotency_avp_vendor = 0;
+  int watchdog_interval_ms = 30000;        // Tw, 100..600000
+  int reconnect_interval_ms = 2000;        // 10..600000
+  uint32_t failure_handling = 2;           // CCFH: 0 TERMINATE, 1 CONTINUE, 2 RETRY_AND_TERMINATE
 };
 
 enum class TempErrorStatus : uint32_t {

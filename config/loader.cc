@@ -141,7 +141,12 @@ const std::vector<std::pair<std::string_view, std::vector<std::string_view>>>& S
        {"operator", "backend", "url", "timeout_ms", "max_concurrency", "retries",
         "status_backoff_min_ms", "status_backoff_max_ms", "token_env", "token_file",
         "tls_verify", "ca_file", "breaker_failure_threshold", "breaker_cooloff_s",
-        "charging_mode", "initial_balance_vnd"}},
+        "charging_mode", "initial_balance_vnd",
+        // backend = "diameter"
+        "peers", "origin_host", "origin_realm", "destination_realm", "destination_host",
+        "service_context_id", "service_identifier", "rating_group", "campaign_service_identifiers",
+        "campaign_rating_groups", "idempotency_avp_code", "idempotency_avp_vendor",
+        "watchdog_interval_ms", "reconnect_interval_ms", "failure_handling"}},
       {"pipeline",
        {"temp_error_status", "max_inflight", "concat_timeout_s", "concat_on_timeout",
         "charge_batch_size", "charge_concurrency", "charge_lease_s", "charge_workers",
@@ -885,6 +890,79 @@ void ReadCampaign(Context& ctx, const toml::table& t, size_t index, Campaign& c)
   CheckTemplateParts(ctx, r, tpl, c);
 }
 
+// A table of campaign name -> unsigned 32-bit id (Diameter Service-Identifier / Rating-Group).
+void ReadCampaignIds(Context& ctx, TableReader& r, std::string_view key, std::map<std::string, uint32_t>& out) {
+  const toml::table* t = r.SubTable(key);
+  if (!t) return;
+  for (const auto& [name, node] : *t) {
+    const std::string path = r.KeyPath(key) + "." + std::string(name.str());
+    const auto* v = node.as_integer();
+    if (!v || v->get() < 1 || v->get() > 0xffffffffLL) {
+      ctx.Error(node.source(), path, "expected an integer 1..4294967295");
+      continue;
+    }
+    out[std::string(name.str())] = static_cast<uint32_t>(v->get());
+  }
+}
+
+// The keys of backend = "diameter" (docs/charging.md, "Diameter Ro"); refused on other backends.
+void ReadDiameterCharging(Context& ctx, TableReader& r, ChargingBackendConfig& b, bool backend_set) {
+  static const std::vector<std::string_view> kKeys = {
+      "peers", "origin_host", "origin_realm", "destination_realm", "destination_host",
+      "service_context_id", "service_identifier", "rating_group", "campaign_service_identifiers",
+      "campaign_rating_groups", "idempotency_avp_code", "idempotency_avp_vendor",
+      "watchdog_interval_ms", "reconnect_interval_ms", "failure_handling"};
+  if (backend_set && b.backend != ChargingBackendKind::kDiameter) {
+    for (std::string_view k : kKeys) {
+      if (r.Has(k)) r.Error(k, "applies to backend = \"diameter\" only");
+    }
+    return;
+  }
+  if (!backend_set) return;
+  const bool diameter = true;
+  if (r.StringList("peers", b.peers)) {
+    if (b.peers.empty() || b.peers.size() > 32) r.Error("peers", "needs 1..32 peers (\"host:port\")");
+    for (const std::string& peer : b.peers) {
+      const size_t colon = peer.rfind(':');
+      const std::string port = colon == std::string::npos ? "" : peer.substr(colon + 1);
+      if (colon == 0 || peer.empty() ||
+          (colon != std::string::npos && (port.empty() || port.size() > 5 ||
+                                          !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+                                          std::stoi(port) < 1 || std::stoi(port) > 65535))) {
+        r.Error("peers", Quote(peer) + " is not host[:port]");
+      }
+    }
+  } else if (!r.Has("peers")) {
+    r.Missing("peers");
+  }
+  auto identity = [&](std::string_view key, std::string& out, bool required) {
+    if (r.String(key, out, required) &&
+        (out.empty() || out.size() > 255 ||
+         !std::all_of(out.begin(), out.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+         }))) {
+      r.Error(key, Quote(out) + " is not a Diameter identity (letters, digits, '.', '-', '_')");
+    }
+  };
+  identity("origin_host", b.origin_host, diameter);
+  identity("origin_realm", b.origin_realm, diameter);
+  identity("destination_realm", b.destination_realm, diameter);
+  identity("destination_host", b.destination_host, false);
+  if (r.String("service_context_id", b.service_context_id) && b.service_context_id.empty()) {
+    r.Error("service_context_id", "must not be empty");
+  }
+  r.Integer("service_identifier", b.service_identifier, 0, 0xffffffffLL);
+  r.Integer("rating_group", b.rating_group, 0, 0xffffffffLL);
+  ReadCampaignIds(ctx, r, "campaign_service_identifiers", b.campaign_service_identifiers);
+  ReadCampaignIds(ctx, r, "campaign_rating_groups", b.campaign_rating_groups);
+  r.Integer("idempotency_avp_code", b.idempotency_avp_code, 1, 0xffffffffLL);
+  r.Integer("idempotency_avp_vendor", b.idempotency_avp_vendor, 0, 0xffffffffLL);
+  r.Integer("watchdog_interval_ms", b.watchdog_interval_ms, 100, 600000);
+  r.Integer("reconnect_interval_ms", b.reconnect_interval_ms, 10, 600000);
+  r.Enum("failure_handling", b.failure_handling,
+         {{"TERMINATE", 0u}, {"CONTINUE", 1u}, {"RETRY_AND_TERMINATE", 2u}});
+}
+
 void ReadCharging(Context& ctx, const toml::table& t, size_t index, ChargingBackendConfig& b) {
   const std::string path = "charging[" + std::to_string(index) + "]";
   TableReader r(ctx, t, path, KeysOf("charging"));
@@ -892,7 +970,8 @@ void ReadCharging(Context& ctx, const toml::table& t, size_t index, ChargingBack
   bool backend_set = r.Enum("backend", b.backend,
                             {{"http", ChargingBackendKind::kHttp},
                              {"operator_billed", ChargingBackendKind::kOperatorBilled},
-                             {"in_process", ChargingBackendKind::kInProcess}});
+                             {"in_process", ChargingBackendKind::kInProcess},
+                             {"diameter", ChargingBackendKind::kDiameter}});
   if (!backend_set && !r.Has("backend")) r.Missing("backend");
   // Backend-specific checks only when the backend is known (else they would only add noise).
   if (b.backend == ChargingBackendKind::kHttp || !backend_set) {
@@ -926,6 +1005,7 @@ void ReadCharging(Context& ctx, const toml::table& t, size_t index, ChargingBack
   } else if (r.Has("initial_balance_vnd")) {
     r.Error("initial_balance_vnd", "applies to backend = \"in_process\" only");
   }
+  ReadDiameterCharging(ctx, r, b, backend_set);
 }
 
 void ReadPipeline(Context& ctx, const toml::table& t, PipelineConfig& p) {

@@ -10,6 +10,7 @@
 #include "billing/charging/charging_factory.h"
 #include "billing/domain/reply_template.h"
 #include "daemon/logging.h"
+#include "daemon/diameter_metrics.h"
 #include "daemon/metrics.h"
 #include "daemon/reply_templates.h"
 
@@ -83,6 +84,7 @@ billing::StoredCharge ToStoredCharge(const billing::ChargeRecord& r) {
 struct ChargerSet::Entry {
   std::unique_ptr<billing::ChargingBackend> backend;
   std::unique_ptr<billing::CircuitBreaker> breaker;
+  std::shared_ptr<DiameterMetricsExporter> diameter_metrics;  // backend = "diameter" only
   std::unique_ptr<billing::DonationCharger> charger;
   std::optional<config::ChargingMode> mode_override;
   Metrics::ChargingCounters* counters = nullptr;
@@ -106,6 +108,10 @@ std::unique_ptr<ChargerSet> ChargerSet::Create(boost::asio::any_io_executor exec
     if (!backend) {
       if (error) *error = why;
       return nullptr;
+    }
+    if (auto* diameter = dynamic_cast<billing::DiameterChargingBackend*>(backend.get()); diameter && metrics) {
+      entry->diameter_metrics =
+          DiameterMetricsExporter::Start(executor, metrics->registry(), c.operator_name, diameter->StatsSource());
     }
     entry->backend = std::make_unique<MeteredBackend>(std::move(backend), entry->counters);
     entry->breaker = std::make_unique<billing::CircuitBreaker>(billing::BreakerOptionsFor(c));

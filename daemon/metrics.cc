@@ -96,7 +96,8 @@ const Histogram::BucketBoundaries& BatchSizeBuckets() {
 }
 
 Metrics::Metrics(prometheus::Registry& registry, std::string_view version)
-    : mo_received_family_(CounterFamily(registry, "donagate_mo_received_total",
+    : registry_(registry),
+      mo_received_family_(CounterFamily(registry, "donagate_mo_received_total",
                                         "deliver_sm/data_sm PDUs received per link (receipts and concatenated parts included)")),
       mo_accepted_family_(CounterFamily(registry, "donagate_mo_accepted_total",
                                         "MOs committed to the store and acknowledged with ESME_ROK")),

@@ -243,11 +243,15 @@ class Metrics {
   void DbConnected(const billing::DbServer& server, bool refused);
   // Donations this instance claimed from another instance's expired lease.
   prometheus::Counter& donations_taken_over() { return *donations_taken_over_; }
+  // The registry given at construction (for exporters that register families of their own,
+  // e.g. daemon/diameter_metrics.h).
+  prometheus::Registry& registry() const { return registry_; }
 
   // Every donagate_* metric name this object registers (without _bucket/_sum/_count).
   static const std::vector<std::string>& Names();
 
  private:
+  prometheus::Registry& registry_;
   prometheus::Family<prometheus::Counter>& mo_received_family_;
   prometheus::Family<prometheus::Counter>& mo_accepted_family_;
   prometheus::Family<prometheus::Counter>& donations_family_;

@@ -16,6 +16,10 @@ cmake --build "$BUILD" -j "$JOBS"
 if [ -f tests/interop/package.json ]; then
   (cd tests/interop && { [ -d node_modules/smpp ] || npm ci --no-audit --no-fund --loglevel=error; })
 fi
+# Test OCS for the Diameter backend: the npm `diameter` package (node-diameter).
+if [ -f tools/ocs_sim/package.json ]; then
+  (cd tools/ocs_sim && { [ -d node_modules/diameter ] || npm ci --no-audit --no-fund --loglevel=error; })
+fi
 
 source tests/lib/pg.sh
 trap pg_stop EXIT

@@ -2,11 +2,40 @@
 
 #include <algorithm>
 
+#include "billing/charging/diameter_charging.h"
 #include "billing/charging/http_charging.h"
 #include "billing/charging/in_process_charging.h"
 #include "billing/charging/operator_billed_charging.h"
 
 namespace donagate::billing {
+
+DiameterChargingOptions DiameterOptionsFor(const config::ChargingBackendConfig& config) {
+  DiameterChargingOptions o;
+  o.operator_name = config.operator_name;
+  for (const std::string& peer : config.peers) {
+    DiameterPeerAddress a;
+    const size_t colon = peer.rfind(':');
+    a.host = peer.substr(0, colon);
+    if (colon != std::string::npos) a.port = peer.substr(colon + 1);
+    o.peers.push_back(std::move(a));
+  }
+  o.origin_host = config.origin_host;
+  o.origin_realm = config.origin_realm;
+  o.destination_realm = config.destination_realm;
+  o.destination_host = config.destination_host;
+  o.service_context_id = config.service_context_id;
+  o.service_identifier = config.service_identifier;
+  o.rating_group = config.rating_group;
+  o.campaign_service_identifiers = config.campaign_service_identifiers;
+  o.campaign_rating_groups = config.campaign_rating_groups;
+  o.idempotency_avp_code = config.idempotency_avp_code;
+  o.idempotency_avp_vendor = config.idempotency_avp_vendor;
+  o.tx_timeout = std::chrono::milliseconds(config.timeout_ms);
+  o.watchdog_interval = std::chrono::milliseconds(config.watchdog_interval_ms);
+  o.reconnect_interval = std::chrono::milliseconds(config.reconnect_interval_ms);
+  o.failure_handling = static_cast<CreditControlFailureHandling>(config.failure_handling);
+  return o;
+}
 
 std::unique_ptr<ChargingBackend> MakeChargingBackend(const config::ChargingBackendConfig& config,
                                                      boost::asio::any_io_executor executor, std::string* error) {
@@ -23,6 +52,15 @@ std::unique_ptr<ChargingBackend> MakeChargingBackend(const config::ChargingBacke
       o.ca_file = config.ca_file;
       std::string why;
       auto backend = HttpChargingBackend::Create(std::move(executor), std::move(o), &why);
+      if (!backend) {
+        if (error) *error = "charging backend for operator " + config.operator_name + ": " + why;
+        return nullptr;
+      }
+      return backend;
+    }
+    case config::ChargingBackendKind::kDiameter: {
+      std::string why;
+      auto backend = DiameterChargingBackend::Create(std::move(executor), DiameterOptionsFor(config), &why);
       if (!backend) {
         if (error) *error = "charging backend for operator " + config.operator_name + ": " + why;
         return nullptr;

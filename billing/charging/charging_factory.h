@@ -8,6 +8,7 @@
 
 #include "billing/charging/charging.h"
 #include "billing/charging/circuit_breaker.h"
+#include "billing/charging/diameter_charging.h"
 #include "billing/charging/donation_charger.h"
 #include "config/config.h"
 
@@ -17,6 +18,9 @@ namespace donagate::billing {
 // (bad URL, unreadable ca_file). The token is revealed only into the backend's header.
 std::unique_ptr<ChargingBackend> MakeChargingBackend(const config::ChargingBackendConfig& config,
                                                      boost::asio::any_io_executor executor, std::string* error);
+
+// The Diameter backend's options from a backend = "diameter" entry (timeout_ms is Tx).
+DiameterChargingOptions DiameterOptionsFor(const config::ChargingBackendConfig& config);
 
 CircuitBreakerOptions BreakerOptionsFor(const config::ChargingBackendConfig& config);
 

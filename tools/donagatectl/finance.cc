@@ -526,13 +526,17 @@ StoreStatus RefundAtOperator(Connection& conn, const config::Config& config, int
   *supported = backend->SupportsRefund();
   if (!*supported) return StoreStatus::Ok();
   lines->resize(r.rows());
+  // Stop once every refund answered: a backend with standing links (Diameter peers and their
+  // watchdogs) would otherwise keep ioc.run() going forever.
+  size_t outstanding = static_cast<size_t>(r.rows());
   for (int i = 0; i < r.rows(); ++i) {
     RefundLine& line = (*lines)[i];
     line.key = r.String(i, 1);
     line.amount_vnd = r.Int64(i, 2);
-    backend->Refund(line.key, line.amount_vnd, [&line](billing::RefundResult res) {
+    backend->Refund(line.key, line.amount_vnd, [&line, &outstanding, &ioc](billing::RefundResult res) {
       line.outcome = std::string(billing::ToString(res.outcome));
       line.detail = res.detail;
+      if (--outstanding == 0) ioc.stop();
     });
   }
   ioc.run();

@@ -19,6 +19,7 @@
 #include "billing/store/pg.h"
 #include "config/loader.h"
 #include "tools/donagatectl/admin_client.h"
+#include "tools/donagatectl/charging_check.h"
 #include "tools/donagatectl/csv.h"
 #include "tools/donagatectl/finance.h"
 #include "tools/donagatectl/reconcile.h"
@@ -221,6 +222,12 @@ int main(int argc, char** argv) {
   auto* link_stop = app.add_subcommand("link-stop", "unbind and stop one link");
   auto* link_start = app.add_subcommand("link-start", "start one link");
   auto* reload = app.add_subcommand("reload-templates", "reload reply templates from the configuration file");
+  // charging-check: capabilities/health exchange with an operator's backend, charging nobody
+  auto* charging_check = app.add_subcommand("charging-check",
+                                            "check the link to an operator's charging backend (charges nobody; needs --config)");
+  std::string check_operator;
+  charging_check->add_option("--operator", check_operator, "operator name of a [[charging]] entry")->required();
+
   std::string link_name;
   link_stop->add_option("name", link_name)->required();
   link_start->add_option("name", link_name)->required();
@@ -238,6 +245,14 @@ int main(int argc, char** argv) {
   if (*link_stop) return Admin(g, "POST", "/admin/links/" + link_name + "/stop");
   if (*link_start) return Admin(g, "POST", "/admin/links/" + link_name + "/start");
   if (*reload) return Admin(g, "POST", "/admin/templates/reload");
+  if (*charging_check) {
+    auto cfg = LoadedConfig(g);
+    if (!cfg) {
+      std::cerr << "donagatectl: charging-check needs --config FILE\n";
+      return 2;
+    }
+    return donagate::ctl::ChargingCheck(*cfg, check_operator, std::cout, std::cerr);
+  }
 
   const std::string conninfo = Conninfo(g);
   const int offset = Offset(g);
