@@ -19,12 +19,16 @@
 #include "billing/store/pg.h"
 #include "config/loader.h"
 #include "tools/donagatectl/admin_client.h"
-#include "tools/donagatectl/csv.h"
-#include "tools/donagatectl/finance.h"
-#include "tools/donagatectl/reconcile.h"
-#include "tools/donagatectl/settlement.h"
-#include "tools/donagatectl/time_util.h"
+#include "billing/finance/csv.h"
+#include "billing/finance/finance.h"
+#include "billing/finance/reconcile.h"
+#include "billing/finance/settlement.h"
+#include "billing/finance/time_util.h"
 
+// The finance code lives in billing/finance (donagate::finance), shared with the console.
+namespace donagate::ctl {
+using namespace donagate::finance;
+}
 namespace ctl = donagate::ctl;
 namespace billing = donagate::billing;
 

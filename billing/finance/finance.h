@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "billing/store/pg.h"
-#include "tools/donagatectl/reconcile.h"
-#include "tools/donagatectl/time_util.h"
+#include "billing/finance/reconcile.h"
+#include "billing/finance/time_util.h"
 
-namespace donagate::ctl {
+namespace donagate::finance {
 
 // One report line: one operator and campaign ("-" for messages that were not donations).
 struct ReportRow {
@@ -92,13 +92,13 @@ billing::StoreStatus ReverseDonation(billing::pg::Connection& conn, int64_t dona
 // in `refusal.message()`, for --verbose).
 std::string ExplainReversalRefusal(int64_t donation_id, const billing::StoreStatus& refusal);
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance
 
 namespace donagate::config {
 struct Config;
 }
 
-namespace donagate::ctl {
+namespace donagate::finance {
 
 struct RefundLine {
   std::string key;
@@ -114,4 +114,4 @@ struct RefundLine {
 billing::StoreStatus RefundAtOperator(billing::pg::Connection& conn, const config::Config& config, int64_t donation_id,
                                       bool* supported, std::vector<RefundLine>* lines);
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

@@ -1,4 +1,4 @@
-#include "tools/donagatectl/finance.h"
+#include "billing/finance/finance.h"
 
 #include <nlohmann/json.hpp>
 
@@ -7,9 +7,9 @@
 #include <iomanip>
 #include <sstream>
 
-#include "tools/donagatectl/csv.h"
+#include "billing/finance/csv.h"
 
-namespace donagate::ctl {
+namespace donagate::finance {
 
 using billing::StoreStatus;
 using billing::pg::Connection;
@@ -493,14 +493,14 @@ std::string ExplainReversalRefusal(int64_t donation_id, const StoreStatus& refus
   return donation + " cannot be reversed: " + (primary.empty() ? "the database refused" : primary);
 }
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance
 
 #include <boost/asio/io_context.hpp>
 
 #include "billing/charging/charging_factory.h"
 #include "config/config.h"
 
-namespace donagate::ctl {
+namespace donagate::finance {
 
 StoreStatus RefundAtOperator(Connection& conn, const config::Config& config, int64_t donation_id, bool* supported,
                              std::vector<RefundLine>* lines) {
@@ -537,4 +537,4 @@ StoreStatus RefundAtOperator(Connection& conn, const config::Config& config, int
   return StoreStatus::Ok();
 }
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance
