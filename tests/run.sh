@@ -16,6 +16,10 @@ cmake --build "$BUILD" -j "$JOBS"
 if [ -f tests/interop/package.json ]; then
   (cd tests/interop && { [ -d node_modules/smpp ] || npm ci --no-audit --no-fund --loglevel=error; })
 fi
+# Console browser tests: puppeteer-core (drives Debian's chromium; downloads no browser).
+if [ -f tests/console/browser/package.json ]; then
+  (cd tests/console/browser && { [ -d node_modules/puppeteer-core ] || npm ci --no-audit --no-fund --loglevel=error; })
+fi
 
 source tests/lib/pg.sh
 trap pg_stop EXIT
