@@ -37,7 +37,7 @@ if [ -z "$BIN" ]; then
   say "build (Release, build/)"
   cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
   # Only what the demo runs; tests/run.sh builds the rest into the same tree.
-  cmake --build "$ROOT/build" -j"$(nproc)" --target donagated smsc_sim charging_sim donagatectl
+  cmake --build "$ROOT/build" -j"$(nproc)" --target donagated smsc_sim charging_sim donagatectl donagate-console
   BIN=$ROOT/build
 fi
 
@@ -190,6 +190,18 @@ echo "sample reply: $(q "SELECT text FROM outbox WHERE purpose='success' LIMIT 1
 say "metrics"
 echo "Prometheus metrics: http://127.0.0.1:9464/metrics   status: http://127.0.0.1:9464/status"
 curl -s http://127.0.0.1:9464/metrics | grep -E '^donagate_(mo_received_total|donations_vnd_charged_total|replies_total\{.*sent)' || true
+
+say "finance console"
+# A demo login for each role (the passwords are the demo's, printed here on purpose).
+for u in finance:finance approver:approver ops:ops; do
+  DONAGATE_USER_PASSWORD="demo-${u%%:*}-password" "$BIN/tools/donagatectl/donagatectl" --db "$DONAGATE_DATABASE_URL" \
+    user add "demo-${u%%:*}" --roles "${u#*:}" >/dev/null 2>&1 || true
+done
+"$BIN/console/donagate-console" --db "$DONAGATE_DATABASE_URL" --listen 127.0.0.1:9480 --admin 127.0.0.1:9465 \
+  >"$WORK/console.log" 2>&1 &
+PIDS+=($!)
+echo "finance console: http://127.0.0.1:9480/  login demo-finance / demo-finance-password" \
+     "(also demo-approver, demo-ops; same pattern)"
 
 if [ "$KEEP_RUNNING" -eq 1 ]; then
   say "donagated keeps running (pid $DAEMON_PID); Ctrl-C stops everything"

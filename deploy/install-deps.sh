@@ -15,6 +15,8 @@ PKGS=(
   prometheus
   clang libclang-rt-14-dev
   curl procps iproute2 util-linux
+  libsodium-dev libjs-chart.js   # finance console: Argon2id passwords, the overview chart
+  chromium                       # finance console browser tests (puppeteer-core drives it)
 )
 
 missing=()

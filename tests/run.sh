@@ -20,6 +20,10 @@ fi
 if [ -f tools/ocs_sim/package.json ]; then
   (cd tools/ocs_sim && { [ -d node_modules/diameter ] || npm ci --no-audit --no-fund --loglevel=error; })
 fi
+# Console browser tests: puppeteer-core (drives Debian's chromium; downloads no browser).
+if [ -f tests/console/browser/package.json ]; then
+  (cd tests/console/browser && { [ -d node_modules/puppeteer-core ] || npm ci --no-audit --no-fund --loglevel=error; })
+fi
 
 source tests/lib/pg.sh
 trap pg_stop EXIT

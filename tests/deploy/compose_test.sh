@@ -65,4 +65,14 @@ grep -q "targets: \[\"donagated:$port\"\]" "$SRC/deploy/prometheus/prometheus.ym
   || problem "prometheus.yml does not scrape donagated:$port"
 grep -q "EXPOSE $port" "$DOCKERFILE" || problem "Dockerfile does not EXPOSE $port"
 
+# The finance console: a service of the compose file, published on the host's loopback only,
+# built into the image (its sources copied, its target built and installed).
+console_block="$(awk '/^  console:$/{s=1;next} s&&/^  [a-z-]+:$/{s=0} s{print}' "$COMPOSE")"
+[[ -n "$console_block" ]] || problem "compose has no console service"
+[[ "$console_block" == *'"127.0.0.1:9480:9480"'* ]] || problem "the console is not published on 127.0.0.1 only"
+[[ "$console_block" == *'donagate-console'* ]] || problem "the console service does not run donagate-console"
+grep -q '^COPY console/ console/' "$DOCKERFILE" || problem "Dockerfile does not copy console/"
+grep -q -- '--target .*donagate-console' "$DOCKERFILE" || problem "Dockerfile does not build donagate-console"
+grep -q 'COPY --from=build .*/out/donagate-console' "$DOCKERFILE" || problem "the image does not install donagate-console"
+
 exit "$fail"

@@ -37,4 +37,26 @@ else
   echo "systemd-analyze not installed: only the directive checks ran"
 fi
 
+# The finance console's unit: the same hardening, loopback listen, secrets from credentials.
+CONSOLE_UNIT="$SRC/deploy/systemd/donagate-console.service"
+for directive in 'User=donagate' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'PrivateTmp=yes' 'CapabilityBoundingSet=' \
+                 'Restart=always' 'LoadCredential=database_url:' 'LoadCredential=admin_token:' 'SystemCallFilter=@system-service'; do
+  grep -q -- "^${directive}" "$CONSOLE_UNIT" || { echo "missing in donagate-console.service: $directive" >&2; fail=1; }
+done
+grep -q -- '--listen 127.0.0.1:' "$CONSOLE_UNIT" || { echo "donagate-console.service does not listen on loopback" >&2; fail=1; }
+if grep -Eqi '^(Environment=.*(PASSWORD|TOKEN|SECRET)|.*password=[^.])' "$CONSOLE_UNIT"; then
+  echo "donagate-console.service carries a secret inline" >&2
+  fail=1
+fi
+if command -v systemd-analyze >/dev/null 2>&1; then
+  cwork="$(mktemp -d)"
+  out="$(systemd-analyze verify "$CONSOLE_UNIT" 2>&1 | grep -v 'donagated.service' || true)"
+  rm -rf "$cwork"
+  if [[ -n "$out" ]]; then
+    echo "systemd-analyze verify complains about donagate-console.service:" >&2
+    echo "$out" >&2
+    fail=1
+  fi
+fi
+
 exit "$fail"

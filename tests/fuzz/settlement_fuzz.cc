@@ -1,4 +1,4 @@
-// libFuzzer target for the settlement-file reader (tools/donagatectl/settlement.h) and the
+// libFuzzer target for the settlement-file reader (billing/finance/settlement.h) and the
 // CSV splitter under it. The first input byte picks one of three mappings (operator A's
 // layout with a Vietnamese spreadsheet number format, operator B's, a headerless positional
 // one); the rest is the file.
@@ -10,11 +10,11 @@
 #include <sstream>
 #include <string>
 
-#include "tools/donagatectl/settlement.h"
+#include "billing/finance/settlement.h"
 
 namespace {
 
-using donagate::ctl::SettlementMapping;
+using donagate::finance::SettlementMapping;
 
 void Check(bool ok) {
   if (!ok) std::abort();
@@ -61,11 +61,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   SettlementMapping m = Mapping(data[0]);
   std::string text(reinterpret_cast<const char*>(data + 1), size - 1);
   std::istringstream in(text);
-  std::vector<donagate::ctl::SettlementRow> rows;
-  donagate::ctl::SettlementError error;
+  std::vector<donagate::finance::SettlementRow> rows;
+  donagate::finance::SettlementError error;
   size_t lines = 1;
   for (char c : text) lines += (c == '\n');
-  if (donagate::ctl::ReadSettlement(in, m, &rows, &error)) {
+  if (donagate::finance::ReadSettlement(in, m, &rows, &error)) {
     size_t last = 0;
     for (auto& r : rows) {
       Check(!r.reference.empty());

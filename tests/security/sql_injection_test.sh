@@ -68,10 +68,10 @@ bad_src=$(q "SELECT count(*) FROM inbound_message WHERE source_addr LIKE '%''%' 
 outcomes=$(q "SELECT outcome || '=' || count(*) FROM inbound_message WHERE outcome <> 'receipt' GROUP BY outcome ORDER BY 1" | paste -sd' ')
 
 # Static check. Reviewed exceptions (file:variable — why it is safe):
-#   tools/donagatectl/finance.cc:zone — "+07:00" formatted from an integer offset, never user text
-concat=$(grep -nE '"(SELECT|INSERT|UPDATE|DELETE)[^"]*" *\+ *[a-z_]+' "$FAULTS_SRC"/billing/*.cc \
-           "$FAULTS_SRC"/daemon/*.cc "$FAULTS_SRC"/tools/*/*.cc 2>/dev/null \
-         | grep -vE '/tools/donagatectl/finance\.cc:[0-9]+:.*INTERVAL '"'"'" \+ zone \+' || true)
+#   billing/finance/finance.cc:zone — "+07:00" formatted from an integer offset, never user text
+concat=$(grep -nE '"(SELECT|INSERT|UPDATE|DELETE)[^"]*" *\+ *[a-z_]+' "$FAULTS_SRC"/billing/*/*.cc \
+           "$FAULTS_SRC"/daemon/*.cc "$FAULTS_SRC"/console/*.cc "$FAULTS_SRC"/tools/*/*.cc 2>/dev/null \
+         | grep -vE '/billing/finance/finance\.cc:[0-9]+:.*INTERVAL '"'"'" \+ zone \+' || true)
 [ -z "$concat" ] || { echo "$concat"; fail "SQL built by concatenating a variable"; }
 echo "sql_injection: sent=$MO_COUNT stored=$stored verbatim=yes outcomes: $outcomes tables intact=yes"
 echo "PASS: hostile texts stored verbatim, nothing executed"

@@ -17,15 +17,20 @@
 
 #include "billing/store/migrate.h"
 #include "billing/store/pg.h"
+#include "console/users.h"
 #include "config/loader.h"
 #include "tools/donagatectl/admin_client.h"
+#include "billing/finance/csv.h"
+#include "billing/finance/finance.h"
+#include "billing/finance/reconcile.h"
+#include "billing/finance/settlement.h"
+#include "billing/finance/time_util.h"
 #include "tools/donagatectl/charging_check.h"
-#include "tools/donagatectl/csv.h"
-#include "tools/donagatectl/finance.h"
-#include "tools/donagatectl/reconcile.h"
-#include "tools/donagatectl/settlement.h"
-#include "tools/donagatectl/time_util.h"
 
+// The finance code lives in billing/finance (donagate::finance), shared with the console.
+namespace donagate::ctl {
+using namespace donagate::finance;
+}
 namespace ctl = donagate::ctl;
 namespace billing = donagate::billing;
 
@@ -232,6 +237,17 @@ int main(int argc, char** argv) {
   link_stop->add_option("name", link_name)->required();
   link_start->add_option("name", link_name)->required();
 
+  // user add|passwd|disable: the finance console's accounts (console/users.h). The password is
+  // read from $DONAGATE_USER_PASSWORD or the first line of stdin, never from the command line.
+  auto* user = app.add_subcommand("user", "finance console accounts");
+  user->require_subcommand(1);
+  auto* user_add = user->add_subcommand("add", "add a console user");
+  auto* user_passwd = user->add_subcommand("passwd", "set a console user's password (ends their sessions)");
+  auto* user_disable = user->add_subcommand("disable", "disable a console user (ends their sessions)");
+  std::string user_name, user_roles;
+  for (auto* sub : {user_add, user_passwd, user_disable}) sub->add_option("name", user_name, "user name")->required();
+  user_add->add_option("--roles", user_roles, "comma-separated: finance, approver, ops, admin")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -284,6 +300,38 @@ int main(int argc, char** argv) {
 
   billing::pg::Connection conn;
   Connect(conn, conninfo);
+
+  if (*user) {
+    const char* who = std::getenv("SUDO_USER");
+    if (!who || !*who) who = std::getenv("USER");
+    const std::string actor = who && *who ? who : "unknown";
+    auto password = [] {
+      if (const char* env = std::getenv("DONAGATE_USER_PASSWORD"); env && *env) return std::string(env);
+      std::string line;
+      std::getline(std::cin, line);
+      return line;
+    };
+    billing::StoreStatus st;
+    if (*user_add) {
+      std::vector<std::string> roles;
+      std::string error;
+      if (!donagate::console::ParseRoles(user_roles, &roles, &error)) {
+        std::cerr << "donagatectl: " << error << "\n";
+        return 2;
+      }
+      st = donagate::console::AddUser(conn, user_name, password(), roles, actor, "donagatectl");
+    } else if (*user_passwd) {
+      st = donagate::console::SetPassword(conn, user_name, password(), actor, "donagatectl");
+    } else {
+      st = donagate::console::DisableUser(conn, user_name, actor, "donagatectl");
+    }
+    if (!st.ok()) {
+      std::cerr << "donagatectl: " << st.message() << "\n";
+      return st.transient() ? 2 : 1;
+    }
+    std::cout << "user " << user_name << (*user_add ? " added" : *user_passwd ? ": password set" : " disabled") << "\n";
+    return 0;
+  }
 
   if (*report) {
     ctl::UtcRange range;

@@ -20,10 +20,11 @@
 #include "billing/store/migrate.h"
 #include "tests/common/test_env.h"
 #include "tests/common/test_pg.h"
-#include "tools/donagatectl/csv.h"
-#include "tools/donagatectl/time_util.h"
+#include "billing/finance/csv.h"
+#include "billing/finance/time_util.h"
 
 namespace donagate::ctl {
+using namespace donagate::finance;
 namespace {
 
 using testing::BinaryPath;

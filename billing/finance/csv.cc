@@ -1,6 +1,6 @@
-#include "tools/donagatectl/csv.h"
+#include "billing/finance/csv.h"
 
-namespace donagate::ctl {
+namespace donagate::finance {
 
 void AppendCsvField(std::string* out, std::string_view field, char delimiter) {
   bool quote = field.find_first_of(std::string{delimiter, '"', '\r', '\n'}) != std::string_view::npos;
@@ -59,4 +59,4 @@ bool SplitCsvLine(std::string_view line, char delimiter, std::vector<std::string
   return true;
 }
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

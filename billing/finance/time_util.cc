@@ -1,9 +1,9 @@
-#include "tools/donagatectl/time_util.h"
+#include "billing/finance/time_util.h"
 
 #include <chrono>
 #include <cstdio>
 
-namespace donagate::ctl {
+namespace donagate::finance {
 namespace {
 
 bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
@@ -141,4 +141,4 @@ std::string FormatTimestamp(int64_t epoch_seconds, int offset_seconds) {
   return buf;
 }
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

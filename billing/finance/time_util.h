@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace donagate::ctl {
+namespace donagate::finance {
 
 // Offset east of UTC in seconds for "UTC", "Z", "Asia/Ho_Chi_Minh" (and its alias
 // "Asia/Saigon"), "Asia/Bangkok", "Asia/Jakarta", or a literal "+07:00" / "-0530".
@@ -34,4 +34,4 @@ std::optional<int64_t> ParseTimestamp(std::string_view text, std::string_view fo
 // "2026-11-27 23:59:59+07:00" rendering of an epoch second in a zone, for CSV and tables.
 std::string FormatTimestamp(int64_t epoch_seconds, int offset_seconds);
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-namespace donagate::ctl {
+namespace donagate::finance {
 
 // Appends `field` to `out`, quoted when it contains the delimiter, a quote, CR or LF.
 void AppendCsvField(std::string* out, std::string_view field, char delimiter = ',');
@@ -21,4 +21,4 @@ void WriteCsvRecord(std::ostream& out, const std::vector<std::string>& fields, c
 // Returns false on an unterminated quote or text after a closing quote.
 bool SplitCsvLine(std::string_view line, char delimiter, std::vector<std::string>* fields);
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

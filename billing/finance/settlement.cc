@@ -1,13 +1,13 @@
-#include "tools/donagatectl/settlement.h"
+#include "billing/finance/settlement.h"
 
 #include <toml++/toml.h>
 
 #include <charconv>
 
-#include "tools/donagatectl/csv.h"
-#include "tools/donagatectl/time_util.h"
+#include "billing/finance/csv.h"
+#include "billing/finance/time_util.h"
 
-namespace donagate::ctl {
+namespace donagate::finance {
 namespace {
 
 std::string Trim(std::string_view s) {
@@ -300,4 +300,4 @@ bool ReadSettlement(std::istream& in, const SettlementMapping& m, std::vector<Se
   return true;
 }
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

@@ -1,4 +1,4 @@
-#include "tools/donagatectl/finance.h"
+#include "billing/finance/finance.h"
 
 #include <nlohmann/json.hpp>
 
@@ -7,9 +7,9 @@
 #include <iomanip>
 #include <sstream>
 
-#include "tools/donagatectl/csv.h"
+#include "billing/finance/csv.h"
 
-namespace donagate::ctl {
+namespace donagate::finance {
 
 using billing::StoreStatus;
 using billing::pg::Connection;
@@ -347,19 +347,35 @@ StoreStatus LookupCharges(Connection& conn, const std::vector<std::string>& keys
 
 namespace {
 
-// Prints a query's rows as "  col=value col=value" lines under a title.
-StoreStatus PrintSection(Connection& conn, const std::string& title, const std::string& sql, const Params& params,
-                         std::ostream& out, int* count = nullptr) {
+// Runs a query into one story section.
+StoreStatus QuerySection(Connection& conn, const std::string& title, const std::string& sql, const Params& params,
+                         std::vector<StorySection>* story) {
   Result r;
   StoreStatus st = conn.Exec(sql, params, &r);
   if (!st.ok()) return st;
-  out << title << " (" << r.rows() << ")\n";
+  StorySection sec;
+  sec.title = title;
+  for (int c = 0; c < r.columns(); ++c) sec.columns.emplace_back(PQfname(r.get(), c));
   for (int i = 0; i < r.rows(); ++i) {
-    out << " ";
+    auto& row = sec.rows.emplace_back();
     for (int c = 0; c < r.columns(); ++c) {
-      if (r.IsNull(i, c)) continue;
-      out << " " << PQfname(r.get(), c) << "=";
-      std::string v = r.String(i, c);
+      if (r.IsNull(i, c)) row.emplace_back(std::nullopt);
+      else row.emplace_back(r.String(i, c));
+    }
+  }
+  story->push_back(std::move(sec));
+  return StoreStatus::Ok();
+}
+
+// Prints a section's rows as "  col=value col=value" lines under a title.
+void PrintSection(const StorySection& sec, std::ostream& out) {
+  out << sec.title << " (" << sec.rows.size() << ")\n";
+  for (auto& row : sec.rows) {
+    out << " ";
+    for (size_t c = 0; c < row.size(); ++c) {
+      if (!row[c]) continue;
+      out << " " << sec.columns[c] << "=";
+      const std::string& v = *row[c];
       if (v.find(' ') != std::string::npos || v.empty()) {
         out << '"' << v << '"';
       } else {
@@ -368,8 +384,6 @@ StoreStatus PrintSection(Connection& conn, const std::string& title, const std::
     }
     out << "\n";
   }
-  if (count) *count = r.rows();
-  return StoreStatus::Ok();
 }
 
 std::string LocalTs(const std::string& col, int offset) {
@@ -379,68 +393,126 @@ std::string LocalTs(const std::string& col, int offset) {
 
 }  // namespace
 
-StoreStatus ShowDonation(Connection& conn, int64_t id, std::ostream& out, int offset, bool* found) {
+StoreStatus QueryDonationStory(Connection& conn, int64_t id, int offset, std::vector<StorySection>* story, bool* found) {
   Params p;
   p.Int(id);
-  int n = 0;
-  StoreStatus st = PrintSection(
+  StoreStatus st = QuerySection(
       conn, "donation " + std::to_string(id),
       "SELECT id, campaign, operator, msisdn, shortcode, units, unit_price_vnd, amount_vnd, charging_mode, state, "
       "failure_reason, charged_units, charged_amount_vnd, attempts, " + LocalTs("received_at", offset) +
           " AS received_at, " + LocalTs("final_at", offset) + " AS final_at, " + LocalTs("(SELECT min(o.submitted_at) FROM outbox o WHERE o.donation_id = donation.id)", offset) +
           " AS replied_at, reversal_journal_id FROM donation WHERE id = $1",
-      p, out, &n);
+      p, story);
   if (!st.ok()) return st;
-  *found = n > 0;
+  *found = !story->back().rows.empty();
   if (!*found) return StoreStatus::Ok();
-  out << "\n";
-  st = PrintSection(conn, "message",
+  st = QuerySection(conn, "message",
                     "SELECT im.id, im.link, im.operator, im.source_addr, im.dest_addr, im.data_coding, im.text, "
                     "im.outcome, im.outcome_detail, " + LocalTs("im.received_at", offset) +
                         " AS received_at FROM inbound_message im JOIN donation d ON d.inbound_message_id = im.id "
                         "WHERE d.id = $1",
-                    p, out);
+                    p, story);
   if (!st.ok()) return st;
-  st = PrintSection(conn, "transitions",
+  st = QuerySection(conn, "transitions",
                     "SELECT " + LocalTs("at", offset) + " AS at, from_state, to_state, reason, actor "
-                    "FROM donation_transition WHERE donation_id = $1 ORDER BY id", p, out);
+                    "FROM donation_transition WHERE donation_id = $1 ORDER BY id", p, story);
   if (!st.ok()) return st;
-  st = PrintSection(conn, "charges",
+  st = QuerySection(conn, "charges",
                     "SELECT key, unit_index, units, amount_vnd, outcome, operator_reference, detail, attempts, " +
                         LocalTs("created_at", offset) + " AS created_at, " + LocalTs("resolved_at", offset) +
-                        " AS resolved_at FROM charge WHERE donation_id = $1 ORDER BY unit_index", p, out);
+                        " AS resolved_at FROM charge WHERE donation_id = $1 ORDER BY unit_index", p, story);
   if (!st.ok()) return st;
-  st = PrintSection(conn, "ledger",
+  st = QuerySection(conn, "ledger",
                     "SELECT id, journal_id, account, direction, amount_vnd, charge_key, reverses_journal_id, memo, "
                     "created_by, " + LocalTs("created_at", offset) + " AS created_at FROM ledger_entry "
-                    "WHERE donation_id = $1 ORDER BY id", p, out);
+                    "WHERE donation_id = $1 ORDER BY id", p, story);
   if (!st.ok()) return st;
-  return PrintSection(conn, "replies",
+  return QuerySection(conn, "replies",
                       "SELECT o.id, o.purpose, o.state, o.text, o.attempts, o.last_error, " +
                           LocalTs("o.submitted_at", offset) + " AS submitted_at, o.receipt_stat, o.receipt_err, " +
                           LocalTs("o.receipt_at", offset) + " AS receipt_at, "
                           "(SELECT string_agg(m.smsc_message_id, ',' ORDER BY m.part) FROM outbox_message_id m "
                           "WHERE m.outbox_id = o.id) AS smsc_message_ids FROM outbox o WHERE o.donation_id = $1",
-                      p, out);
+                      p, story);
 }
 
-StoreStatus ShowSubscriber(Connection& conn, const std::string& msisdn, std::ostream& out, int offset, bool* found) {
+StoreStatus QuerySubscriberStory(Connection& conn, const std::string& msisdn, int offset,
+                                 std::vector<StorySection>* story, bool* found) {
   Params p;
   p.Text(msisdn);
-  int messages = 0;
-  StoreStatus st = PrintSection(
+  StoreStatus st = QuerySection(
       conn, "messages from " + msisdn,
       "SELECT im.id, " + LocalTs("im.received_at", offset) + " AS received_at, im.link, im.operator, im.dest_addr, "
       "im.text, im.outcome, im.outcome_detail, d.id AS donation_id, d.state, d.amount_vnd, d.charged_amount_vnd "
       "FROM inbound_message im LEFT JOIN donation d ON d.inbound_message_id = im.id "
-      "WHERE im.msisdn = $1 ORDER BY im.id", p, out, &messages);
+      "WHERE im.msisdn = $1 ORDER BY im.id", p, story);
   if (!st.ok()) return st;
-  *found = messages > 0;
+  *found = !story->back().rows.empty();
   if (!*found) return StoreStatus::Ok();
-  return PrintSection(conn, "replies to " + msisdn,
+  return QuerySection(conn, "replies to " + msisdn,
                       "SELECT o.id, o.donation_id, o.purpose, o.state, o.text, " + LocalTs("o.submitted_at", offset) +
                           " AS submitted_at, o.receipt_stat FROM outbox o WHERE o.dest_addr = $1 ORDER BY o.id",
-                      p, out);
+                      p, story);
+}
+
+StoreStatus ShowDonation(Connection& conn, int64_t id, std::ostream& out, int offset, bool* found) {
+  std::vector<StorySection> story;
+  StoreStatus st = QueryDonationStory(conn, id, offset, &story, found);
+  if (!st.ok()) return st;
+  if (!*found) {
+    PrintSection(story.front(), out);
+    return StoreStatus::Ok();
+  }
+  for (size_t i = 0; i < story.size(); ++i) {
+    PrintSection(story[i], out);
+    if (i == 0) out << "\n";
+  }
+  return StoreStatus::Ok();
+}
+
+StoreStatus ShowSubscriber(Connection& conn, const std::string& msisdn, std::ostream& out, int offset, bool* found) {
+  std::vector<StorySection> story;
+  StoreStatus st = QuerySubscriberStory(conn, msisdn, offset, &story, found);
+  if (!st.ok()) return st;
+  for (auto& sec : story) PrintSection(sec, out);
+  return StoreStatus::Ok();
+}
+
+StoreStatus FindDonationByChargeKey(Connection& conn, const std::string& key, int64_t* donation_id) {
+  Result r;
+  StoreStatus st = conn.Exec("SELECT donation_id FROM charge WHERE key = $1", Params().Text(key), &r);
+  if (!st.ok()) return st;
+  *donation_id = r.rows() == 1 ? r.Int64(0, 0) : 0;
+  return StoreStatus::Ok();
+}
+
+StoreStatus QuerySeries(Connection& conn, const UtcRange& range, int64_t bucket, int offset,
+                        std::vector<SeriesPoint>* points) {
+  // Buckets are aligned to the finance zone: (epoch + offset) / bucket. Both are integers
+  // (parameters), the same donations and ledger rows as QueryReport counts.
+  Result r;
+  StoreStatus st = conn.Exec(R"SQL(
+      WITH b AS (
+        SELECT g AS start FROM generate_series($1::bigint, $2::bigint - 1, $3::bigint) g
+      ), d AS (
+        SELECT (floor((extract(epoch FROM im.received_at) + $4::bigint) / $3::bigint) * $3::bigint - $4::bigint)::bigint AS start,
+               d.id
+          FROM donation d JOIN inbound_message im ON im.id = d.inbound_message_id
+         WHERE im.outcome NOT IN ('receipt', 'redelivery')
+           AND im.received_at >= to_timestamp($1::bigint) AND im.received_at < to_timestamp($2::bigint)
+      ), v AS (
+        SELECT d.start, count(*) AS donations,
+               coalesce(sum((SELECT sum(l.amount_vnd) FROM ledger_entry l
+                              WHERE l.donation_id = d.id AND l.account LIKE 'receivable:%'
+                                AND l.direction = 'debit' AND l.reverses_journal_id IS NULL)), 0) AS vnd
+          FROM d GROUP BY d.start
+      )
+      SELECT b.start, coalesce(v.donations, 0), coalesce(v.vnd, 0)
+        FROM b LEFT JOIN v ON v.start = b.start ORDER BY b.start)SQL",
+                             Params().Int(range.start).Int(range.end).Int(bucket).Int(offset), &r);
+  if (!st.ok()) return st;
+  for (int i = 0; i < r.rows(); ++i) points->push_back({r.Int64(i, 0), r.Int64(i, 1), r.Int64(i, 2)});
+  return StoreStatus::Ok();
 }
 
 StoreStatus ReverseDonation(Connection& conn, int64_t donation_id, const std::string& reason, const std::string& actor,
@@ -496,14 +568,14 @@ std::string ExplainReversalRefusal(int64_t donation_id, const StoreStatus& refus
   return donation + " cannot be reversed: " + (primary.empty() ? "the database refused" : primary);
 }
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance
 
 #include <boost/asio/io_context.hpp>
 
 #include "billing/charging/charging_factory.h"
 #include "config/config.h"
 
-namespace donagate::ctl {
+namespace donagate::finance {
 
 StoreStatus RefundAtOperator(Connection& conn, const config::Config& config, int64_t donation_id, bool* supported,
                              std::vector<RefundLine>* lines) {
@@ -544,4 +616,4 @@ StoreStatus RefundAtOperator(Connection& conn, const config::Config& config, int
   return StoreStatus::Ok();
 }
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

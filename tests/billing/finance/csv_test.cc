@@ -1,10 +1,10 @@
-#include "tools/donagatectl/csv.h"
+#include "billing/finance/csv.h"
 
 #include <gtest/gtest.h>
 
 #include <sstream>
 
-namespace donagate::ctl {
+namespace donagate::finance {
 namespace {
 
 TEST(Csv, RecordsEndWithCrlfAndQuoteWhatNeedsIt) {
@@ -26,4 +26,4 @@ TEST(Csv, WhatWeWriteSplitsBack) {
 }
 
 }  // namespace
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "tools/donagatectl/settlement.h"
-#include "tools/donagatectl/time_util.h"
+#include "billing/finance/settlement.h"
+#include "billing/finance/time_util.h"
 
-namespace donagate::ctl {
+namespace donagate::finance {
 
 struct OurCharge {
   std::string key;
@@ -78,4 +78,4 @@ ReconcileReport Reconcile(const UtcRange& day, const std::vector<SettlementRow>&
                           const std::function<std::optional<OurCharge>(const std::string&)>& lookup,
                           int display_offset_seconds);
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-namespace donagate::ctl {
+namespace donagate::finance {
 
 // How an operator writes amounts. The default is today's plain integer ("100000"); a
 // Vietnamese spreadsheet export writes "100.000", "100.000,00" or "100.000 đ". VND has no minor
@@ -75,4 +75,4 @@ bool ValidateSettlementMapping(const SettlementMapping& mapping, std::string* er
 bool ReadSettlement(std::istream& in, const SettlementMapping& mapping, std::vector<SettlementRow>* rows,
                     SettlementError* error);
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

@@ -1,4 +1,4 @@
-#include "tools/donagatectl/settlement.h"
+#include "billing/finance/settlement.h"
 
 #include <gtest/gtest.h>
 
@@ -7,9 +7,9 @@
 #include <sstream>
 
 #include "tests/common/test_env.h"
-#include "tools/donagatectl/time_util.h"
+#include "billing/finance/time_util.h"
 
-namespace donagate::ctl {
+namespace donagate::finance {
 namespace {
 
 SettlementMapping MappingFromFile(const std::string& name) {
@@ -220,4 +220,4 @@ TEST(Settlement, MappingValidation) {
 }
 
 }  // namespace
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "billing/store/pg.h"
-#include "tools/donagatectl/reconcile.h"
-#include "tools/donagatectl/time_util.h"
+#include "billing/finance/reconcile.h"
+#include "billing/finance/time_util.h"
 
-namespace donagate::ctl {
+namespace donagate::finance {
 
 // One report line: one operator and campaign ("-" for messages that were not donations).
 struct ReportRow {
@@ -71,6 +71,33 @@ billing::StoreStatus QueryBookedCharges(billing::pg::Connection& conn, const std
 billing::StoreStatus LookupCharges(billing::pg::Connection& conn, const std::vector<std::string>& keys,
                                    std::map<std::string, OurCharge>* out);
 
+// A donation's story as data: sections (donation, message, transitions, charges, ledger,
+// replies; or a subscriber's messages and replies), each with its column names and rows (NULL
+// cells as std::nullopt). ShowDonation/ShowSubscriber print them; the console renders them.
+struct StorySection {
+  std::string title;
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+};
+billing::StoreStatus QueryDonationStory(billing::pg::Connection& conn, int64_t donation_id, int display_offset_seconds,
+                                        std::vector<StorySection>* story, bool* found);
+billing::StoreStatus QuerySubscriberStory(billing::pg::Connection& conn, const std::string& msisdn,
+                                          int display_offset_seconds, std::vector<StorySection>* story, bool* found);
+// The donation a charge reference (idempotency key) belongs to; *donation_id = 0 when none.
+billing::StoreStatus FindDonationByChargeKey(billing::pg::Connection& conn, const std::string& key,
+                                             int64_t* donation_id);
+
+// Donations received and VND charged (gross, from the ledger, as QueryReport counts them) per
+// bucket of `bucket_seconds` (3600 or 86400) aligned to the finance zone, every bucket of the
+// range listed (zeros included).
+struct SeriesPoint {
+  int64_t bucket_start = 0;  // UTC epoch seconds
+  int64_t donations = 0;
+  int64_t vnd_charged = 0;
+};
+billing::StoreStatus QuerySeries(billing::pg::Connection& conn, const UtcRange& range, int64_t bucket_seconds,
+                                 int display_offset_seconds, std::vector<SeriesPoint>* points);
+
 // Prints everything known about one donation, or about every donation and message of one
 // subscriber: messages, state transitions, charges, ledger rows, replies and receipts.
 billing::StoreStatus ShowDonation(billing::pg::Connection& conn, int64_t donation_id, std::ostream& out,
@@ -93,13 +120,13 @@ billing::StoreStatus ReverseDonation(billing::pg::Connection& conn, int64_t dona
 // in `refusal.message()`, for --verbose).
 std::string ExplainReversalRefusal(int64_t donation_id, const billing::StoreStatus& refusal);
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance
 
 namespace donagate::config {
 struct Config;
 }
 
-namespace donagate::ctl {
+namespace donagate::finance {
 
 struct RefundLine {
   std::string key;
@@ -115,4 +142,4 @@ struct RefundLine {
 billing::StoreStatus RefundAtOperator(billing::pg::Connection& conn, const config::Config& config, int64_t donation_id,
                                       bool* supported, std::vector<RefundLine>* lines);
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

@@ -1,8 +1,8 @@
-#include "tools/donagatectl/time_util.h"
+#include "billing/finance/time_util.h"
 
 #include <gtest/gtest.h>
 
-namespace donagate::ctl {
+namespace donagate::finance {
 namespace {
 
 constexpr int kIct = 7 * 3600;
@@ -58,4 +58,4 @@ TEST(TimeUtil, IsoWithOffsetAndFraction) {
 }
 
 }  // namespace
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

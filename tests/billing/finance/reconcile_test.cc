@@ -1,10 +1,10 @@
-#include "tools/donagatectl/reconcile.h"
+#include "billing/finance/reconcile.h"
 
 #include <gtest/gtest.h>
 
 #include <map>
 
-namespace donagate::ctl {
+namespace donagate::finance {
 namespace {
 
 constexpr int kIct = 7 * 3600;
@@ -189,4 +189,4 @@ TEST(Reconcile, DayEdgesUseTheOperatorsDateAndExplainTheOtherSide) {
 }
 
 }  // namespace
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

@@ -1,9 +1,9 @@
-#include "tools/donagatectl/reconcile.h"
+#include "billing/finance/reconcile.h"
 
 #include <unordered_map>
 #include <unordered_set>
 
-namespace donagate::ctl {
+namespace donagate::finance {
 
 const char* DiscrepancyKindName(DiscrepancyKind kind) {
   switch (kind) {
@@ -107,4 +107,4 @@ ReconcileReport Reconcile(const UtcRange& day, const std::vector<SettlementRow>&
   return r;
 }
 
-}  // namespace donagate::ctl
+}  // namespace donagate::finance

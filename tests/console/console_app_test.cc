@@ -1,0 +1,377 @@
+// The finance console's handlers against real PostgreSQL: requests go through
+// ConsoleApp::Handle exactly as the server passes them (cookies, forms, remote address), and
+// every expectation is read back from the database or from the shared finance code.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "billing/finance/finance.h"
+#include "billing/finance/time_util.h"
+#include "billing/store/migrate.h"
+#include "billing/store/pg.h"
+#include "console/app.h"
+#include "console/html.h"
+#include "console/users.h"
+#include "tests/common/test_pg.h"
+
+namespace donagate::console {
+namespace {
+
+using ::donagate::testing::ExecSql;
+using ::donagate::testing::QueryValue;
+
+constexpr int kIct = 7 * 3600;
+const char* kDay = "2026-11-27";
+const char* kPassword = "correct horse battery";
+
+std::string Ts(int64_t epoch) { return finance::FormatTimestamp(epoch, 0); }
+
+class ConsoleAppTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (::donagate::testing::PostgresServerConninfo().empty()) return;
+    conninfo_ = new std::string(::donagate::testing::CreateFreshDatabase("console"));
+    ASSERT_TRUE(billing::Migrate(*conninfo_).ok());
+    const int64_t start = finance::LocalDayRange(*finance::ParseDate(kDay), kIct).start;
+    AddDonation(1, "opa", 20000, "charged", "", start + 3600, "CV 1");
+    AddDonation(2, "opa", 40000, "charged", "", start + 7200, "CV 2");
+    AddDonation(3, "opb", 20000, "failed", "insufficient_funds: HTTP 402: balance too low", start + 7300, "CV 1");
+    AddDonation(4, "opb", 100000, "charged", "", start + 40000, "<script>alert('xss')</script> CV 5");
+    billing::pg::Connection conn;
+    ASSERT_TRUE(conn.Ensure(*conninfo_).ok());
+    ASSERT_TRUE(AddUser(conn, "anna", kPassword, {"finance"}, "test", "test").ok());
+    ASSERT_TRUE(AddUser(conn, "binh", kPassword, {"approver"}, "test", "test").ok());
+    ASSERT_TRUE(AddUser(conn, "olga", kPassword, {"ops"}, "test", "test").ok());
+    ASSERT_TRUE(AddUser(conn, "both", kPassword, {"finance", "approver"}, "test", "test").ok());
+  }
+
+  static void AddDonation(int64_t id, const std::string& op, int64_t amount, const std::string& state,
+                          const std::string& failure, int64_t at, const std::string& text) {
+    const std::string i = std::to_string(id), a = std::to_string(amount), m = "8491" + std::to_string(2000000 + id);
+    billing::pg::Connection conn;
+    ASSERT_TRUE(conn.Ensure(*conninfo_).ok());
+    auto ok = [](billing::StoreStatus st) { ASSERT_TRUE(st.ok()) << st.message(); };
+    ok(conn.Exec("INSERT INTO inbound_message (id, instance_id, link, operator, source_addr, msisdn, dest_addr, "
+                 "data_coding, esm_class, raw_payload, text, received_at, outcome) VALUES ($1, 'test', $2 || '-1', $2, "
+                 "$3, $3, '1407', 0, 0, '\\x4356', $4, $5::timestamptz, 'donation')",
+                 billing::pg::Params().Int(id).Text(op).Text(m).Text(text).Text(Ts(at))));
+    ok(conn.Exec("INSERT INTO donation (id, inbound_message_id, campaign, operator, msisdn, shortcode, units, "
+                 "unit_price_vnd, amount_vnd, charging_mode, state, failure_reason, charged_units, charged_amount_vnd, "
+                 "received_at) VALUES ($1, $1, 'covid', $2, $3, '1407', 1, $4, $4, 'whole', $5, nullif($6, ''), $7, $8, "
+                 "$9::timestamptz)",
+                 billing::pg::Params().Int(id).Text(op).Text(m).Int(amount).Text(state).Text(failure)
+                     .Int(state == "charged" ? 1 : 0).Int(state == "charged" ? amount : 0).Text(Ts(at))));
+    if (state != "charged") return;
+    ok(conn.Exec("INSERT INTO charge (key, donation_id, unit_index, units, amount_vnd, outcome) VALUES "
+                 "('don-' || $1::text, $1::bigint, 0, 1, $2, 'charged')", billing::pg::Params().Int(id).Int(amount)));
+    ok(conn.Exec("INSERT INTO ledger_entry (journal_id, account, direction, amount_vnd, donation_id, charge_key, "
+                 "created_at, created_by) SELECT j, v.account, v.direction, " + a + ", " + i + ", 'don-" + i +
+                 "', '" + Ts(at + 1) + "', 'test' FROM (SELECT nextval('ledger_journal_id_seq') AS j) s, "
+                 "(VALUES ('receivable:" + op + "', 'debit'), ('fund:covid', 'credit')) AS v(account, direction)"));
+  }
+
+  void SetUp() override {
+    DONAGATE_REQUIRE_POSTGRES();
+    ConsoleOptions o;
+    o.conninfo = *conninfo_;
+    o.now = [this] { return now_; };
+    app_ = std::make_unique<ConsoleApp>(o);
+  }
+
+  struct Browser {
+    std::map<std::string, std::string> cookies;
+    std::string remote = "192.0.2.10";
+  };
+
+  static std::string CookieHeader(const Browser& b) {
+    std::string s;
+    for (auto& [k, v] : b.cookies) s += (s.empty() ? "" : "; ") + k + "=" + v;
+    return s;
+  }
+
+  HttpResponse Send(Browser& b, const std::string& method, const std::string& target, const std::string& body = "") {
+    HttpRequest r;
+    r.method = method;
+    r.target = target;
+    r.remote_addr = b.remote;
+    if (!b.cookies.empty()) r.headers["cookie"] = CookieHeader(b);
+    if (method == "POST") r.headers["content-type"] = "application/x-www-form-urlencoded";
+    r.body = body;
+    HttpResponse res = app_->Handle(r);
+    for (auto& [k, v] : res.headers) {
+      if (k != "Set-Cookie") continue;
+      std::string pair = v.substr(0, v.find(';'));
+      std::string name = pair.substr(0, pair.find('=')), value = pair.substr(pair.find('=') + 1);
+      if (value.empty()) b.cookies.erase(name);
+      else b.cookies[name] = value;
+    }
+    return res;
+  }
+
+  static std::string Field(const std::string& html, const std::string& name) {
+    std::smatch m;
+    std::regex re("name=\"" + name + "\" value=\"([^\"]*)\"");
+    return std::regex_search(html, m, re) ? m[1].str() : "";
+  }
+
+  HttpResponse Login(Browser& b, const std::string& user, const std::string& password = kPassword) {
+    HttpResponse page = Send(b, "GET", "/login");
+    return Send(b, "POST", "/login", "csrf=" + Field(page.body, "csrf") + "&user=" + user + "&password=" + UrlEncode(password));
+  }
+
+  // The CSRF token of the logged-in session, as the pages carry it.
+  std::string Csrf(Browser& b) { return Field(Send(b, "GET", "/reversals").body, "csrf"); }
+
+  static std::string Q(const std::string& sql) { return QueryValue(*conninfo_, sql); }
+
+  static std::string* conninfo_;
+  std::chrono::steady_clock::time_point now_ = std::chrono::steady_clock::now();
+  std::unique_ptr<ConsoleApp> app_;
+};
+std::string* ConsoleAppTest::conninfo_ = nullptr;
+
+TEST_F(ConsoleAppTest, PagesNeedALoginAndTheSessionCookieIsHttpOnlyStrict) {
+  Browser b;
+  EXPECT_EQ(Send(b, "GET", "/").status, 303);
+  HttpResponse res = Login(b, "anna");
+  ASSERT_EQ(res.status, 303) << res.body;
+  std::string cookie;
+  for (auto& [k, v] : res.headers)
+    if (k == "Set-Cookie" && v.rfind("dg_session=", 0) == 0) cookie = v;
+  EXPECT_NE(cookie.find("HttpOnly"), std::string::npos);
+  EXPECT_NE(cookie.find("SameSite=Strict"), std::string::npos);
+  EXPECT_EQ(cookie.find("Secure"), std::string::npos) << "no TLS in this test";
+  EXPECT_EQ(Send(b, "GET", "/").status, 200);
+  EXPECT_NE(res.Header("Content-Security-Policy").find("script-src 'self'"), std::string::npos);
+  EXPECT_EQ(Q("SELECT count(*) FROM console_audit WHERE actor = 'anna' AND action = 'login' AND outcome = 'ok' "
+              "AND remote_addr = '192.0.2.10'"), "1");
+  // The database keeps only the token's hash.
+  EXPECT_EQ(Q("SELECT count(*) FROM console_session WHERE encode(token_sha256, 'hex') = '" + b.cookies["dg_session"] + "'"), "0");
+}
+
+TEST_F(ConsoleAppTest, OverviewTotalsEqualTheSharedReportToTheDong) {
+  Browser b;
+  ASSERT_EQ(Login(b, "anna").status, 303);
+  HttpResponse res = Send(b, "GET", std::string("/?from=") + kDay + "&to=" + kDay);
+  ASSERT_EQ(res.status, 200) << res.body;
+  billing::pg::Connection conn;
+  ASSERT_TRUE(conn.Ensure(*conninfo_).ok());
+  std::vector<finance::ReportRow> rows;
+  const auto day = finance::LocalDayRange(*finance::ParseDate(kDay), kIct);
+  ASSERT_TRUE(finance::QueryReport(conn, day, &rows).ok());
+  int64_t vnd = 0;
+  for (auto& r : rows) vnd += r.vnd_charged;
+  // Independently from the ledger: 20000 + 40000 + 100000.
+  EXPECT_EQ(vnd, 160000);
+  EXPECT_EQ(Q("SELECT sum(amount_vnd) FROM ledger_entry WHERE direction = 'debit'"), "160000");
+  EXPECT_NE(res.body.find("data-vnd-charged=\"160000\""), std::string::npos);
+  EXPECT_NE(res.body.find("160.000 \xC4\x91"), std::string::npos) << "amounts read 160.000 đ";
+  EXPECT_NE(res.body.find("insufficient_funds 1"), std::string::npos) << "failures by reason code";
+  EXPECT_EQ(res.body.find("balance too low"), std::string::npos);
+  // The chart's data: one bucket per hour of the day, served with the page (no CDN).
+  EXPECT_NE(res.body.find("<script src=\"/static/chart.js\""), std::string::npos);
+  EXPECT_EQ(res.body.find("https://"), std::string::npos);
+}
+
+TEST_F(ConsoleAppTest, StoredTextsRenderInertAndPhonesAreMaskedForFinance) {
+  Browser finance_user, approver;
+  ASSERT_EQ(Login(finance_user, "anna").status, 303);
+  ASSERT_EQ(Login(approver, "binh").status, 303);
+  HttpResponse res = Send(finance_user, "GET", "/lookup?q=4");
+  ASSERT_EQ(res.status, 200) << res.body;
+  EXPECT_EQ(res.body.find("<script>alert"), std::string::npos) << "an MO text must never become markup";
+  EXPECT_NE(res.body.find("&lt;script&gt;alert(&#39;xss&#39;)&lt;/script&gt;"), std::string::npos);
+  EXPECT_EQ(res.body.find("84912000004"), std::string::npos) << "finance sees masked numbers";
+  EXPECT_NE(res.body.find("84912***004"), std::string::npos);
+  HttpResponse unmasked = Send(approver, "GET", "/lookup?q=84912000004");
+  ASSERT_EQ(unmasked.status, 200);
+  EXPECT_NE(unmasked.body.find("84912000004"), std::string::npos);
+  // By charge reference too.
+  EXPECT_EQ(Send(finance_user, "GET", "/lookup?q=don-2").status, 200);
+  // Hostile search text is a parameter: not found, nothing else happens, and it is echoed escaped.
+  HttpResponse inj = Send(finance_user, "GET", "/lookup?q=" + UrlEncode("x'; DELETE FROM donation; --<b>"));
+  EXPECT_EQ(inj.status, 404);
+  EXPECT_EQ(inj.body.find("<b>"), std::string::npos);
+  EXPECT_EQ(Q("SELECT count(*) FROM donation"), "4");
+}
+
+TEST_F(ConsoleAppTest, ReversalNeedsTwoPeopleAndRunsTheSharedReversalOnce) {
+  Browser anna, binh, both;
+  ASSERT_EQ(Login(anna, "anna").status, 303);
+  ASSERT_EQ(Login(binh, "binh").status, 303);
+  ASSERT_EQ(Login(both, "both").status, 303);
+  // An approver may not file, a finance user may not decide.
+  EXPECT_EQ(Send(binh, "POST", "/reversals/request", "csrf=" + Csrf(binh) + "&donation=2&reason=x").status, 403);
+  ASSERT_EQ(Send(anna, "POST", "/reversals/request", "csrf=" + Csrf(anna) + "&donation=2&reason=" +
+                                                         UrlEncode("subscriber complaint <b>")).status, 303);
+  const std::string id = Q("SELECT id FROM reversal_request WHERE donation_id = 2");
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(Send(anna, "POST", "/reversals/decide", "csrf=" + Csrf(anna) + "&id=" + id + "&decision=approve").status, 403);
+  EXPECT_EQ(Q("SELECT state FROM donation WHERE id = 2"), "charged");
+  // Someone with both roles still cannot approve their own request.
+  ASSERT_EQ(Send(both, "POST", "/reversals/request", "csrf=" + Csrf(both) + "&donation=1&reason=dup").status, 303);
+  const std::string own = Q("SELECT id FROM reversal_request WHERE donation_id = 1");
+  EXPECT_EQ(Send(both, "POST", "/reversals/decide", "csrf=" + Csrf(both) + "&id=" + own + "&decision=approve").status, 403);
+  EXPECT_EQ(Q("SELECT state FROM donation WHERE id = 1"), "charged");
+  // The database enforces the four eyes too.
+  EXPECT_THROW(ExecSql(*conninfo_, "UPDATE reversal_request SET state = 'rejected', decided_by = requested_by, "
+                                   "decided_at = now() WHERE id = " + own),
+               std::runtime_error);
+
+  const std::string ledger_before = Q("SELECT count(*) FROM ledger_entry");
+  HttpResponse ok = Send(binh, "POST", "/reversals/decide", "csrf=" + Csrf(binh) + "&id=" + id + "&decision=approve");
+  ASSERT_EQ(ok.status, 303) << ok.body;
+  EXPECT_EQ(Q("SELECT state FROM donation WHERE id = 2"), "reversed");
+  EXPECT_EQ(std::stoi(Q("SELECT count(*) FROM ledger_entry")), std::stoi(ledger_before) + 2);
+  EXPECT_EQ(Q("SELECT state || ':' || amount_vnd || ':' || decided_by FROM reversal_request WHERE id = " + id),
+            "done:40000:binh");
+  EXPECT_EQ(Q("SELECT count(*) FROM ledger_entry WHERE donation_id = 2 AND reverses_journal_id IS NOT NULL "
+              "AND created_by LIKE 'binh%anna%'"), "2") << "both people are on the ledger rows";
+  // Deciding again writes nothing.
+  EXPECT_EQ(Send(binh, "POST", "/reversals/decide", "csrf=" + Csrf(binh) + "&id=" + id + "&decision=approve").status, 200);
+  EXPECT_EQ(std::stoi(Q("SELECT count(*) FROM ledger_entry")), std::stoi(ledger_before) + 2);
+  // The reason is shown escaped.
+  HttpResponse list = Send(anna, "GET", "/reversals");
+  EXPECT_NE(list.body.find("subscriber complaint &lt;b&gt;"), std::string::npos);
+  // A donation that is not charged cannot even be requested.
+  HttpResponse refused = Send(anna, "POST", "/reversals/request", "csrf=" + Csrf(anna) + "&donation=3&reason=x");
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_NE(refused.body.find("Donation 3 cannot be reversed"), std::string::npos);
+}
+
+TEST_F(ConsoleAppTest, MissingOrWrongCsrfIsRefusedAndAudited) {
+  Browser b;
+  ASSERT_EQ(Login(b, "anna").status, 303);
+  EXPECT_EQ(Send(b, "POST", "/reversals/request", "donation=4&reason=x").status, 403);
+  EXPECT_EQ(Send(b, "POST", "/reversals/request", "csrf=" + std::string(64, 'a') + "&donation=4&reason=x").status, 403);
+  EXPECT_EQ(Q("SELECT count(*) FROM reversal_request WHERE donation_id = 4"), "0");
+  EXPECT_EQ(Q("SELECT count(*) FROM console_audit WHERE action = 'csrf' AND actor = 'anna' AND outcome = 'refused'"), "2");
+  // The login form has its own token.
+  Browser c;
+  EXPECT_EQ(Send(c, "POST", "/login", "user=anna&password=" + UrlEncode(kPassword)).status, 403);
+}
+
+TEST_F(ConsoleAppTest, WrongRoleIsRefused) {
+  Browser anna, olga;
+  ASSERT_EQ(Login(anna, "anna").status, 303);
+  ASSERT_EQ(Login(olga, "olga").status, 303);
+  EXPECT_EQ(Send(anna, "POST", "/operations/pause", "csrf=" + Csrf(anna)).status, 403);
+  EXPECT_EQ(Send(olga, "POST", "/reversals/request", "csrf=" + Csrf(olga) + "&donation=4&reason=x").status, 403);
+  EXPECT_GE(std::stoi(Q("SELECT count(*) FROM console_audit WHERE outcome = 'refused' AND action IN "
+                        "('charging_pause', 'reversal_request')")), 2);
+}
+
+TEST_F(ConsoleAppTest, BruteForceIsSlowedPerAddressAndName) {
+  Browser b;
+  b.remote = "198.51.100.7";
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Login(b, "olga", "wrong password " + std::to_string(i)).status, 401);
+  // Now even the right password waits.
+  HttpResponse slowed = Login(b, "olga");
+  EXPECT_EQ(slowed.status, 429);
+  EXPECT_FALSE(slowed.Header("Retry-After").empty());
+  // From another address, the name is still slowed.
+  Browser other;
+  other.remote = "198.51.100.8";
+  EXPECT_EQ(Login(other, "olga").status, 429);
+  now_ += std::chrono::seconds(2);
+  EXPECT_EQ(Login(b, "olga").status, 303);
+  EXPECT_GE(std::stoi(Q("SELECT count(*) FROM console_audit WHERE actor = 'olga' AND action = 'login' AND outcome = 'refused'")), 7);
+}
+
+TEST_F(ConsoleAppTest, SessionFixationAndLogout) {
+  Browser b;
+  const std::string planted(64, 'f');
+  b.cookies["dg_session"] = planted;
+  EXPECT_EQ(Send(b, "GET", "/").status, 303) << "an unknown token is no session";
+  ASSERT_EQ(Login(b, "anna").status, 303);
+  EXPECT_NE(b.cookies["dg_session"], planted) << "login issues a new token";
+  const std::string token = b.cookies["dg_session"];
+  ASSERT_EQ(Send(b, "POST", "/logout", "csrf=" + Csrf(b)).status, 303);
+  Browser replay;
+  replay.cookies["dg_session"] = token;
+  EXPECT_EQ(Send(replay, "GET", "/").status, 303) << "a logged-out token is dead";
+  // Disabling a user ends their sessions at once.
+  Browser d;
+  ASSERT_EQ(Login(d, "olga").status, 303);
+  billing::pg::Connection conn;
+  ASSERT_TRUE(conn.Ensure(*conninfo_).ok());
+  ASSERT_TRUE(AddUser(conn, "temp", kPassword, {"finance"}, "test", "test").ok());
+  Browser t;
+  ASSERT_EQ(Login(t, "temp").status, 303);
+  ASSERT_TRUE(DisableUser(conn, "temp", "test", "test").ok());
+  EXPECT_EQ(Send(t, "GET", "/").status, 303);
+  EXPECT_EQ(Login(t, "temp").status, 401);
+}
+
+TEST_F(ConsoleAppTest, StaticFilesAreAFixedTableNotPaths) {
+  Browser b;
+  EXPECT_EQ(Send(b, "GET", "/static/../../../../etc/passwd").status, 404);
+  EXPECT_EQ(Send(b, "GET", "/static/%2e%2e/%2e%2e/etc/passwd").status, 404);
+  EXPECT_EQ(Send(b, "GET", "/static/console.js").status, 200);
+  HttpResponse chart = Send(b, "GET", "/static/chart.js");
+  EXPECT_EQ(chart.status, 200) << "Debian's libjs-chart.js";
+  EXPECT_NE(chart.body.find("Chart.js"), std::string::npos);
+  // Export file names come from validated dates only.
+  ASSERT_EQ(Login(b, "anna").status, 303);
+  EXPECT_EQ(Send(b, "GET", "/exports/donations.csv?from=../../etc&to=x").status, 400);
+}
+
+TEST_F(ConsoleAppTest, ExportStreamsCrlfCsvOfTheRange) {
+  Browser b;
+  ASSERT_EQ(Login(b, "anna").status, 303);
+  HttpResponse res = Send(b, "GET", std::string("/exports/donations.csv?from=") + kDay + "&to=" + kDay);
+  ASSERT_EQ(res.status, 200);
+  ASSERT_TRUE(res.stream);
+  EXPECT_NE(res.Header("Content-Disposition").find("donations-2026-11-27-2026-11-27.csv"), std::string::npos);
+  std::string csv;
+  int chunks = 0;
+  res.stream([&](std::string_view chunk) {
+    csv.append(chunk);
+    ++chunks;
+    return true;
+  });
+  EXPECT_EQ(csv.rfind("donation_id,received_at,", 0), 0u);
+  size_t records = 0;
+  for (size_t p = csv.find("\r\n"); p != std::string::npos; p = csv.find("\r\n", p + 2)) ++records;
+  EXPECT_EQ(records, 5u) << "header + 4 donations, CRLF-terminated";
+  EXPECT_EQ(Q("SELECT count(*) FROM console_audit WHERE action = 'export' AND actor = 'anna'"), "1");
+}
+
+TEST_F(ConsoleAppTest, AuditLogIsAppendOnly) {
+  EXPECT_THROW(ExecSql(*conninfo_, "UPDATE console_audit SET actor = 'nobody'"), std::runtime_error);
+  EXPECT_THROW(ExecSql(*conninfo_, "DELETE FROM console_audit"), std::runtime_error);
+  EXPECT_THROW(ExecSql(*conninfo_, "TRUNCATE console_audit"), std::runtime_error);
+}
+
+TEST(ConsoleHtml, EscapesFormatsAndMasks) {
+  EXPECT_EQ(Esc("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+  EXPECT_EQ(FormatVnd(1234567), "1.234.567 \xC4\x91");
+  EXPECT_EQ(FormatVnd(0), "0 \xC4\x91");
+  EXPECT_EQ(FormatVnd(-20000), "-20.000 \xC4\x91");
+  EXPECT_EQ(MaskMsisdn("84912345678"), "84912***678");
+  EXPECT_EQ(JsonForScript("{\"a\":\"</script>\"}"), "{\"a\":\"\\u003c/script\\u003e\"}");
+  auto f = ParseForm("a=1+2&b=%3Cx%3E&c");
+  EXPECT_EQ(f["a"], "1 2");
+  EXPECT_EQ(f["b"], "<x>");
+  EXPECT_EQ(T(Lang::kEn, "Overview"), "Overview");
+  EXPECT_NE(T(Lang::kVi, "Overview"), "Overview");
+}
+
+TEST(ConsoleThrottle, DelaysDoubleAfterTheFreeFailures) {
+  LoginThrottle t(5, std::chrono::seconds(900));
+  auto now = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(t.WaitSeconds("k", now), 0);
+    t.Failed("k", now);
+  }
+  EXPECT_GT(t.WaitSeconds("k", now), 0);
+  EXPECT_EQ(t.WaitSeconds("k", now + std::chrono::seconds(2)), 0);
+  for (int i = 0; i < 10; ++i) t.Failed("k", now);
+  EXPECT_GE(t.WaitSeconds("k", now), 900) << "capped at the maximum, never forever";
+  EXPECT_LE(t.WaitSeconds("k", now), 901);
+  t.Succeeded("k");
+  EXPECT_EQ(t.WaitSeconds("k", now), 0);
+}
+
+}  // namespace
+}  // namespace donagate::console
