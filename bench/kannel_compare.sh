@@ -22,6 +22,8 @@
 # --quick: 2 000 MOs per run and short waits (a smoke run, <= 60 s on an idle machine).
 # Installs Debian's kannel (and python3, jq) when missing, and builds the three binaries (after
 # deploy/install-deps.sh) when they are missing: run as root on Debian 12.
+# BENCH_DATABASE_EXTRA (environment): lines appended to donagated's [database] section, for
+# A/B runs of one setting (e.g. BENCH_DATABASE_EXTRA='batch_linger_ms = 0'); not the product's figure.
 # Exit status: 0 when every run completed (Kannel: every acked MO reached the sink; donagated:
 # every money check passed).
 set -euo pipefail
@@ -385,6 +387,7 @@ EOF
 [database]
 conninfo = "host=127.0.0.1 port=$PGPORT_TEST user=postgres dbname=$db"
 run_migrations_on_start = true
+${BENCH_DATABASE_EXTRA:-}
 EOF
   ((peak)) && cat >>"$file" <<EOF
 pool_size = 4

@@ -175,6 +175,7 @@ class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> 
     std::deque<std::string> out;
     bool writing = false;
     bool dwr_outstanding = false;
+    steady_clock::time_point dwr_sent_at;  // Tw counts from here, whoever sent the DWR
     steady_clock::time_point last_rx;
     std::vector<std::function<void(uint32_t)>> dwa_waiters;  // Probe
     explicit Peer(asio::strand<asio::any_io_executor>& strand) : timer(strand) {}
@@ -399,18 +400,27 @@ class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> 
     Write(p, Encode(cer));
   }
 
+  // At most one DWR is outstanding per peer: a probe arriving while the watchdog's own DWR waits
+  // shares its answer, and the watchdog never mistakes a just-sent probe DWR for a stale one.
   void SendWatchdog(Peer& p) {
+    if (p.dwr_outstanding) return;
+    p.dwr_sent_at = steady_clock::now();
     Message dwr = NewRequest(kCmdDeviceWatchdog, kAppCommon);
     dwr.avps.push_back(Avp::Unsigned32(kAvpOriginStateId, origin_state_id_));
     p.dwr_outstanding = true;
     Write(p, Encode(dwr));
   }
 
-  void ArmWatchdog(Peer& p) {
+  void ArmWatchdog(Peer& p) { ArmWatchdog(p, options_.watchdog_interval); }
+  void ArmWatchdog(Peer& p, steady_clock::duration delay) {
     const uint64_t gen = p.generation;
-    p.timer.expires_after(options_.watchdog_interval);
+    p.timer.expires_after(delay);
     p.timer.async_wait([self = shared_from_this(), &p, gen](const boost::system::error_code& ec) {
       if (ec || gen != p.generation || p.state != PeerState::kOpen) return;
+      const auto waited = steady_clock::now() - p.dwr_sent_at;
+      if (p.dwr_outstanding && waited < self->options_.watchdog_interval) {
+        return self->ArmWatchdog(p, self->options_.watchdog_interval - waited);
+      }
       if (p.dwr_outstanding) {
         {
           std::lock_guard<std::mutex> lock(self->stats_mutex_);

@@ -190,7 +190,7 @@ struct LinkSpec {
 
 std::string WriteConfig(const std::string& dir, const std::string& name, const std::string& instance,
                         const std::vector<LinkSpec>& links, int charging_port, int http_port,
-                        bool mo_id_dedupe) {
+                        bool mo_id_dedupe, int charge_lease_s = 5) {
   std::string path = dir + "/" + name;
   std::ofstream out(path);
   for (const LinkSpec& l : links) {
@@ -212,7 +212,8 @@ std::string WriteConfig(const std::string& dir, const std::string& name, const s
         << "status_backoff_max_ms = 1000\n\n";
   }
   // Per-number limits off: 400 subscribers sending 1,000+ MOs in seconds is load, not abuse.
-  out << "[pipeline]\ninstance_id = \"" << instance << "\"\ncharge_lease_s = 5\npoll_interval_ms = 50\n"
+  out << "[pipeline]\ninstance_id = \"" << instance << "\"\ncharge_lease_s = " << charge_lease_s
+      << "\npoll_interval_ms = 50\n"
       << "max_mos_per_minute_per_msisdn = 0\nmax_replies_per_hour_per_msisdn = 0\n"
       << "charge_concurrency = 64\n\n"
       << "[http]\nlisten = \"127.0.0.1:" << http_port << "\"\n\n[log]\nlevel = \"info\"\n";
@@ -331,8 +332,10 @@ TEST_F(E2eTest, ThousandMosFromManySubscribersAreChargedToTheDongAndAnsweredOnce
 
   auto charging = StartChargingSim(&charging_port);
   auto smsc = StartSmscSim("opa", &smsc_port, WriteMoFile(dir_, "mos.txt", mos), 1000, 0, false);
+  // A lease longer than any queueing on a loaded CI machine: this test asserts one pass through
+  // memory, and a 5 s lease can expire while a donation still waits its turn in the queue.
   auto daemon = StartDaemon(WriteConfig(dir_, "d.toml", "e2e-1", {{"opa-1", "opa", smsc_port}},
-                                        charging_port, http_port, false),
+                                        charging_port, http_port, false, 60),
                             "daemon.log");
   const auto t0 = Clock::now();
   ASSERT_EQ(smsc->Wait(seconds(120)), 0) << ReadFile(dir_ + "/daemon.log").substr(0, 4000);

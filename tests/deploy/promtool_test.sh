@@ -183,6 +183,49 @@ tests:
         description: The daemon asks the backend for their status until it answers. They stay unknown while the backend cannot say; finance must not settle them by hand before it does.
         runbook_url: docs/operations.md#donagateunknownchargesoutstanding
         summary: 3 charges with unknown outcome unresolved for 30 minutes on d:9464
+- interval: 1m
+  input_series:
+  - series: donagate_db_connects_total{instance="d:9464",job="donagate",result="standby_refused"}
+    values: 0 0 0 1 2 3 4 5 6 7 8 9 10 10 10 10 10 10 10 10 10 10 10 10 10
+  - series: donagate_db_connects_total{instance="e:9464",job="donagate",result="primary"}
+    values: 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24
+  - series: donagate_donations_taken_over_total{instance="d:9464",job="donagate"}
+    values: 0 0 0 0 0 0 0 0 0 0 192 192 192 192 192 192 192 192 192 192 192 192 192 192 192
+  alert_rule_test:
+  # One refused connection is a blip (a failover in progress); refusals for 2 minutes page.
+  - eval_time: 4m
+    alertname: DonagateDatabaseStandbyRefused
+    exp_alerts: []
+  - eval_time: 7m
+    alertname: DonagateDatabaseStandbyRefused
+    exp_alerts:
+    - exp_labels:
+        severity: page
+        instance: d:9464
+      exp_annotations:
+        summary: d:9464 keeps reaching a PostgreSQL standby and refusing it
+        description: 'Its connection string leads to a server in recovery (read-only). It never writes there; MOs get temporary errors until a connection reaches the primary: after a failover, the conninfo or the proxy in front of PostgreSQL still points at the old primary.'
+        runbook_url: docs/operations.md#donagatedatabasestandbyrefused
+  # Refusals stopped (a connection reached the primary): quiet again once out of the window.
+  - eval_time: 24m
+    alertname: DonagateDatabaseStandbyRefused
+    exp_alerts: []
+  - eval_time: 9m
+    alertname: DonagateInstanceTakeover
+    exp_alerts: []
+  - eval_time: 12m
+    alertname: DonagateInstanceTakeover
+    exp_alerts:
+    - exp_labels:
+        severity: warn
+        instance: d:9464
+      exp_annotations:
+        summary: d:9464 took over 192 donations of another instance
+        description: Another donagated on this database died or stalled past its lease; this instance claimed its unfinished donations and resumes them with the same idempotency keys. The money is safe; find out why the other instance stopped.
+        runbook_url: docs/operations.md#donagateinstancetakeover
+  - eval_time: 24m
+    alertname: DonagateInstanceTakeover
+    exp_alerts: []
 YAML
 "$PROMTOOL" test rules "$work/alerts_test.yml"
 

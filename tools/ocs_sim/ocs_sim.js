@@ -16,7 +16,7 @@
 //    REFUND_ACCOUNT: credits back the debit named by the key AVP (default CC-Correlation-Id).
 //  - Duplicate detection: a CCR whose Session-Id was seen before is answered from the stored
 //    result and never debited again (counted as duplicates, T-flagged ones separately).
-//  - Faults (also at run time via the admin API): latency, answers dropped after the debit
+//  - Faults (also at run time via the admin API): latency (CCA and, apart, DWA), answers dropped after the debit
 //    (drop_rate), DIAMETER_TOO_BUSY (too_busy_rate, or too_busy_burst = next N CCRs, unprocessed),
 //    a listener that goes silent (answers nothing, DWR included) or closes.
 //  - Debit log: CSV key,msisdn,amount,at (the format tests/faults/lib.sh reads) written on SIGTERM
@@ -50,7 +50,7 @@ for (const name of ['getApplicationById', 'getApplicationByName', 'getCommandByC
 function parseArgs(argv) {
   const o = {
     listen: [], admin: null, originHost: 'ocs.test', originRealm: 'test', defaultBalance: 1000000,
-    latencyMs: 0, dropRate: 0, tooBusyRate: 0, tooBusyBurst: 0, rules: {}, balances: {},
+    latencyMs: 0, dwaLatencyMs: 0, dropRate: 0, tooBusyRate: 0, tooBusyBurst: 0, rules: {}, balances: {},
     debitLog: null, keyAvp: 'CC-Correlation-Id', ccfh: null, seed: 1,
   };
   for (let i = 2; i < argv.length; ++i) {
@@ -244,7 +244,8 @@ function handle(listener, socket, message) {
   if (drop || listener.mode !== 'up') return;
   const bytes = codec.encodeMessage(reply);
   const send = () => { if (!socket.destroyed && listener.mode === 'up') socket.write(bytes); };
-  if (cmd === 'Credit-Control' && opts.latencyMs > 0) setTimeout(send, opts.latencyMs); else send();
+  const delay = cmd === 'Credit-Control' ? opts.latencyMs : cmd === 'Device-Watchdog' ? opts.dwaLatencyMs : 0;
+  if (delay > 0) setTimeout(send, delay); else send();
 }
 
 function startListener(spec) {
@@ -324,6 +325,7 @@ function startAdmin(spec) {
         let c;
         try { c = JSON.parse(body || '{}'); } catch (e) { return reply(400, { error: 'bad JSON' }); }
         if (c.latency_ms !== undefined) opts.latencyMs = Number(c.latency_ms);
+        if (c.dwa_latency_ms !== undefined) opts.dwaLatencyMs = Number(c.dwa_latency_ms);
         if (c.drop_rate !== undefined) opts.dropRate = Number(c.drop_rate);
         if (c.too_busy_rate !== undefined) opts.tooBusyRate = Number(c.too_busy_rate);
         if (c.too_busy_burst !== undefined) opts.tooBusyBurst = Number(c.too_busy_burst);

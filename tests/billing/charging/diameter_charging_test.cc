@@ -482,6 +482,22 @@ TEST_F(DiameterBackendTest, ProbeExchangesCapabilitiesAndWatchdogWithoutCharging
   EXPECT_EQ(sim_->Stats()["ccr"], 0);
 }
 
+// donagatectl charging-check on a live link: a probe DWR sent just before the watchdog's own timer
+// fires is not a DWR that has waited Tw, so a slow (but in-time) DWA never closes the peer.
+TEST_F(DiameterBackendTest, ProbesWithSlowWatchdogAnswersNeverCloseAHealthyPeer) {
+  Start({}, 1);  // Tw = 300 ms
+  sim_->Config({{"dwa_latency_ms", 150}});
+  for (int i = 0; i < 12; ++i) {
+    std::promise<DiameterChargingBackend::ProbeResult> p;
+    backend_->Probe(std::chrono::milliseconds(35 * i % 290), [&](DiameterChargingBackend::ProbeResult r) { p.set_value(r); });
+    auto r = p.get_future().get();
+    ASSERT_EQ(r.lines.size(), 1u);
+    EXPECT_NE(r.lines[0].find("DWA 2001 DIAMETER_SUCCESS"), std::string::npos) << "probe " << i << ": " << r.lines[0];
+  }
+  EXPECT_EQ(backend_->peer_stats()[0].watchdog_failures, 0u);
+  EXPECT_EQ(backend_->peer_stats()[0].connects, 1u);
+}
+
 // Throughput on loopback against ocs_sim with 50 ms answer latency; a manual figure, not a
 // pass/fail test: --gtest_also_run_disabled_tests --gtest_filter='*Throughput*'
 // (DIAMETER_BENCH_CHARGES, default 20000; DIAMETER_BENCH_LATENCY_MS, default 50).
