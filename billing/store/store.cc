@@ -205,9 +205,6 @@ don AS (
     FROM dinput d JOIN input i ON i.idx = d.idx JOIN msg m ON m.id = i.id
    ORDER BY d.idx
   RETURNING id, inbound_message_id, state),
-tr AS (
-  INSERT INTO donation_transition (donation_id, from_state, to_state, reason, actor)
-  SELECT id, NULL, state, 'ingest', $1 FROM don),
 rinput AS (
   SELECT u.* FROM unnest($26::int[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[],
                          $34::int[])
@@ -671,7 +668,7 @@ StoreStatus Store::IngestBatch(const std::vector<IngestItem>& items, std::vector
     }
   }
 
-  // Messages (+ donations, transitions, ingest-time replies): one statement.
+  // Messages (+ donations, ingest-time replies; the ingest writes no history row: donation.received_at and the message row say when and who): one statement.
   {
     std::vector<int64_t> idx, dc, esm, rec;
     std::vector<std::optional<int64_t>> cref, ctot;

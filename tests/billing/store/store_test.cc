@@ -213,7 +213,8 @@ TEST_F(StoreTest, IngestBatchStoresEveryMessageAndDedupesSmscMoId) {
 
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM inbound_message"), 4);
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation WHERE state = 'received'"), 2);
-  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation_transition WHERE to_state = 'received'"), 2);
+  // The ingest writes no history row: the donation's received_at (and its MO) are its arrival.
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation_transition"), 0);
   EXPECT_EQ(QueryValue(db_, "SELECT amount_vnd FROM donation WHERE id = " + std::to_string(results[0].donation_id)),
             "100000");
   EXPECT_EQ(QueryValue(db_, "SELECT outcome || '/' || coalesce(msisdn, 'NULL') FROM inbound_message WHERE id = " +
@@ -720,7 +721,7 @@ TEST_F(StoreTest, ChargedDonationWritesBalancedLedgerAndReplayIsANoOp) {
             "charged:5:100000:none");
   EXPECT_EQ(QueryValue(db_, "SELECT string_agg(coalesce(from_state, '-') || '>' || to_state, ' ' ORDER BY id)"
                             " FROM donation_transition"),
-            "->received received>charging charging>charged");
+            "received>charging charging>charged");
   EXPECT_EQ(QueryValue(db_, "SELECT outcome || ':' || operator_reference FROM charge"),
             "charged:op-don-" + std::to_string(id));
 
@@ -731,7 +732,7 @@ TEST_F(StoreTest, ChargedDonationWritesBalancedLedgerAndReplayIsANoOp) {
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM ledger_entry"), 2);
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM charge"), 1);
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM outbox"), 1);
-  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation_transition"), 3);
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation_transition"), 2);
 
   // A contradicting verdict for a settled key is refused and changes nothing.
   ChargeOutcomeRecord contra = rec;
@@ -1368,10 +1369,8 @@ TEST_F(StoreTest, ADonationClaimedAtIngestIsLeasedToItsInstanceAndInvisibleToOth
   const std::string id = std::to_string(results[0].donation_id);
   EXPECT_EQ(QueryValue(db_, "SELECT state || '/' || lease_owner || '/' || attempts FROM donation WHERE id = " + id),
             "charging/instance-a/1");
-  // One history row for the whole ingest-and-claim (no separate claim row).
-  EXPECT_EQ(QueryValue(db_, "SELECT string_agg(coalesce(from_state, '-') || '>' || to_state || ':' || reason, ',')"
-                            " FROM donation_transition WHERE donation_id = " + id),
-            "->charging:ingest");
+  // No history row for the whole ingest-and-claim: received_at, lease_owner and attempts say it.
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation_transition WHERE donation_id = " + id), 0);
   std::vector<DonationWork> work;
   ASSERT_TRUE(MakeStore("instance-b")->ClaimDonations(100, 60s, {}, &work).ok());
   EXPECT_TRUE(work.empty()) << "a donation leased at ingest was claimed by another instance";
@@ -1399,7 +1398,7 @@ TEST_F(StoreTest, ADonationClaimedAtIngestIsLeasedToItsInstanceAndInvisibleToOth
   EXPECT_TRUE(replies.empty()) << "a reply handed off in memory was claimed by another instance";
   EXPECT_EQ(QueryValue(db_, "SELECT string_agg(coalesce(from_state, '-') || '>' || to_state, ',' ORDER BY id)"
                             " FROM donation_transition WHERE donation_id = " + id),
-            "->charging,charging>charged");
+            "charging>charged");
 }
 
 TEST_F(StoreTest, ADonationClaimedAtIngestWhoseInstanceDiedIsResumedAfterTheLeaseWithStatusFirst) {
