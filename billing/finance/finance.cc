@@ -415,7 +415,7 @@ StoreStatus QueryDonationStory(Connection& conn, int64_t id, int offset, std::ve
   if (!st.ok()) return st;
   st = QuerySection(conn, "transitions",
                     "SELECT " + LocalTs("at", offset) + " AS at, from_state, to_state, reason, actor "
-                    "FROM donation_transition WHERE donation_id = $1 ORDER BY id", p, story);
+                    "FROM donation_history WHERE donation_id = $1 ORDER BY at, seq NULLS LAST", p, story);
   if (!st.ok()) return st;
   st = QuerySection(conn, "charges",
                     "SELECT key, unit_index, units, amount_vnd, outcome, operator_reference, detail, attempts, " +

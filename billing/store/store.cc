@@ -386,6 +386,10 @@ SELECT n.journal_id,
 ON CONFLICT (charge_key, direction) WHERE reverses_journal_id IS NULL AND charge_key IS NOT NULL
 DO NOTHING)";
 
+// The state change of each recorded outcome. An ordinary outcome (charging → a final state,
+// for the reason failure_reason stores) is recorded on the donation row itself (final_state,
+// final_by: migration 0012) with no history row: its charge rows and journal prove it, and
+// donation_history shows it. Every other transition gets its history row.
 const std::string kUpdateDonationsSql = R"(
 WITH u AS (
   SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[],
@@ -397,12 +401,16 @@ upd AS (
          charged_amount_vnd = u.charged_amount_vnd, lease_owner = NULL, lease_until = NULL,
          next_attempt_at = CASE WHEN u.next_us IS NULL THEN d.next_attempt_at
                                 ELSE )" + Ts("u.next_us") + R"( END,
-         final_at = CASE WHEN u.final THEN now() ELSE d.final_at END, updated_at = now()
+         final_at = CASE WHEN u.final THEN now() ELSE d.final_at END, updated_at = now(),
+         final_state = CASE WHEN u.final AND u.from_state = 'charging'
+                                 AND u.why = coalesce(u.reason, u.to_state) THEN u.to_state END,
+         final_by = CASE WHEN u.final AND u.from_state = 'charging'
+                              AND u.why = coalesce(u.reason, u.to_state) THEN $9 END
     FROM u WHERE d.id = u.id
-  RETURNING d.id)
+  RETURNING d.id, d.final_state IS NOT NULL AS implied)
 INSERT INTO donation_transition (donation_id, from_state, to_state, reason, actor)
-SELECT u.id, u.from_state, u.to_state, u.why, $9 FROM u
- WHERE u.from_state IS DISTINCT FROM u.to_state AND u.id IN (SELECT id FROM upd))";
+SELECT u.id, u.from_state, u.to_state, u.why, $9 FROM u JOIN upd ON upd.id = u.id
+ WHERE u.from_state IS DISTINCT FROM u.to_state AND NOT upd.implied)";
 
 constexpr std::string_view kQueueDonationRepliesSql = R"(
 INSERT INTO outbox AS o (donation_id, inbound_message_id, purpose, operator, link, source_addr,

@@ -119,7 +119,7 @@ q "SELECT charge_key FROM ledger_entry WHERE direction='debit' AND reverses_jour
 unbooked=$(comm -23 <(sort -u "$WORK/debited.keys") "$WORK/booked.keys" | wc -l)
 failed=$(q "SELECT count(*) FROM donation WHERE state = 'failed'")
 finished_by_b=$(q "SELECT count(*) FROM donation d JOIN inbound_message m ON m.id = d.inbound_message_id
-                   WHERE m.link = 'opa-a' AND EXISTS (SELECT 1 FROM donation_transition t
+                   WHERE m.link = 'opa-a' AND EXISTS (SELECT 1 FROM donation_history t
                      WHERE t.donation_id = d.id AND t.actor = 'takeover-b')")
 a_replies=$(q "SELECT count(*) FROM outbox o JOIN donation d ON d.id = o.donation_id JOIN inbound_message m
                ON m.id = d.inbound_message_id WHERE m.link = 'opa-a' AND o.state IN ('submitted','delivered')")

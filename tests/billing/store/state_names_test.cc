@@ -59,6 +59,18 @@ TEST_F(StateNamesTest, DonationStatesEqualTheDonationCheck) {
   EXPECT_EQ(CheckedNames(db_, "donation", "state"), AsSet(DonationStateNames()));
 }
 
+// final_state (0012) holds the ordinary outcomes: every final state but a reversal.
+TEST_F(StateNamesTest, FinalStatesEqualTheFinalStateCheck) {
+  DONAGATE_REQUIRE_POSTGRES();
+  std::set<std::string> outcomes;
+  for (const auto& name : DonationStateNames()) {
+    DonationState state{};
+    ASSERT_TRUE(ParseDonationState(name, &state)) << name;
+    if (IsFinal(state) && state != DonationState::kReversed) outcomes.insert(std::string(name));
+  }
+  EXPECT_EQ(CheckedNames(db_, "donation", "final_state"), outcomes);
+}
+
 TEST_F(StateNamesTest, ReplyStatesEqualTheOutboxCheck) {
   DONAGATE_REQUIRE_POSTGRES();
   EXPECT_EQ(CheckedNames(db_, "outbox", "state"), AsSet(ReplyStateNames()));

@@ -719,9 +719,16 @@ TEST_F(StoreTest, ChargedDonationWritesBalancedLedgerAndReplayIsANoOp) {
   EXPECT_EQ(QueryValue(db_, "SELECT state || ':' || charged_units || ':' || charged_amount_vnd || ':' ||"
                             " coalesce(lease_owner, 'none') FROM donation"),
             "charged:5:100000:none");
+  // The claim is a history row; the ordinary outcome is recorded on the donation row itself
+  // (0012: proved by its charge and journal) and shown by donation_history.
   EXPECT_EQ(QueryValue(db_, "SELECT string_agg(coalesce(from_state, '-') || '>' || to_state, ' ' ORDER BY id)"
                             " FROM donation_transition"),
-            "received>charging charging>charged");
+            "received>charging");
+  EXPECT_EQ(QueryValue(db_, "SELECT final_state || ':' || final_by || ':' || (final_at IS NOT NULL) FROM donation"),
+            "charged:instance-a:true");
+  EXPECT_EQ(QueryValue(db_, "SELECT string_agg(coalesce(from_state, '-') || '>' || to_state || ':' || reason || ':' || actor,"
+                            " ' ' ORDER BY at, seq NULLS LAST) FROM donation_history"),
+            "received>charging:claimed:instance-a charging>charged:charged:instance-a");
   EXPECT_EQ(QueryValue(db_, "SELECT outcome || ':' || operator_reference FROM charge"),
             "charged:op-don-" + std::to_string(id));
 
@@ -732,7 +739,8 @@ TEST_F(StoreTest, ChargedDonationWritesBalancedLedgerAndReplayIsANoOp) {
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM ledger_entry"), 2);
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM charge"), 1);
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM outbox"), 1);
-  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation_transition"), 2);
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation_transition"), 1);
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation_history"), 2);
 
   // A contradicting verdict for a settled key is refused and changes nothing.
   ChargeOutcomeRecord contra = rec;
@@ -996,6 +1004,12 @@ TEST_F(StoreTest, UnknownChargeIsVisibleUntilResolved) {
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM ledger_entry"), 2);
   EXPECT_EQ(QueryValue(db_, "SELECT outcome || ':' || operator_reference || ':' || attempts FROM charge"),
             "charged:TX-77:2");
+  // A resolved unknown is not an ordinary outcome: every step has its history row, with who.
+  EXPECT_EQ(QueryValue(db_, "SELECT string_agg(from_state || '>' || to_state || ':' || reason || ':' || actor, ' '"
+                            " ORDER BY id) FROM donation_transition"),
+            "received>charging:claimed:instance-a charging>unknown:timeout:instance-a "
+            "unknown>charged:timeout:instance-b");
+  EXPECT_EQ(QueryValue(db_, "SELECT coalesce(final_state, 'none') FROM donation"), "none");
 }
 
 TEST_F(StoreTest, DailyCapIsEvaluatedAtFirstClaimPerSubscriberCampaignAndLocalDay) {
@@ -1148,7 +1162,7 @@ TEST_F(StoreTest, TwoInstancesRecordingTheSameVerdictBookItOnce) {
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM ledger_entry"), 2 * kDonations);
   EXPECT_EQ(Count(db_, "SELECT sum(amount_vnd) FROM ledger_entry WHERE direction = 'credit'"), 40000 * kDonations);
   EXPECT_EQ(Count(db_, "SELECT count(*) FROM outbox"), kDonations);
-  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation_transition WHERE to_state = 'charged'"), kDonations);
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation_history WHERE to_state = 'charged'"), kDonations);
 }
 
 // A TCP relay between the store and PostgreSQL that can lose the conversation around the
@@ -1396,9 +1410,10 @@ TEST_F(StoreTest, ADonationClaimedAtIngestIsLeasedToItsInstanceAndInvisibleToOth
   std::vector<OutboxReply> replies;
   ASSERT_TRUE(MakeStore("instance-b")->ClaimReplies({"viettel"}, 100, 60s, &replies).ok());
   EXPECT_TRUE(replies.empty()) << "a reply handed off in memory was claimed by another instance";
-  EXPECT_EQ(QueryValue(db_, "SELECT string_agg(coalesce(from_state, '-') || '>' || to_state, ',' ORDER BY id)"
-                            " FROM donation_transition WHERE donation_id = " + id),
+  EXPECT_EQ(QueryValue(db_, "SELECT string_agg(coalesce(from_state, '-') || '>' || to_state, ',' ORDER BY at, seq NULLS LAST)"
+                            " FROM donation_history WHERE donation_id = " + id),
             "charging>charged");
+  EXPECT_EQ(Count(db_, "SELECT count(*) FROM donation_transition WHERE donation_id = " + id), 0);
 }
 
 TEST_F(StoreTest, ADonationClaimedAtIngestWhoseInstanceDiedIsResumedAfterTheLeaseWithStatusFirst) {
