@@ -475,12 +475,18 @@ run_donagated() {  # binds window
   log "$db: donagated ($( ((peak)) && echo "bench/run.sh peak settings" || echo "default settings")), $binds bind(s) x window $window, up to $MESSAGES MOs / $DURATION s (load $(cut -d' ' -f1-3 /proc/loadavg))"
   "${PSQL[@]}" -d postgres -c "CREATE DATABASE $db" >/dev/null
   "${PSQL[@]}" -d "$db" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>&1 || true
+  # A previous run into the same --out folder left this file: never read its port.
+  rm -f "$prefix-charging.out"
   "$CHARGING_SIM" --listen 127.0.0.1:0 --latency-ms "$CHARGE_LATENCY_MS" --default-balance 1000000000 \
     --debit-log "$prefix-debits.csv" >"$prefix-charging.out" 2>"$prefix-charging.err" &
   local cs_pid=$!; PIDS+=("$cs_pid")
-  wait_for_file "$prefix-charging.out" 10 || { log "charging_sim did not start"; return 1; }
-  local cport
-  cport=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$prefix-charging.out")
+  local cport="" i
+  for ((i = 0; i < 100; i++)); do
+    cport=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$prefix-charging.out" 2>/dev/null)
+    [ -n "$cport" ] && break
+    sleep 0.1
+  done
+  [ -n "$cport" ] || { log "charging_sim did not start"; return 1; }
   start_loadgen "$prefix" 0 "$binds" "$window" || return 1
   local d_pid="" attempt
   for attempt in 1 2 3; do  # the HTTP port is chosen free, but the machine is shared: retry

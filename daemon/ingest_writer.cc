@@ -113,13 +113,26 @@ void IngestWriter::Run(Shard& shard) {
       });
       tasks.swap(shard.tasks);
       if (shard.queue.empty() && tasks.empty() && stopping_.load()) return;
-      // Linger: the first item of a batch waits up to `linger` for company (group commit).
+      // Linger: the first item of a batch waits up to `linger` for company (group commit), but
+      // only while company keeps coming: once no item arrived for `idle_gap`, the burst that a
+      // window of acks released is in and waiting longer only delays its acks (at window 10 the
+      // full linger cost a fifth of the ack rate; without any linger, batches split in two).
       if (!shard.queue.empty() && static_cast<int>(shard.queue.size()) < options_.batch_size &&
           options_.linger.count() > 0 && !stopping_.load()) {
-        auto deadline = Clock::now() + options_.linger;
-        shard.cv.wait_until(lock, deadline, [&] {
-          return static_cast<int>(shard.queue.size()) >= options_.batch_size || stopping_.load();
-        });
+        const auto deadline = Clock::now() + options_.linger;
+        const auto gap = options_.idle_gap.count() > 0
+                             ? std::chrono::duration_cast<Clock::duration>(options_.idle_gap)
+                             : std::chrono::duration_cast<Clock::duration>(options_.linger);
+        for (;;) {
+          const size_t seen = shard.queue.size();
+          const auto gap_end = std::min(deadline, Clock::now() + gap);
+          shard.cv.wait_until(lock, gap_end, [&] {
+            return static_cast<int>(shard.queue.size()) >= options_.batch_size || stopping_.load() ||
+                   shard.queue.size() != seen;
+          });
+          if (static_cast<int>(shard.queue.size()) >= options_.batch_size || stopping_.load()) break;
+          if (shard.queue.size() == seen || Clock::now() >= deadline) break;  // idle, or lingered enough
+        }
       }
       while (!shard.queue.empty() && static_cast<int>(batch.size()) < options_.batch_size) {
         batch.push_back(std::move(shard.queue.front()));

@@ -2,7 +2,7 @@
 //
 // The pipeline hands it one billing::IngestItem per MO (or part, or receipt) together with a
 // callback; the writer gathers items into batches of up to `batch_size` items or `linger`,
-// whichever comes first, and commits each batch with ONE Store::IngestBatch call on a
+// whichever comes first (and sooner when no item arrived for `idle_gap`), and commits each batch with ONE Store::IngestBatch call on a
 // dedicated DB thread (each thread owns its own Store, i.e. its own connection). Only after
 // that call returned ok (the transaction COMMITTED) is the item's callback told so; the
 // pipeline then lets the link send deliver_sm_resp(ESME_ROK).
@@ -58,7 +58,8 @@ struct IngestWriterOptions {
   billing::StoreOptions store_options;
   int threads = 1;                         // DB threads, each with its own connection
   int batch_size = 256;                    // items per transaction
-  std::chrono::milliseconds linger{2};     // wait for more items before committing a batch
+  std::chrono::milliseconds linger{2};     // longest wait for more items before committing a batch
+  std::chrono::microseconds idle_gap{500}; // ...but commit once none arrived for this long (0: linger)
   int max_inflight = 10000;                // accepted, not yet answered
   std::chrono::milliseconds reconnect_backoff_min{100};
   std::chrono::milliseconds reconnect_backoff_max{2000};

@@ -223,6 +223,7 @@ TEST(PipelineTest, BeyondMaxInflightTheTemporaryErrorIsAnsweredAtOnce) {
   wo.max_inflight = 2;
   wo.batch_size = 100;
   wo.linger = milliseconds(800);  // the first items wait for company: they stay in flight
+  wo.idle_gap = std::chrono::microseconds(0);  // the whole linger, however quiet it gets
   Harness h(c, wo);
   LinkInfo info;
   info.link_name = "opa-1";
