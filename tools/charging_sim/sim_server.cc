@@ -95,7 +95,8 @@ class SimServer::State {
     }
     if (target == "/v1/admin/stats" && req.method() == http::verb::get) {
       return Reply(200, {{"tokens_issued", tokens_issued_}, {"replays_refused", replays_refused_},
-                         {"unauthorized", unauthorized_}, {"payments", payments_.size()}});
+                         {"unauthorized", unauthorized_}, {"payments", payments_.size()},
+                         {"responses_lost", responses_lost_}, {"responses_late", responses_late_}});
     }
     if (camara && target.rfind("/v1/", 0) != 0) {
       Decision d = Camara(req, target);
@@ -407,8 +408,10 @@ class SimServer::State {
   Decision WithFaults(Decision d) {
     if (Roll(options_.rates.lost_response_rate)) {
       d.drop = true;
+      ++responses_lost_;
     } else if (Roll(options_.rates.timeout_rate)) {
       d.delay_ms += options_.rates.timeout_delay_ms;
+      ++responses_late_;
     }
     return d;
   }
@@ -600,6 +603,8 @@ class SimServer::State {
   uint64_t tokens_issued_ = 0;
   uint64_t replays_refused_ = 0;
   uint64_t unauthorized_ = 0;
+  uint64_t responses_lost_ = 0;  // answers dropped after processing (carrier_billing dialect)
+  uint64_t responses_late_ = 0;  // answers delayed by timeout_delay_ms after processing
 
 
   SimOptions& options_;
