@@ -511,7 +511,7 @@ TEST(LoaderTest, ChargingBackendSpecificKeys) {
   r = Load(http + "url = \"http://127.0.0.1:8088\"\ninitial_balance_vnd = 5\n");
   EXPECT_THAT(Only(r), HasSubstr("charging[0].initial_balance_vnd: applies to backend = \"in_process\" only"));
   r = Load(std::string(kBase) + "url = \"http://127.0.0.1:8088\"\n");
-  EXPECT_THAT(Only(r), HasSubstr("charging[0].url: applies to backend = \"http\" only"));
+  EXPECT_THAT(Only(r), HasSubstr("charging[0].url: applies to backend = \"http\" or \"carrier_billing\" only"));
   r = Load(Replace(kBase, "backend = \"in_process\"\n", ""));
   EXPECT_EQ(Only(r), "t.toml:12:1: charging[0].backend: required key is missing");
   r = Load(std::string(kBase) + "initial_balance_vnd = 60000\ncharging_mode = \"per_unit\"\n");
