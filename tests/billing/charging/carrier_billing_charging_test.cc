@@ -10,6 +10,8 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <future>
@@ -356,6 +358,33 @@ TEST_F(CarrierBillingTlsTest, VerifiedByDefaultAndTrustedWithCaFile) {
   ChargeResult r = Charge(*trusting, Request("don-tls-2"));
   EXPECT_EQ(r.outcome, ChargeOutcome::kCharged) << r.detail;
   EXPECT_EQ(sim_->DebitsFor("don-tls-2"), 1);
+}
+
+// Throughput on loopback (disabled: a figure for docs/charging.md, not a check). Run with
+// --gtest_also_run_disabled_tests; CB_BENCH_LATENCY_MS sets the simulator's latency.
+TEST_F(CarrierBillingTest, DISABLED_ThroughputOnLoopback) {
+  const char* latency = std::getenv("CB_BENCH_LATENCY_MS");
+  StartSim({"--default-balance", "1000000000000", "--latency-ms", latency ? latency : "0"});
+  CarrierBillingOptions o = Options();
+  o.max_concurrency = 256;
+  o.timeout = 10s;
+  auto backend = MakeBackend(o);
+  ASSERT_EQ(Charge(*backend, Request("don-warm", 1000)).outcome, ChargeOutcome::kCharged);
+  constexpr int kCharges = 20000;
+  std::atomic<int> done{0}, charged{0};
+  std::promise<void> all;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kCharges; ++i) {
+    backend->Charge(Request("don-b-" + std::to_string(i), 1000), [&](ChargeResult r) {
+      if (r.outcome == ChargeOutcome::kCharged) ++charged;
+      if (++done == kCharges) all.set_value();
+    });
+  }
+  ASSERT_EQ(all.get_future().wait_for(300s), std::future_status::ready);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(charged.load(), kCharges);
+  std::printf("carrier_billing: %d charges in %.2f s = %.0f charges/s (max_concurrency %d, sim latency %s ms)\n",
+              kCharges, s, kCharges / s, o.max_concurrency, latency ? latency : "0");
 }
 
 }  // namespace
