@@ -9,11 +9,14 @@
 #  - mid-run the simulator forgets every token (401 → one refresh → the request repeated).
 # Then the money invariants of tests/faults/lib.sh: every valid MO charged, no key debited twice,
 # and the PostgreSQL ledger equal to the simulator's debit log to the đồng.
+# CB_TWO_STEP=1 (carrier_billing_two_step_test.sh): the same with two_step = true, where lost
+# answers hit preparePayment and confirmPayment and retrieval finds payments still reserved.
 set -euo pipefail
+CB_TWO_STEP=${CB_TWO_STEP:-0}
 FAULTS_TIMEOUT=${FAULTS_TIMEOUT:-90}
 source "$(dirname "$0")/../faults/lib.sh"
 
-faults_setup carrier_billing_e2e
+faults_setup "carrier_billing$([ "$CB_TWO_STEP" = 1 ] && echo _two_step)_e2e"
 faults_gen_mos 1111   # 1,000 valid donations
 [ "$VALID" = 1000 ] || fail "generator made $VALID valid MOs, want 1000"
 export CB_CLIENT_SECRET="e2e-secret"
@@ -28,6 +31,7 @@ sed -i -e 's|^backend = "http"|backend = "carrier_billing"|' \
   -e "s|^url = \".*\"|url = \"http://127.0.0.1:$CHARGING_PORT/carrier-billing/v0.4\"\ntoken_url = \"http://127.0.0.1:$CHARGING_PORT/oauth/token\"\nclient_id = \"donagate-e2e\"\nclient_secret_env = \"CB_CLIENT_SECRET\"\nscope = \"carrier-billing:payments:create carrier-billing:payments:read\"\nmerchant_identifier = \"quy-mien-trung\"|" \
   "$WORK/donagate.toml"
 grep -q 'backend = "carrier_billing"' "$WORK/donagate.toml" || fail "config rewrite failed"
+[ "$CB_TWO_STEP" = 1 ] && sed -i 's|^backend = "carrier_billing"|&\ntwo_step = true|' "$WORK/donagate.toml"
 
 # donagatectl charging-check: a token and a not-found retrieval, nobody charged.
 CTL=$FAULTS_BIN/tools/donagatectl/donagatectl
@@ -60,4 +64,4 @@ late=$(cb_stat .responses_late)
 [ "$lost" -gt 0 ] || fail "no answer was lost: the test proves nothing"
 FAULTS_SUMMARY_EXTRA="payments=$payments lost=$lost late=$late tokens_issued=$tokens replays_refused=$replays unauthorized=$unauthorized"
 faults_verify
-echo "PASS: 1,000 donations over CAMARA Carrier Billing, ledger = simulator debit log, nothing charged twice"
+echo "PASS: 1,000 donations over CAMARA Carrier Billing$([ "$CB_TWO_STEP" = 1 ] && echo ' (two-step)'), ledger = simulator debit log, nothing charged twice"
