@@ -143,14 +143,36 @@ std::string Str(const Json& j, const char* field) {
   return it->get<std::string>();
 }
 
+// A server's free-text message may name the subscriber; details end up in logs and the
+// donation's failure reason, which never carry an MSISDN. Runs of 7+ digits become "<number>".
+std::string WithoutNumbers(std::string_view text) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t j = i;
+    while (j < text.size() && text[j] >= '0' && text[j] <= '9') ++j;
+    if (j - i >= 7) {
+      if (!out.empty() && out.back() == '+') out.pop_back();
+      out += "<number>";
+      i = j;
+    } else if (j > i) {
+      out.append(text.substr(i, j - i));
+      i = j;
+    } else {
+      out.push_back(text[i++]);
+    }
+  }
+  return out;
+}
+
 // "HTTP 422 CARRIER_BILLING.USER_AMOUNT_THRESHOLD_OVERPASSED: message" (CAMARA ErrorInfo).
 std::string Describe(const HttpReply& reply, const std::optional<Json>& j) {
   std::string d = "HTTP " + std::to_string(reply.status);
   if (j) {
     const std::string code = Str(*j, "code");
     const std::string message = Str(*j, "message");
-    if (!code.empty()) d += " " + code.substr(0, 80);
-    if (!message.empty()) d += ": " + message.substr(0, 200);
+    if (!code.empty()) d += " " + WithoutNumbers(code.substr(0, 80));
+    if (!message.empty()) d += ": " + WithoutNumbers(message.substr(0, 200));
   }
   return d;
 }

@@ -474,7 +474,8 @@ class SimServer::State {
     }
     const std::string msisdn = p.phone.substr(1);
     if (options_.barred.count(msisdn)) {
-      return Err(403, "CARRIER_BILLING.PAYMENT_DENIED", "Payment is denied: the line may not be charged");
+      // Servers do name the line in messages; the client must keep it out of its logs.
+      return Err(403, "CARRIER_BILLING.PAYMENT_DENIED", "Payment is denied: line " + p.phone + " may not be charged");
     }
     if (Balance(msisdn) < p.amount) {
       return Err(422, "CARRIER_BILLING.USER_AMOUNT_THRESHOLD_OVERPASSED", "The amount exceeds what the user may spend");

@@ -168,6 +168,9 @@ TEST_F(CarrierBillingTest, BusinessOutcomesMapToOurs) {
   ChargeResult barred = Charge(*backend, Request("don-barred", 5000, "84900000002"));
   EXPECT_EQ(barred.outcome, ChargeOutcome::kSubscriberBarred) << barred.detail;
   EXPECT_FALSE(barred.backend_failure);
+  // The simulator's message names the line; our detail (logs, failure reason) must not.
+  EXPECT_EQ(barred.detail.find("84900000002"), std::string::npos) << barred.detail;
+  EXPECT_NE(barred.detail.find("line <number> may not"), std::string::npos) << barred.detail;
   // Errors create no payment: retrieval says so, so the same charge may be sent again.
   EXPECT_EQ(Status(*backend, "don-poor").outcome, ChargeOutcome::kNotFound);
   // Invalid requests never leave the process.
