@@ -57,6 +57,7 @@ std::string_view ToString(ChargingBackendKind v) {
     case ChargingBackendKind::kOperatorBilled: return "operator_billed";
     case ChargingBackendKind::kInProcess: return "in_process";
     case ChargingBackendKind::kDiameter: return "diameter";
+    case ChargingBackendKind::kCarrierBilling: return "carrier_billing";
   }
   return "?";
 }

@@ -193,13 +193,14 @@ struct Campaign {
   ReplyEncoding reply_encoding = ReplyEncoding::kGsm7Ascii;
 };
 
-enum class ChargingBackendKind { kHttp, kOperatorBilled, kInProcess, kDiameter };  // "http" | "operator_billed" | "in_process" | "diameter"
+// "http" | "operator_billed" | "in_process" | "diameter" | "carrier_billing"
+enum class ChargingBackendKind { kHttp, kOperatorBilled, kInProcess, kDiameter, kCarrierBilling };
 
 // One [[charging]] entry: how subscribers of one operator are debited.
 struct ChargingBackendConfig {
   std::string operator_name;              // TOML key "operator"; unique
   ChargingBackendKind backend = ChargingBackendKind::kHttp;
-  std::string url;                        // http: required, http:// or https://
+  std::string url;                        // http, carrier_billing: required, http:// or https://
   int timeout_ms = 3000;                  // per request, 1..600000
   int max_concurrency = 1000;             // in-flight requests (open connections), 1..10000
   int retries = 2;                        // transport retries with the same key, 0..20
@@ -225,6 +226,16 @@ struct ChargingBackendConfig {
   int watchdog_interval_ms = 30000;        // Tw, 100..600000
   int reconnect_interval_ms = 2000;        // 10..600000
   uint32_t failure_handling = 2;           // CCFH: 0 TERMINATE, 1 CONTINUE, 2 RETRY_AND_TERMINATE
+  // backend = "carrier_billing" (CAMARA Carrier Billing; docs/charging.md). url is the API root
+  // including its version; timeout_ms, retries, max_concurrency, tls_verify, ca_file apply too.
+  std::string token_url;                   // OAuth 2.0 token endpoint, required
+  std::string client_id;                   // required
+  Secret client_secret;                    // client_secret_env / client_secret_file, required
+  std::string scope;                       // optional OAuth scope list (space separated)
+  bool two_step = false;                   // preparePayment → confirmPayment
+  std::string merchant_identifier;         // chargingMetaData.merchantIdentifier (optional)
+  std::string payment_description = "donation";  // chargingInformation.description (+ campaign)
+  int token_refresh_margin_s = 30;         // refresh the token this long before expiry, 0..3600
 };
 
 enum class TempErrorStatus : uint32_t {

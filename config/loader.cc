@@ -146,7 +146,10 @@ const std::vector<std::pair<std::string_view, std::vector<std::string_view>>>& S
         "peers", "origin_host", "origin_realm", "destination_realm", "destination_host",
         "service_context_id", "service_identifier", "rating_group", "campaign_service_identifiers",
         "campaign_rating_groups", "idempotency_avp_code", "idempotency_avp_vendor",
-        "watchdog_interval_ms", "reconnect_interval_ms", "failure_handling"}},
+        "watchdog_interval_ms", "reconnect_interval_ms", "failure_handling",
+        // backend = "carrier_billing"
+        "token_url", "client_id", "client_secret_env", "client_secret_file", "scope", "two_step",
+        "merchant_identifier", "payment_description", "token_refresh_margin_s"}},
       {"pipeline",
        {"temp_error_status", "max_inflight", "concat_timeout_s", "concat_on_timeout",
         "charge_batch_size", "charge_concurrency", "charge_lease_s", "charge_workers",
@@ -963,6 +966,34 @@ void ReadDiameterCharging(Context& ctx, TableReader& r, ChargingBackendConfig& b
          {{"TERMINATE", 0u}, {"CONTINUE", 1u}, {"RETRY_AND_TERMINATE", 2u}});
 }
 
+// The keys of backend = "carrier_billing" (docs/charging.md, "Carrier Billing"); refused on
+// other backends. url (the API root) is read with the http backend's.
+void ReadCarrierBillingCharging(TableReader& r, ChargingBackendConfig& b, bool backend_set) {
+  static const std::vector<std::string_view> kKeys = {
+      "token_url", "client_id", "client_secret_env", "client_secret_file", "scope", "two_step",
+      "merchant_identifier", "payment_description", "token_refresh_margin_s"};
+  if (backend_set && b.backend != ChargingBackendKind::kCarrierBilling) {
+    for (std::string_view k : kKeys) {
+      if (r.Has(k)) r.Error(k, "applies to backend = \"carrier_billing\" only");
+    }
+    return;
+  }
+  if (!backend_set) return;
+  if (r.String("token_url", b.token_url, true) && !ValidUrl(b.token_url)) {
+    r.Error("token_url", Quote(b.token_url) + " is not an http:// or https:// URL");
+  }
+  if (r.String("client_id", b.client_id, true) && b.client_id.empty()) r.Error("client_id", "must not be empty");
+  b.client_secret = r.SecretValue("client_secret", /*allow_inline=*/false, /*required=*/true);
+  r.String("scope", b.scope);
+  r.Bool("two_step", b.two_step);
+  r.String("merchant_identifier", b.merchant_identifier);
+  if (r.String("payment_description", b.payment_description) &&
+      (b.payment_description.empty() || b.payment_description.size() > 100)) {
+    r.Error("payment_description", "needs 1..100 characters");
+  }
+  r.Integer("token_refresh_margin_s", b.token_refresh_margin_s, 0, 3600);
+}
+
 void ReadCharging(Context& ctx, const toml::table& t, size_t index, ChargingBackendConfig& b) {
   const std::string path = "charging[" + std::to_string(index) + "]";
   TableReader r(ctx, t, path, KeysOf("charging"));
@@ -971,15 +1002,16 @@ void ReadCharging(Context& ctx, const toml::table& t, size_t index, ChargingBack
                             {{"http", ChargingBackendKind::kHttp},
                              {"operator_billed", ChargingBackendKind::kOperatorBilled},
                              {"in_process", ChargingBackendKind::kInProcess},
-                             {"diameter", ChargingBackendKind::kDiameter}});
+                             {"diameter", ChargingBackendKind::kDiameter},
+                             {"carrier_billing", ChargingBackendKind::kCarrierBilling}});
   if (!backend_set && !r.Has("backend")) r.Missing("backend");
   // Backend-specific checks only when the backend is known (else they would only add noise).
-  if (b.backend == ChargingBackendKind::kHttp || !backend_set) {
+  if (b.backend == ChargingBackendKind::kHttp || b.backend == ChargingBackendKind::kCarrierBilling || !backend_set) {
     if (r.String("url", b.url, backend_set) && !ValidUrl(b.url)) {
       r.Error("url", Quote(b.url) + " is not an http:// or https:// URL");
     }
   } else if (r.Has("url")) {
-    r.Error("url", "applies to backend = \"http\" only");
+    r.Error("url", "applies to backend = \"http\" or \"carrier_billing\" only");
   }
   r.Integer("timeout_ms", b.timeout_ms, 1, 600000);
   r.Integer("max_concurrency", b.max_concurrency, 1, 10000);
@@ -1006,6 +1038,7 @@ void ReadCharging(Context& ctx, const toml::table& t, size_t index, ChargingBack
     r.Error("initial_balance_vnd", "applies to backend = \"in_process\" only");
   }
   ReadDiameterCharging(ctx, r, b, backend_set);
+  ReadCarrierBillingCharging(r, b, backend_set);
 }
 
 void ReadPipeline(Context& ctx, const toml::table& t, PipelineConfig& p) {

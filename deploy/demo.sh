@@ -7,9 +7,10 @@
 #   deploy/demo.sh --bin-dir DIR    use binaries already built in DIR (skips install and build)
 #
 # What it starts (and stops again on exit or Ctrl-C): a throwaway PostgreSQL 15 cluster
-# (tests/lib/pg.sh), tools/charging_sim (operator "opa" is charged over HTTP), two
-# tools/smsc_sim SMSCs (operators "opa" on :2775 and "opb" on :2776; "opb" bills the MO itself),
-# and donagated with config/donagate.demo.toml. Work files stay in /tmp/donagate-demo.* when
+# (tests/lib/pg.sh), tools/charging_sim in its CAMARA Carrier Billing dialect (operator "opa",
+# :8088), tools/ocs_sim, a Diameter Ro OCS on node-diameter (operator "opb", :3868), two
+# tools/smsc_sim SMSCs (operators "opa" on :2775 and "opb" on :2776), and donagated with
+# config/donagate.demo.toml. Work files stay in /tmp/donagate-demo.* when
 # something fails.
 set -euo pipefail
 
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
     --keep-running) KEEP_RUNNING=1 ;;
     --messages) MESSAGES=$2; shift ;;
     --bin-dir) BIN=$(cd "$2" && pwd); shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "demo: unknown argument $1 (see --help)" >&2; exit 64 ;;
   esac
   shift
@@ -41,6 +42,11 @@ if [ -z "$BIN" ]; then
   # Only what the demo runs; tests/run.sh builds the rest into the same tree.
   cmake --build "$ROOT/build" -j"$(nproc)" --target donagated smsc_sim charging_sim donagatectl donagate-console
   BIN=$ROOT/build
+fi
+# The test OCS runs on node-diameter (install-deps.sh installs node and npm).
+if [ ! -d "$ROOT/tools/ocs_sim/node_modules/diameter" ]; then
+  say "npm ci (tools/ocs_sim)"
+  (cd "$ROOT/tools/ocs_sim" && npm ci --no-audit --no-fund)
 fi
 
 # shellcheck source=../tests/lib/pg.sh
@@ -67,9 +73,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for port in 2775 2776 8088 9464; do
+for port in 2775 2776 3868 8088 9464; do
   if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
-    echo "demo: port $port is in use (config/donagate.demo.toml needs 2775 2776 8088 9464)" >&2
+    echo "demo: port $port is in use (config/donagate.demo.toml needs 2775 2776 3868 8088 9464)" >&2
     exit 1
   fi
 done
@@ -79,6 +85,7 @@ pg_start
 psql "$DONAGATE_TEST_PG" -qc "CREATE DATABASE donagate_demo"
 export DONAGATE_DATABASE_URL="$DONAGATE_TEST_PG dbname=donagate_demo"
 export DONAGATE_DEMO_SMSC_PASSWORD=demo-pw
+export DONAGATE_DEMO_CB_SECRET=demo-cb-secret
 q() { psql "$DONAGATE_DATABASE_URL" -XAtqc "$1"; }
 
 say "schema migrations"
@@ -127,8 +134,12 @@ mv "$WORK/opa.keywords" "$WORK/opa.txt"; OPA_COUNT=$((OPA_COUNT + 7))
 echo "opa: $OPA_COUNT MOs, opb: $OPB_COUNT MOs, from $(cut -d, -f1 "$WORK"/op?.txt | sort -u | wc -l) numbers"
 
 say "simulators"
-"$BIN/tools/charging_sim/charging_sim" --listen 127.0.0.1:8088 --default-balance 5000000 \
+"$BIN/tools/charging_sim/charging_sim" --listen 127.0.0.1:8088 --dialect carrier_billing \
+  --client-id donagate-demo --client-secret "$DONAGATE_DEMO_CB_SECRET" --default-balance 5000000 \
   --balances "$WORK/balances.csv" --latency-ms 5 --debit-log "$WORK/debits.csv" >"$WORK/charging_sim.log" 2>&1 &
+PIDS+=($!)
+node "$ROOT/tools/ocs_sim/ocs_sim.js" --listen 127.0.0.1:3868 --default-balance 5000000 --latency-ms 5 \
+  --debit-log "$WORK/ocs_debits.csv" >"$WORK/ocs_sim.log" 2>&1 &
 PIDS+=($!)
 for op in opa:2775 opb:2776; do
   name=${op%:*}; port=${op#*:}
@@ -138,7 +149,14 @@ for op in opa:2775 opb:2776; do
     >"$WORK/smsc_$name.log" 2>&1 &
   PIDS+=($!)
 done
+for _ in $(seq 1 100); do grep -q 'listening' "$WORK/ocs_sim.log" 2>/dev/null && break; sleep 0.05; done
 sleep 0.5
+
+say "donagatectl charging-check (charges nobody)"
+for op in opa opb; do
+  "$BIN/tools/donagatectl/donagatectl" --config "$ROOT/config/donagate.demo.toml" charging-check --operator "$op" \
+    || { echo "demo: charging-check for $op failed; logs in $WORK"; exit 1; }
+done
 
 say "donagated --config config/donagate.demo.toml"
 "$BIN/daemon/donagated" --config "$ROOT/config/donagate.demo.toml" >"$WORK/donagated.log" 2>&1 &

@@ -2,7 +2,8 @@
 // system. One backend instance per operator (config [[charging]]); implementations are
 // http_charging.h (HTTP/JSON, the contract in docs/charging.md), operator_billed_charging.h
 // (MO-billing: nothing to call) and in_process_charging.h (in-memory balances for tests/demo).
-// diameter_charging.h is the Diameter Ro implementation (direct debiting, docs/charging.md).
+// diameter_charging.h is the Diameter Ro implementation (direct debiting, docs/charging.md);
+// carrier_billing_charging.h the GSMA Open Gateway / CAMARA Carrier Billing one.
 //
 // Money rules every implementation keeps:
 //  - The idempotency key identifies ONE charge. Sending the same key again (a retry, or after

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "billing/charging/carrier_billing_charging.h"
 #include "billing/charging/diameter_charging.h"
 #include "billing/charging/http_charging.h"
 #include "billing/charging/in_process_charging.h"
@@ -37,6 +38,26 @@ DiameterChargingOptions DiameterOptionsFor(const config::ChargingBackendConfig& 
   return o;
 }
 
+CarrierBillingOptions CarrierBillingOptionsFor(const config::ChargingBackendConfig& config) {
+  CarrierBillingOptions o;
+  o.operator_name = config.operator_name;
+  o.url = config.url;
+  o.token_url = config.token_url;
+  o.client_id = config.client_id;
+  o.client_secret = config.client_secret.Reveal();
+  o.scope = config.scope;
+  o.two_step = config.two_step;
+  o.merchant_identifier = config.merchant_identifier;
+  o.description = config.payment_description;
+  o.timeout = std::chrono::milliseconds(config.timeout_ms);
+  o.max_concurrency = config.max_concurrency;
+  o.retries = config.retries;
+  o.refresh_margin = std::chrono::seconds(config.token_refresh_margin_s);
+  o.tls_verify = config.tls_verify;
+  o.ca_file = config.ca_file;
+  return o;
+}
+
 std::unique_ptr<ChargingBackend> MakeChargingBackend(const config::ChargingBackendConfig& config,
                                                      boost::asio::any_io_executor executor, std::string* error) {
   switch (config.backend) {
@@ -61,6 +82,15 @@ std::unique_ptr<ChargingBackend> MakeChargingBackend(const config::ChargingBacke
     case config::ChargingBackendKind::kDiameter: {
       std::string why;
       auto backend = DiameterChargingBackend::Create(std::move(executor), DiameterOptionsFor(config), &why);
+      if (!backend) {
+        if (error) *error = "charging backend for operator " + config.operator_name + ": " + why;
+        return nullptr;
+      }
+      return backend;
+    }
+    case config::ChargingBackendKind::kCarrierBilling: {
+      std::string why;
+      auto backend = CarrierBillingChargingBackend::Create(std::move(executor), CarrierBillingOptionsFor(config), &why);
       if (!backend) {
         if (error) *error = "charging backend for operator " + config.operator_name + ": " + why;
         return nullptr;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "billing/charging/carrier_billing_charging.h"
 #include "billing/charging/charging.h"
 #include "billing/charging/circuit_breaker.h"
 #include "billing/charging/diameter_charging.h"
@@ -21,6 +22,10 @@ std::unique_ptr<ChargingBackend> MakeChargingBackend(const config::ChargingBacke
 
 // The Diameter backend's options from a backend = "diameter" entry (timeout_ms is Tx).
 DiameterChargingOptions DiameterOptionsFor(const config::ChargingBackendConfig& config);
+
+// The Carrier Billing backend's options from a backend = "carrier_billing" entry (the client
+// secret is revealed into the options only).
+CarrierBillingOptions CarrierBillingOptionsFor(const config::ChargingBackendConfig& config);
 
 CircuitBreakerOptions BreakerOptionsFor(const config::ChargingBackendConfig& config);
 

@@ -96,7 +96,7 @@ destination_realm = "c"
   EXPECT_THAT(Only(Load(std::string(kBase) + kDiameter + "campaign_rating_groups = { x = -1 }\n")),
               HasSubstr("charging[0].campaign_rating_groups.x: expected an integer 1..4294967295"));
   EXPECT_THAT(Only(Load(std::string(kBase) + kDiameter + "url = \"http://x\"\n")),
-              HasSubstr("charging[0].url: applies to backend = \"http\" only"));
+              HasSubstr("charging[0].url: applies to backend = \"http\" or \"carrier_billing\" only"));
 }
 
 TEST(DiameterConfig, DiameterKeysOnOtherBackendsAreRefused) {

@@ -26,7 +26,8 @@ std::map<std::string, std::string> DefaultEnv() {
           {"DONAGATE_DATABASE_URL", "postgresql:///donagate"},
           {"DONAGATE_CHARGING_TOKEN", "charging-token"},
           {"DONAGATE_ADMIN_TOKEN", "admin-token"},
-          {"DONAGATE_DEMO_SMSC_PASSWORD", "demo"}};
+          {"DONAGATE_DEMO_SMSC_PASSWORD", "demo"},
+          {"DONAGATE_DEMO_CB_SECRET", "demo-cb"}};
 }
 
 LoadOptions Options(std::map<std::string, std::string> env = DefaultEnv()) {
@@ -120,9 +121,11 @@ TEST(LoaderTest, DemoConfigLoadsWithoutDiagnostics) {
   ASSERT_EQ(r.config.links.size(), 2u);
   EXPECT_EQ(r.config.links[0].port, 2775);
   EXPECT_EQ(r.config.links[1].port, 2776);
-  EXPECT_EQ(FindCharging(r.config, "opa")->backend, ChargingBackendKind::kHttp);
-  EXPECT_EQ(FindCharging(r.config, "opa")->url, "http://127.0.0.1:8088");
-  EXPECT_EQ(FindCharging(r.config, "opb")->backend, ChargingBackendKind::kOperatorBilled);
+  // The demo shows both operator protocols: CAMARA Carrier Billing and Diameter Ro.
+  EXPECT_EQ(FindCharging(r.config, "opa")->backend, ChargingBackendKind::kCarrierBilling);
+  EXPECT_EQ(FindCharging(r.config, "opa")->url, "http://127.0.0.1:8088/carrier-billing/v0.4");
+  EXPECT_EQ(FindCharging(r.config, "opb")->backend, ChargingBackendKind::kDiameter);
+  EXPECT_EQ(FindCharging(r.config, "opb")->peers, std::vector<std::string>{"127.0.0.1:3868"});
 }
 
 TEST(LoaderTest, MinimalConfigGetsDefaultsEverywhereElse) {
@@ -511,7 +514,7 @@ TEST(LoaderTest, ChargingBackendSpecificKeys) {
   r = Load(http + "url = \"http://127.0.0.1:8088\"\ninitial_balance_vnd = 5\n");
   EXPECT_THAT(Only(r), HasSubstr("charging[0].initial_balance_vnd: applies to backend = \"in_process\" only"));
   r = Load(std::string(kBase) + "url = \"http://127.0.0.1:8088\"\n");
-  EXPECT_THAT(Only(r), HasSubstr("charging[0].url: applies to backend = \"http\" only"));
+  EXPECT_THAT(Only(r), HasSubstr("charging[0].url: applies to backend = \"http\" or \"carrier_billing\" only"));
   r = Load(Replace(kBase, "backend = \"in_process\"\n", ""));
   EXPECT_EQ(Only(r), "t.toml:12:1: charging[0].backend: required key is missing");
   r = Load(std::string(kBase) + "initial_balance_vnd = 60000\ncharging_mode = \"per_unit\"\n");

@@ -61,7 +61,8 @@ TEST(CheckConfigTest, ExampleConfigIsValid) {
 
 TEST(CheckConfigTest, DemoConfigIsValid) {
   RunResult r = RunDaemon("--check-config '" + SourcePath("config/donagate.demo.toml") + "'",
-                    "DONAGATE_DEMO_SMSC_PASSWORD=demo DONAGATE_DATABASE_URL=postgresql:///donagate");
+                    "DONAGATE_DEMO_SMSC_PASSWORD=demo DONAGATE_DEMO_CB_SECRET=demo-cb "
+                    "DONAGATE_DATABASE_URL=postgresql:///donagate");
   EXPECT_EQ(r.exit_code, 0) << ::testing::PrintToString(r.err_lines);
   // The demo's campaigns evolve with the demo; its two links and two backends are fixed.
   EXPECT_TRUE(std::regex_match(r.out, std::regex("config OK: 2 links, [0-9]+ campaigns?, 2 charging backends\n")))

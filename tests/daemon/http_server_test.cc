@@ -266,6 +266,7 @@ TEST_F(HttpServerTest, StatusReportsLinksQueuesAndUptime) {
 TEST_F(HttpServerTest, NoSecretFromTheConfigurationReachesAnyEndpoint) {
   const std::map<std::string, std::string> env = {
       {"DONAGATE_DEMO_SMSC_PASSWORD", "Sm5c#q81"},
+      {"DONAGATE_DEMO_CB_SECRET", "Cb-Secr3t-77q"},
       {"DONAGATE_DATABASE_URL", "host=127.0.0.1 dbname=donagate user=donagate password=pg-Pa55-zx42"},
       {"DONAGATE_ADMIN_TOKEN", std::string(kToken)}};
   std::ifstream in(testing::SourcePath("config/donagate.demo.toml"));

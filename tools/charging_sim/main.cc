@@ -1,4 +1,5 @@
-// charging_sim: see docs/charging.md ("Simulator"). SIGTERM/SIGINT write the debit log
+// charging_sim: see docs/charging.md ("Simulator"); --dialect carrier_billing serves the CAMARA
+// Carrier Billing API instead (sim_server.h). SIGTERM/SIGINT write the debit log
 // (--debit-log, CSV key,msisdn,amount,at) and exit 0.
 #include <CLI/CLI.hpp>
 #include <sys/resource.h>
@@ -50,7 +51,15 @@ int main(int argc, char** argv) {
   app.add_option("--token", options.token, "require 'Authorization: Bearer TOKEN'");
   app.add_option("--tls-cert", options.tls_cert_file, "serve HTTPS with this certificate chain (PEM)")->check(CLI::ExistingFile);
   app.add_option("--tls-key", options.tls_key_file, "private key for --tls-cert (PEM)")->check(CLI::ExistingFile);
+  std::string dialect = "http";
+  app.add_option("--dialect", dialect, "http (docs/charging.md contract) or carrier_billing (CAMARA Carrier Billing)")
+      ->check(CLI::IsMember({"http", "carrier_billing"}));
+  app.add_option("--client-id", options.client_id, "carrier_billing: OAuth client id allowed at /oauth/token");
+  app.add_option("--client-secret", options.client_secret, "carrier_billing: that client's secret");
+  app.add_option("--token-lifetime-s", options.token_lifetime_s, "carrier_billing: expires_in of issued tokens")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
+  if (dialect == "carrier_billing") options.dialect = donagate::charging_sim::Dialect::kCarrierBilling;
 
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos) {
@@ -90,7 +99,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::cout << "charging_sim listening on " << options.listen_host << ":" << server.port()
-            << (options.tls_cert_file.empty() ? " (http)" : " (https)") << std::endl;
+            << (options.tls_cert_file.empty() ? " (http)" : " (https)")
+            << (options.dialect == donagate::charging_sim::Dialect::kCarrierBilling ? " dialect carrier_billing" : "")
+            << std::endl;
 
   int exit_code = 0;
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);

@@ -1,6 +1,7 @@
 #include "tools/charging_sim/sim_server.h"
 
 #include <boost/asio/ssl.hpp>
+#include <cstring>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -88,8 +89,19 @@ class SimServer::State {
 
   Decision Handle(const http::request<http::string_body>& req) {
     std::string target(req.target());
-    if (!options_.token.empty() && req[http::field::authorization] != "Bearer " + options_.token) {
+    const bool camara = options_.dialect == Dialect::kCarrierBilling;
+    if (!camara && !options_.token.empty() && req[http::field::authorization] != "Bearer " + options_.token) {
       return Reply(401, {{"result", "rejected"}, {"error", "unauthorized"}});
+    }
+    if (target == "/v1/admin/stats" && req.method() == http::verb::get) {
+      return Reply(200, {{"tokens_issued", tokens_issued_}, {"replays_refused", replays_refused_},
+                         {"unauthorized", unauthorized_}, {"payments", payments_.size()},
+                         {"responses_lost", responses_lost_}, {"responses_late", responses_late_}});
+    }
+    if (camara && target.rfind("/v1/", 0) != 0) {
+      Decision d = Camara(req, target);
+      d.delay_ms += options_.rates.latency_ms;
+      return d;
     }
     if (target == "/v1/admin/config") {
       if (req.method() == http::verb::post) return AdminConfig(req.body());
@@ -154,6 +166,8 @@ class SimServer::State {
         else if (name == "lost_response_rate") r.lost_response_rate = value.get<double>();
         else if (name == "latency_ms") r.latency_ms = value.get<int>();
         else if (name == "timeout_delay_ms") r.timeout_delay_ms = value.get<int>();
+        else if (name == "token_lifetime_s") options_.token_lifetime_s = value.get<int>();
+        else if (name == "revoke_tokens" && value.get<bool>()) tokens_.clear();
         else return Reply(400, {{"error", "unknown setting: " + name}});
       }
     } catch (const Json::exception& e) {
@@ -290,6 +304,309 @@ class SimServer::State {
     refunds_.push_back(DebitEntry{key, c.msisdn, amount, NowIso8601()});
     return Reply(200, {{"result", "refunded"}});
   }
+
+  // --- dialect carrier_billing: CAMARA Carrier Billing (see sim_server.h) ----------------------
+
+  struct CbPayment {
+    std::string id, correlator, phone, reference_code, description, status, created, date;
+    int64_t amount = 0;
+    int64_t refunded = 0;
+  };
+  struct CbRefund {
+    std::string id, correlator, type, status, created;
+    int64_t amount = 0;
+  };
+
+  static constexpr std::string_view kApiRoot = "/carrier-billing/v0.4";
+
+  static Decision Err(unsigned status, const std::string& code, const std::string& message) {
+    return Reply(status, {{"status", status}, {"code", code}, {"message", message}});
+  }
+
+  static std::string Base64Decode(std::string_view in) {
+    static const std::string kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    int value = 0, bits = -8;
+    for (char c : in) {
+      const size_t pos = kAlphabet.find(c);
+      if (pos == std::string::npos) break;  // '=' padding or junk ends the input
+      value = (value << 6) + static_cast<int>(pos);
+      bits += 6;
+      if (bits >= 0) {
+        out.push_back(static_cast<char>((value >> bits) & 0xff));
+        bits -= 8;
+      }
+    }
+    return out;
+  }
+
+  static bool ValidPhone(const std::string& p) {
+    if (p.size() < 6 || p.size() > 16 || p[0] != '+' || p[1] < '1' || p[1] > '9') return false;
+    return AllDigits(p.substr(1));
+  }
+
+  Json PaymentJson(const CbPayment& p) const {
+    Json j = {{"paymentId", p.id},
+              {"paymentStatus", p.status},
+              {"paymentCreationDate", p.created},
+              {"amountTransaction",
+               {{"phoneNumber", p.phone},
+                {"clientCorrelator", p.correlator},
+                {"referenceCode", p.reference_code},
+                {"serverReferenceCode", "sim-" + p.id},
+                {"resourceURL", std::string(kApiRoot) + "/payments/" + p.id},
+                {"paymentAmount",
+                 {{"chargingInformation", {{"amount", p.amount}, {"currency", "VND"}, {"description", p.description}}}}}}}};
+    if (!p.date.empty()) j["paymentDate"] = p.date;
+    return j;
+  }
+
+  Decision Camara(const http::request<http::string_body>& req, const std::string& target) {
+    if (target == "/oauth/token") {
+      if (req.method() != http::verb::post) return Reply(405, {{"error", "invalid_request"}});
+      return Token(req);
+    }
+    const std::string root(kApiRoot);
+    if (target.rfind(root + "/", 0) != 0) return Err(404, "NOT_FOUND", "no such endpoint: " + target);
+    std::string path = target.substr(root.size());
+    std::string query;
+    if (size_t q = path.find('?'); q != std::string::npos) {
+      query = path.substr(q + 1);
+      path = path.substr(0, q);
+    }
+    std::string auth(req[http::field::authorization]);
+    auto token = auth.rfind("Bearer ", 0) == 0 ? tokens_.find(auth.substr(7)) : tokens_.end();
+    if (token == tokens_.end() || std::chrono::steady_clock::now() >= token->second) {
+      ++unauthorized_;
+      return Err(401, "UNAUTHENTICATED", "Request not authenticated due to missing, invalid, or expired credentials.");
+    }
+    if (Roll(options_.rates.fail_rate)) return Err(503, "UNAVAILABLE", "simulated outage");
+    const bool post = req.method() == http::verb::post;
+    if (path == "/payments" && post) return WithFaults(CreatePayment(req.body(), /*two_step=*/false));
+    if (path == "/payments/prepare" && post) return WithFaults(CreatePayment(req.body(), /*two_step=*/true));
+    if (path == "/payments" && req.method() == http::verb::get) return ListPayments(query);
+    const std::string prefix = "/payments/";
+    if (path.rfind(prefix, 0) != 0) return Err(404, "NOT_FOUND", "no such endpoint: " + path);
+    std::string rest = path.substr(prefix.size());
+    std::string action;
+    if (size_t slash = rest.find('/'); slash != std::string::npos) {
+      action = rest.substr(slash + 1);
+      rest = rest.substr(0, slash);
+    }
+    auto it = payments_.find(PercentDecode(rest));
+    if (it == payments_.end()) return Err(404, "NOT_FOUND", "The specified resource is not found.");
+    CbPayment& p = it->second;
+    if (action.empty() && req.method() == http::verb::get) return Reply(200, PaymentJson(p));
+    if (action == "confirm" && post) return WithFaults(Confirm(p));
+    if (action == "cancel" && post) return Cancel(p);
+    if (action == "refunds" && post) return CreateRefund(p, req.body());
+    if (action == "refunds" && req.method() == http::verb::get) return ListRefunds(p);
+    return Err(405, "INVALID_ARGUMENT", "method not allowed here");
+  }
+
+  // Faults after processing: the payment (if any) exists, the caller just cannot tell.
+  Decision WithFaults(Decision d) {
+    if (Roll(options_.rates.lost_response_rate)) {
+      d.drop = true;
+      ++responses_lost_;
+    } else if (Roll(options_.rates.timeout_rate)) {
+      d.delay_ms += options_.rates.timeout_delay_ms;
+      ++responses_late_;
+    }
+    return d;
+  }
+
+  // RFC 6749 §4.4 with HTTP Basic client authentication.
+  Decision Token(const http::request<http::string_body>& req) {
+    std::string auth(req[http::field::authorization]);
+    const std::string expected = PercentEncodeForm(options_.client_id) + ":" + PercentEncodeForm(options_.client_secret);
+    if (auth.rfind("Basic ", 0) != 0 || Base64Decode(auth.substr(6)) != expected) {
+      return Reply(401, {{"error", "invalid_client"}});
+    }
+    if (req.body().find("grant_type=client_credentials") == std::string::npos) {
+      return Reply(400, {{"error", "unsupported_grant_type"}});
+    }
+    const std::string token = "sim-token-" + std::to_string(++tokens_issued_) + "-" + std::to_string(rng_() % 1000000);
+    tokens_[token] = std::chrono::steady_clock::now() + std::chrono::seconds(options_.token_lifetime_s);
+    return Reply(200, {{"access_token", token}, {"token_type", "Bearer"}, {"expires_in", options_.token_lifetime_s}});
+  }
+
+  static std::string PercentEncodeForm(const std::string& s) {
+    static const char* kHex = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+      if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+        out.push_back(static_cast<char>(c));
+      } else {
+        out.push_back('%');
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 15]);
+      }
+    }
+    return out;
+  }
+
+  Decision CreatePayment(const std::string& body, bool two_step) {
+    Json j = Json::parse(body, nullptr, false);
+    CbPayment p;
+    try {
+      if (j.is_discarded() || !j.is_object()) throw std::runtime_error("body must be a JSON object");
+      const Json& at = j.at("amountTransaction");
+      p.phone = at.at("phoneNumber").get<std::string>();
+      p.correlator = at.value("clientCorrelator", std::string());
+      p.reference_code = at.at("referenceCode").get<std::string>();
+      const Json& ci = at.at("paymentAmount").at("chargingInformation");
+      if (ci.at("currency").get<std::string>() != "VND") throw std::runtime_error("currency must be VND");
+      const double amount = ci.at("amount").get<double>();
+      if (amount <= 0 || amount != static_cast<double>(static_cast<int64_t>(amount))) {
+        throw std::runtime_error("amount must be a positive whole number of dong");
+      }
+      p.amount = static_cast<int64_t>(amount);
+      p.description = ci.at("description").get<std::string>();
+    } catch (const std::exception& e) {
+      return Err(400, "INVALID_ARGUMENT", std::string("Client specified an invalid argument: ") + e.what());
+    }
+    if (!ValidPhone(p.phone)) return Err(400, "INVALID_ARGUMENT", "phoneNumber does not match ^\\+[1-9][0-9]{4,14}$");
+    if (p.correlator.empty()) return Err(400, "INVALID_ARGUMENT", "clientCorrelator is required by this server");
+    if (by_correlator_.count(p.correlator)) {
+      ++replays_refused_;
+      return Err(409, "ALREADY_EXISTS", "clientCorrelator already exist on server");
+    }
+    const std::string msisdn = p.phone.substr(1);
+    if (options_.barred.count(msisdn)) {
+      // Servers do name the line in messages; the client must keep it out of its logs.
+      return Err(403, "CARRIER_BILLING.PAYMENT_DENIED", "Payment is denied: line " + p.phone + " may not be charged");
+    }
+    if (Balance(msisdn) < p.amount) {
+      return Err(422, "CARRIER_BILLING.USER_AMOUNT_THRESHOLD_OVERPASSED", "The amount exceeds what the user may spend");
+    }
+    // A reservation holds the amount; confirm turns it into the debit.
+    options_.balances[msisdn] = Balance(msisdn) - p.amount;
+    p.id = "pay-" + std::to_string(payments_.size() + 1);
+    p.created = NowIso8601();
+    if (two_step) {
+      p.status = "reserved";
+    } else {
+      p.status = "succeeded";
+      p.date = p.created;
+      debits_.push_back(DebitEntry{p.correlator, msisdn, p.amount, p.date});
+    }
+    by_correlator_[p.correlator] = p.id;
+    auto& stored = payments_[p.id] = std::move(p);
+    return Reply(201, PaymentJson(stored));
+  }
+
+  Decision Confirm(CbPayment& p) {
+    if (p.status == "succeeded") return Err(409, "CARRIER_BILLING.PAYMENT_CONFIRMED", "Payment already confirmed");
+    if (p.status == "cancelled") return Err(409, "CARRIER_BILLING.PAYMENT_CANCELLED", "Payment already cancelled");
+    if (p.status != "reserved") return Err(422, "SERVICE_NOT_APPLICABLE", "payment is " + p.status);
+    p.status = "succeeded";
+    p.date = NowIso8601();
+    debits_.push_back(DebitEntry{p.correlator, p.phone.substr(1), p.amount, p.date});
+    return Reply(202, Json::object());
+  }
+
+  Decision Cancel(CbPayment& p) {
+    if (p.status == "succeeded") return Err(409, "CARRIER_BILLING.PAYMENT_CONFIRMED", "Payment already confirmed");
+    if (p.status == "cancelled") return Err(409, "CARRIER_BILLING.PAYMENT_CANCELLED", "Payment already cancelled");
+    const std::string msisdn = p.phone.substr(1);
+    options_.balances[msisdn] = Balance(msisdn) + p.amount;  // release the reservation
+    p.status = "cancelled";
+    return Reply(202, Json::object());
+  }
+
+  // retrievePayments; the clientCorrelator filter is this server's (CAMARA lists filters by
+  // date, status and merchant only). Without it: every payment.
+  Decision ListPayments(const std::string& query) {
+    std::string correlator;
+    bool filtered = false;
+    std::stringstream parts(query);
+    for (std::string kv; std::getline(parts, kv, '&');) {
+      if (kv.rfind("clientCorrelator=", 0) == 0) {
+        correlator = PercentDecode(kv.substr(std::strlen("clientCorrelator=")));
+        filtered = true;
+      }
+    }
+    Json list = Json::array();
+    if (filtered) {
+      auto it = by_correlator_.find(correlator);
+      if (it != by_correlator_.end()) list.push_back(PaymentJson(payments_.at(it->second)));
+    } else {
+      for (const auto& [id, p] : payments_) list.push_back(PaymentJson(p));
+    }
+    return Reply(200, list);
+  }
+
+  Json RefundJson(const CbRefund& r) const {
+    return {{"refundId", r.id},
+            {"refundStatus", r.status},
+            {"type", r.type},
+            {"refundCreationDate", r.created},
+            {"refundDate", r.created},
+            {"amountTransaction",
+             {{"clientCorrelator", r.correlator},
+              {"refundAmount", {{"chargingInformation", {{"amount", r.amount}, {"currency", "VND"}, {"description", "refund"}}}}}}}};
+  }
+
+  Decision CreateRefund(CbPayment& p, const std::string& body) {
+    Json j = Json::parse(body, nullptr, false);
+    CbRefund r;
+    try {
+      if (j.is_discarded() || !j.is_object()) throw std::runtime_error("body must be a JSON object");
+      r.type = j.at("type").get<std::string>();
+      if (r.type != "total" && r.type != "partial") throw std::runtime_error("type must be total or partial");
+      const Json& at = j.at("amountTransaction");
+      r.correlator = at.value("clientCorrelator", std::string());
+      if (r.type == "partial") {
+        const Json& ci = at.at("refundAmount").at("chargingInformation");
+        if (ci.at("currency").get<std::string>() != "VND") throw std::runtime_error("currency must be VND");
+        r.amount = static_cast<int64_t>(ci.at("amount").get<double>());
+      } else {
+        r.amount = p.amount - p.refunded;
+      }
+    } catch (const std::exception& e) {
+      return Err(400, "INVALID_ARGUMENT", std::string("Client specified an invalid argument: ") + e.what());
+    }
+    if (!r.correlator.empty() && refund_correlators_.count(r.correlator)) {
+      ++replays_refused_;
+      return Err(409, "ALREADY_EXISTS", "clientCorrelator already exist on server");
+    }
+    if (p.status != "succeeded") return Err(422, "SERVICE_NOT_APPLICABLE", "payment is " + p.status + ", not refundable");
+    if (r.amount <= 0 || r.amount > p.amount - p.refunded) {
+      return Err(422, "CARRIER_BILLING.REFUND_AMOUNT_EXCEEDED", "refund exceeds the remaining amount");
+    }
+    p.refunded += r.amount;
+    const std::string msisdn = p.phone.substr(1);
+    options_.balances[msisdn] = Balance(msisdn) + r.amount;
+    r.id = "ref-" + std::to_string(refunds_.size() + 1);
+    r.status = "succeeded";
+    r.created = NowIso8601();
+    refunds_.push_back(DebitEntry{p.correlator, msisdn, r.amount, r.created});
+    if (!r.correlator.empty()) refund_correlators_.insert(r.correlator);
+    auto& stored = payment_refunds_[p.id];
+    stored.push_back(std::move(r));
+    return Reply(201, RefundJson(stored.back()));
+  }
+
+  Decision ListRefunds(const CbPayment& p) const {
+    Json list = Json::array();
+    if (auto it = payment_refunds_.find(p.id); it != payment_refunds_.end()) {
+      for (const CbRefund& r : it->second) list.push_back(RefundJson(r));
+    }
+    return Reply(200, list);
+  }
+
+  std::map<std::string, CbPayment> payments_;          // by paymentId
+  std::map<std::string, std::string> by_correlator_;   // clientCorrelator -> paymentId
+  std::map<std::string, std::vector<CbRefund>> payment_refunds_;
+  std::set<std::string> refund_correlators_;
+  std::map<std::string, std::chrono::steady_clock::time_point> tokens_;  // access token -> expiry
+  uint64_t tokens_issued_ = 0;
+  uint64_t replays_refused_ = 0;
+  uint64_t unauthorized_ = 0;
+  uint64_t responses_lost_ = 0;  // answers dropped after processing (carrier_billing dialect)
+  uint64_t responses_late_ = 0;  // answers delayed by timeout_delay_ms after processing
+
 
   SimOptions& options_;
   std::mt19937_64 rng_;

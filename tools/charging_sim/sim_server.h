@@ -1,6 +1,16 @@
 // The charging simulator's server: the HTTP/JSON contract of docs/charging.md over Beast, with
 // per-MSISDN balances, idempotency keys, an append-only debit log and fault injection. Runs on
 // one io_context thread; all state is touched only from that thread.
+//
+// dialect = carrier_billing: instead of /v1/charges it serves the CAMARA Carrier Billing API
+// under /carrier-billing/v0.4 (createPayment, preparePayment, confirmPayment, cancelPayment,
+// retrievePayment, retrievePayments with a clientCorrelator filter, createRefund,
+// retrieveRefunds) and an OAuth 2.0 client-credentials token endpoint at /oauth/token whose
+// tokens expire after token_lifetime_s. As CAMARA servers may, it REFUSES a replayed
+// clientCorrelator (409 ALREADY_EXISTS) instead of answering with the first result, so a
+// client can only learn an unknown outcome by retrieving the payment. Errors create no
+// payment (paymentId is not created "in case of any error scenario"). The admin endpoints
+// (/v1/admin/*, /v1/debits) are the same in both dialects and need no OAuth token.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -25,7 +35,14 @@ struct FaultRates {
   int timeout_delay_ms = 30000;
 };
 
+enum class Dialect { kHttp, kCarrierBilling };
+
 struct SimOptions {
+  Dialect dialect = Dialect::kHttp;
+  // carrier_billing: the OAuth client allowed to get tokens, and their lifetime.
+  std::string client_id = "donagate";
+  std::string client_secret = "secret";
+  int token_lifetime_s = 3600;
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8088;
   int64_t default_balance_vnd = 1000000;

@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 
+#include "billing/charging/carrier_billing_charging.h"
 #include "billing/charging/charging_factory.h"
 #include "billing/charging/diameter_charging.h"
 
@@ -34,6 +35,26 @@ int ChargingCheck(const config::Config& config, const std::string& operator_name
       out << (r.ok ? "OK: at least one peer answered CEA and DWA\n" : "FAILED: no peer completed CER/CEA and DWR/DWA\n");
       rc = r.ok ? 0 : 1;
       ioc.stop();  // the backend keeps its links (and timers) alive otherwise
+    });
+    ioc.run();
+    return rc;
+  }
+  if (cfg->backend == config::ChargingBackendKind::kCarrierBilling) {
+    std::string why;
+    auto backend =
+        billing::CarrierBillingChargingBackend::Create(ioc.get_executor(), billing::CarrierBillingOptionsFor(*cfg), &why);
+    if (!backend) {
+      err << "donagatectl: charging backend for operator " << operator_name << ": " << why << "\n";
+      return 2;
+    }
+    // A client-credentials grant, then retrievePayments of a clientCorrelator no donation has.
+    backend->Probe([&](billing::CarrierBillingChargingBackend::ProbeResult r) {
+      out << backend->Name() << " " << cfg->url << " (token_url " << cfg->token_url << ", client_id " << cfg->client_id
+          << ")\n  " << r.detail << "\n";
+      out << (r.ok ? "OK: token granted, the API answered not found, nobody was charged\n"
+                   : "FAILED: expected a token and a not-found retrieval\n");
+      rc = r.ok ? 0 : 1;
+      ioc.stop();
     });
     ioc.run();
     return rc;
