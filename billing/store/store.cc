@@ -388,7 +388,7 @@ DO NOTHING)";
 
 // The state change of each recorded outcome. An ordinary outcome (charging → a final state,
 // for the reason failure_reason stores) is recorded on the donation row itself (final_state,
-// final_by: migration 0012) with no history row: its charge rows and journal prove it, and
+// final_by: migration 0013) with no history row: its charge rows and journal prove it, and
 // donation_history shows it. Every other transition gets its history row.
 const std::string kUpdateDonationsSql = R"(
 WITH u AS (

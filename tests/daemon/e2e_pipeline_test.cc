@@ -411,7 +411,7 @@ TEST_F(E2eTest, ThousandMosFromManySubscribersAreChargedToTheDongAndAnsweredOnce
   EXPECT_EQ(got_help, want_help);
   // One pass through the data path: every donation and every reply was taken from memory by
   // the worker of this process, never claimed from the database. A donation's history is one
-  // entry, its outcome (recorded on the donation row: 0012; the ingest, already charging, writes
+  // entry, its outcome (recorded on the donation row: 0013; the ingest, already charging, writes
   // none), and no donation_transition row at all; its only claim was the ingest.
   EXPECT_EQ(metric("donagate_handoffs_total{path=\"memory\",stage=\"donation\"}"), static_cast<double>(valid));
   EXPECT_EQ(metric("donagate_handoffs_total{path=\"memory\",stage=\"reply\"}"), 1000.0);

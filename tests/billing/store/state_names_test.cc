@@ -59,7 +59,7 @@ TEST_F(StateNamesTest, DonationStatesEqualTheDonationCheck) {
   EXPECT_EQ(CheckedNames(db_, "donation", "state"), AsSet(DonationStateNames()));
 }
 
-// final_state (0012) holds the ordinary outcomes: every final state but a reversal.
+// final_state (0013) holds the ordinary outcomes: every final state but a reversal.
 TEST_F(StateNamesTest, FinalStatesEqualTheFinalStateCheck) {
   DONAGATE_REQUIRE_POSTGRES();
   std::set<std::string> outcomes;

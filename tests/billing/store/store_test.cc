@@ -720,7 +720,7 @@ TEST_F(StoreTest, ChargedDonationWritesBalancedLedgerAndReplayIsANoOp) {
                             " coalesce(lease_owner, 'none') FROM donation"),
             "charged:5:100000:none");
   // The claim is a history row; the ordinary outcome is recorded on the donation row itself
-  // (0012: proved by its charge and journal) and shown by donation_history.
+  // (0013: proved by its charge and journal) and shown by donation_history.
   EXPECT_EQ(QueryValue(db_, "SELECT string_agg(coalesce(from_state, '-') || '>' || to_state, ' ' ORDER BY id)"
                             " FROM donation_transition"),
             "received>charging");

@@ -1,4 +1,4 @@
--- 0012: a donation's ordinary outcome is proved by rows the outcome transaction writes anyway
+-- 0013: a donation's ordinary outcome is proved by rows the outcome transaction writes anyway
 -- (its charge rows, its journal, the donation row itself), so it no longer gets a
 -- donation_transition row that restates them (each fact is written once; the row cost a
 -- heap tuple, two index entries and a foreign-key check per donation).
