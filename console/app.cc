@@ -16,6 +16,7 @@
 #include "billing/finance/settlement.h"
 #include "billing/finance/time_util.h"
 #include "billing/store/pg.h"
+#include "config/config.h"
 #include "console/html.h"
 #include "console/multipart.h"
 #include "console/password.h"
@@ -135,6 +136,12 @@ HttpResponse Redirect(const std::string& to) {
   r.status = 303;
   r.headers.emplace_back("Location", to);
   return r;
+}
+
+// "64 MiB" for whole mebibytes, else "1.024 bytes": the limit as the 413 page and the form say it.
+std::string LimitText(uint64_t bytes) {
+  if (bytes % (1024 * 1024) == 0) return std::to_string(bytes / (1024 * 1024)) + " MiB";
+  return FormatCount(static_cast<int64_t>(bytes)) + " bytes";
 }
 
 // An uploaded settlement file between its preview and its run (ConsoleApp::Impl::uploads).
@@ -577,11 +584,35 @@ struct ConsoleApp::Impl {
       if (!st.ok()) return Reversals(c, "The database refused the decision.", 503);
       return Redirect("/reversals");
     }
+    // Money back first, where the console knows the operator's backend: the same step as
+    // donagatectl reverse --refund. The ledger is reversed only once every key says refunded;
+    // otherwise the request stays open and approving again retries (refunds are idempotent).
+    std::string reason_suffix, refund_detail;
+    if (opt.charging_config) {
+      AsRole(c.conn, "donagate_finance");
+      finance::RefundForReversal refund;
+      st = finance::RefundBeforeReversal(c.conn, *opt.charging_config, donation, &refund);
+      std::string lines;
+      for (auto& l : refund.lines)
+        lines += (lines.empty() ? "" : "; ") + l.key + " " + std::to_string(l.amount_vnd) + " VND " + l.outcome +
+                 (l.detail.empty() ? "" : " (" + l.detail + ")");
+      if (!st.ok() || !refund.may_reverse) {
+        tx.Rollback();
+        const std::string sentence =
+            (st.ok() ? "Not every charge was refunded at the operator (" + lines + ")"
+                     : "The refund at the operator could not be made: " + st.message()) +
+            ". The ledger is unchanged and request " + id + " stays open; approve it again to retry.";
+        AuditAs(c, "reversal_refund", "request " + id + " donation " + std::to_string(donation) + ": " + sentence, "failed");
+        return Reversals(c, sentence, 502);
+      }
+      reason_suffix = refund.reason_suffix;
+      refund_detail = refund.supported ? " refunds: " + lines : " (the operator's backend has no refunds: ledger only)";
+    }
     // The shared reversal (donagatectl reverse runs the same call), in the request's transaction:
     // the request is done exactly when the reversing journal exists.
     AsRole(c.conn, "donagate_reverse");
     finance::ReversalOutcome out;
-    st = finance::ReverseDonation(c.conn, donation, reason + " (request " + id + ", requested by " + requester + ")",
+    st = finance::ReverseDonation(c.conn, donation, reason + reason_suffix + " (request " + id + ", requested by " + requester + ")",
                                   me + " (approved request " + id + " by " + requester + ")", &out);
     if (!st.ok()) {
       const std::string sentence = finance::ExplainReversalRefusal(donation, st);
@@ -600,7 +631,8 @@ struct ConsoleApp::Impl {
     if (st.ok())
       st = Audit(c.conn, me, "reversal_approve",
                  "request " + id + " donation " + std::to_string(donation) + " journal " + std::to_string(out.journal_id) +
-                     " " + std::to_string(out.amount_vnd) + " VND" + (out.already_reversed ? " (already reversed)" : ""),
+                     " " + std::to_string(out.amount_vnd) + " VND" + (out.already_reversed ? " (already reversed)" : "") +
+                     refund_detail,
                  c.req->remote_addr, "ok");
     if (st.ok()) st = tx.Commit();
     if (!st.ok()) return Reversals(c, "The database did not confirm the reversal; look at the request again.", 503);
@@ -679,7 +711,7 @@ struct ConsoleApp::Impl {
            " <input type=\"file\" name=\"settlement\" accept=\".csv,.tsv,.txt,text/csv\" required></label><label>" +
            Esc(c.t("Mapping")) + " <select name=\"mapping\">" + options + "</select></label><button>" +
            Esc(c.t("Upload and preview")) + "</button></form><p class=\"note\">CSV or TSV, UTF-8 (with or without BOM), at most " +
-           std::to_string(opt.max_upload_bytes / (1024 * 1024)) + " MiB.</p>";
+           LimitText(opt.max_upload_bytes) + ".</p>";
     }
     AsRole(c.conn, "donagate_console");
     Result r;
@@ -813,8 +845,8 @@ struct ConsoleApp::Impl {
     std::string inner =
         "<input type=\"hidden\" name=\"upload\" value=\"" + upload_id + "\"><input type=\"hidden\" name=\"mapping\" value=\"" +
         Esc(mapping_name) + "\"><fieldset><legend>" + Esc(c.t("Run")) + "</legend><label>" + Esc(c.t("Operator")) +
-        " <input name=\"operator\" required value=\"" + Esc(operator_name) + "\"></label><label>" + Esc(c.t("Day")) +
-        " <input type=\"date\" name=\"day\" required value=\"" + Esc(day) + "\"></label></fieldset><fieldset><legend>" +
+        " <input name=\"operator\" value=\"" + Esc(operator_name) + "\" required></label><label>" + Esc(c.t("Day")) +
+        " <input type=\"date\" name=\"day\" value=\"" + Esc(day) + "\" required></label></fieldset><fieldset><legend>" +
         Esc(c.t("Column mapping")) + (mapping_name.empty() ? "" : " (" + Esc(mapping_name) + ")") + "</legend><label>" +
         Esc(c.t("Delimiter")) + " " + delim + "</label><label>" + Esc(c.t("Comment lines start with")) + " " +
         text("comment_prefix", m.comment_prefix, "3") + "</label><label><input type=\"checkbox\" name=\"header\" value=\"1\"" +
@@ -1035,8 +1067,8 @@ struct ConsoleApp::Impl {
       AuditAs(c, "reconcile_upload", "file larger than " + std::to_string(opt.max_upload_bytes) + " bytes", "refused");
       return Html(c, 413, c.t("Reconcile"),
                   "<p class=\"error\">The file is larger than the console accepts: at most " +
-                      std::to_string(opt.max_upload_bytes / (1024 * 1024)) + " MiB (" + std::to_string(opt.max_upload_bytes) +
-                      " bytes). Split the settlement file by day.</p><p><a href=\"/reconcile\">Back</a></p>");
+                      LimitText(opt.max_upload_bytes) + ". Split the settlement file by day.</p><p><a href=\"/reconcile\">" +
+                      Esc(c.t("Back")) + "</a></p>");
     }
     if (ms != MultipartStatus::kOk) return Html(c, 400, c.t("Reconcile"), "<p class=\"error\">" + Esc(error) + "</p>");
     c.form = std::move(mp.fields);
@@ -1058,11 +1090,13 @@ struct ConsoleApp::Impl {
     std::string error;
     if (!Range(c, &from, &to, &error)) return Html(c, 400, c.t("Exports"), "<p class=\"error\">" + Esc(error) + "</p>");
     const std::string q = "?from=" + finance::FormatDate(from) + "&amp;to=" + finance::FormatDate(to);
-    std::string b = RangeForm(c, from, to, "/exports") + "<ul class=\"exports\"><li><a download href=\"/exports/donations.csv" +
-                    q + "\">" + Esc(c.t("Download donations CSV")) + "</a></li><li><a download href=\"/exports/ledger.csv" +
-                    q + "\">" + Esc(c.t("Download ledger CSV")) + "</a></li></ul><p class=\"note\">CSV (RFC 4180, CRLF), "
-                    "streamed from a database cursor: any range, the browser's download shows the progress.</p>";
-    return Html(c, 200, c.t("Exports"), b);
+    std::string b = RangeForm(c, from, to, "/exports") + "<ul class=\"exports\"><li><a class=\"export\" download href=\"/exports/donations.csv" +
+                    q + "\">" + Esc(c.t("Download donations CSV")) + "</a></li><li><a class=\"export\" download href=\"/exports/ledger.csv" +
+                    q + "\">" + Esc(c.t("Download ledger CSV")) + "</a></li></ul><p id=\"export-progress\" class=\"message\" "
+                    "aria-live=\"polite\" hidden></p><p class=\"note\">CSV (RFC 4180, CRLF), streamed from a database cursor: "
+                    "any range. With JavaScript the rows written so far are counted here; without it the browser's "
+                    "download shows the progress.</p>";
+    return Html(c, 200, c.t("Exports"), b, "<script src=\"/static/console.js\" defer></script>");
   }
 
   HttpResponse ExportCsv(Ctx& c, finance::ExportKind kind) {
@@ -1079,7 +1113,11 @@ struct ConsoleApp::Impl {
     const finance::UtcRange range{finance::LocalDayRange(from, kIct).start, finance::LocalDayRange(to, kIct).end};
     const std::string conninfo = opt.conninfo;
     const int batch = opt.export_batch;
-    r.stream = [conninfo, kind, range, batch](const std::function<bool(std::string_view)>& sink) {
+    // The page's script names the export (a random id) to poll its progress; without one, none.
+    std::string progress_id = Get(c.query, "progress");
+    if (!IsProgressId(progress_id)) progress_id.clear();
+    else StartProgress(progress_id);
+    r.stream = [this, conninfo, kind, range, batch, progress_id](const std::function<bool(std::string_view)>& sink) {
       // A streambuf that hands every 64 KiB to the socket: the export never sits in memory.
       struct SinkBuf : std::streambuf {
         const std::function<bool(std::string_view)>& sink;
@@ -1108,10 +1146,55 @@ struct ConsoleApp::Impl {
       if (!conn.Ensure(conninfo).ok()) return;
       AsRole(conn, "donagate_finance");
       int64_t rows = 0;
-      finance::ExportCsv(conn, kind, range, out, kIct, batch, {}, &rows);
+      std::function<void(int64_t)> progress;
+      if (!progress_id.empty()) progress = [this, &progress_id](int64_t n) { SetProgress(progress_id, n, false); };
+      finance::ExportCsv(conn, kind, range, out, kIct, batch, progress, &rows);
       out.flush();
       sb.Flush();
+      if (!progress_id.empty()) SetProgress(progress_id, rows, true);
     };
+    return r;
+  }
+
+  // Rows written by running exports, by the id the page's script chose (bounded: old and
+  // excess entries are dropped; an id only tells a count, never data).
+  struct ExportProgress {
+    int64_t rows = 0;
+    bool done = false;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::mutex progress_mu;
+  std::map<std::string, ExportProgress> progress;
+
+  static bool IsProgressId(const std::string& id) {
+    return id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
+  }
+  void StartProgress(const std::string& id) {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lock(progress_mu);
+    for (auto it = progress.begin(); it != progress.end();)
+      it = (now - it->second.at > std::chrono::hours(1) || progress.size() > 1000) ? progress.erase(it) : std::next(it);
+    progress[id] = {0, false, now};
+  }
+  void SetProgress(const std::string& id, int64_t rows, bool done) {
+    std::lock_guard<std::mutex> lock(progress_mu);
+    auto it = progress.find(id);
+    if (it == progress.end()) return;
+    it->second.rows = rows;
+    it->second.done = done;
+    it->second.at = std::chrono::steady_clock::now();
+  }
+  HttpResponse ExportProgressJson(Ctx& c) {
+    const std::string id = Get(c.query, "id");
+    nlohmann::json j = {{"known", false}, {"rows", 0}, {"done", false}};
+    if (IsProgressId(id)) {
+      std::lock_guard<std::mutex> lock(progress_mu);
+      if (auto it = progress.find(id); it != progress.end())
+        j = {{"known", true}, {"rows", it->second.rows}, {"done", it->second.done}};
+    }
+    HttpResponse r;
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.body = j.dump();
     return r;
   }
 
@@ -1204,7 +1287,33 @@ struct ConsoleApp::Impl {
   }
 
   static std::string ConsoleJs() {
-    return R"JS(// donagate console: draws the overview chart from the page's JSON block (no inline script).
+    return R"JS(// donagate console: draws the overview chart from the page's JSON block (no inline script);
+// counts the rows of a running export on the Exports page (the links work without it).
+(function () {
+  var shown = document.getElementById('export-progress');
+  if (!shown) return;
+  var links = document.querySelectorAll('a.export');
+  for (var i = 0; i < links.length; i++) {
+    links[i].addEventListener('click', function (ev) {
+      var bytes = new Uint8Array(16);
+      crypto.getRandomValues(bytes);
+      var id = Array.prototype.map.call(bytes, function (b) { return ('0' + b.toString(16)).slice(-2); }).join('');
+      var a = ev.currentTarget;
+      a.href = a.href.replace(/&progress=[0-9a-f]*/, '') + '&progress=' + id;
+      shown.hidden = false;
+      shown.textContent = 'Export started…';
+      var poll = function () {
+        fetch('/exports/progress?id=' + id).then(function (r) { return r.json(); }).then(function (p) {
+          if (p.known) shown.textContent = p.rows.toLocaleString('vi-VN') + ' rows written' + (p.done ? ' — done.' : '…');
+          shown.dataset.rows = p.rows;
+          shown.dataset.done = p.done ? '1' : '0';
+          if (!p.done) setTimeout(poll, 500);
+        }).catch(function () { setTimeout(poll, 2000); });
+      };
+      setTimeout(poll, 300);
+    });
+  }
+})();
 (function () {
   var el = document.getElementById('chart-data');
   if (!el || typeof Chart === 'undefined') return;
@@ -1253,7 +1362,7 @@ form label{margin-right:1em}form.login label{display:block;margin:.5em 0}
       std::ifstream f(req.body_file, std::ios::binary | std::ios::ate);
       if (f && static_cast<uint64_t>(f.tellg()) > opt.max_upload_bytes + 64 * 1024)
         return Html(c, 413, c.t("Reconcile"), "<p class=\"error\">The file is larger than the console accepts: at most " +
-                                                  std::to_string(opt.max_upload_bytes / (1024 * 1024)) + " MiB.</p>");
+                                                  LimitText(opt.max_upload_bytes) + ".</p>");
     }
     StoreStatus st = c.conn.Ensure(opt.conninfo);
     if (!st.ok()) return Html(c, 503, "donagate", "<p class=\"error\">The database is not reachable.</p>");
@@ -1282,6 +1391,7 @@ form label{margin-right:1em}form.login label{display:block;margin:.5em 0}
     if (c.path == "/exports" && !post) return Exports(c);
     if (c.path == "/exports/donations.csv" && !post) return ExportCsv(c, finance::ExportKind::kDonations);
     if (c.path == "/exports/ledger.csv" && !post) return ExportCsv(c, finance::ExportKind::kLedger);
+    if (c.path == "/exports/progress" && !post) return ExportProgressJson(c);
     if (c.path == "/reconcile" && !post) return ReconcileHome(c);
     if (c.path == "/reconcile/upload" && post) {
       HttpResponse r = UploadSettlement(c);

@@ -27,10 +27,8 @@ std::string HeaderParam(std::string_view value, std::string_view param) {
     size_t v = pos + key.size();
     if (v < value.size() && value[v] == '"') {
       std::string out;
-      for (size_t i = v + 1; i < value.size() && value[i] != '"'; ++i) {
-        if (value[i] == '\\' && i + 1 < value.size()) ++i;
-        out += value[i];
-      }
+      // Browsers send backslashes as they are (a Windows path) and quotes as %22: no escapes.
+      for (size_t i = v + 1; i < value.size() && value[i] != '"'; ++i) out += value[i];
       return out;
     }
     size_t end = value.find(';', v);

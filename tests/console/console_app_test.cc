@@ -3,14 +3,21 @@
 // every expectation is read back from the database or from the shared finance code.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <regex>
+#include <sstream>
 
 #include "billing/finance/finance.h"
+#include "billing/finance/reconcile.h"
+#include "billing/finance/settlement.h"
 #include "billing/finance/time_util.h"
 #include "billing/store/migrate.h"
 #include "billing/store/pg.h"
 #include "console/app.h"
 #include "console/html.h"
+#include "console/multipart.h"
+#include "console/password.h"
 #include "console/users.h"
 #include "tests/common/test_pg.h"
 
@@ -23,6 +30,19 @@ using ::donagate::testing::QueryValue;
 constexpr int kIct = 7 * 3600;
 const char* kDay = "2026-11-27";
 const char* kPassword = "correct horse battery";
+const char* kReconcileDay = "2026-11-20";
+// Operator "opr"'s file for kReconcileDay: a BOM, ';', amounts written "20.000", and exactly one
+// discrepancy of each kind: don-102 billed 45.000 (amount), don-103 failed at the operator
+// (status), don-104 absent (missing at operator), don-999 unknown to us (missing in ledger),
+// don-101 twice (duplicate); don-105 failed on both sides (agreed not charged).
+const char* kOprSettlement =
+    "\xEF\xBB\xBFref;phone;amount;at;result\r\n"
+    "don-101;0912000101;20.000;2026-11-20T01:00:05Z;OK\r\n"
+    "don-102;0912000102;45.000;2026-11-20T01:01:45Z;OK\r\n"
+    "don-103;0912000103;60.000;2026-11-20T01:03:25Z;FAIL\r\n"
+    "don-999;0912000999;20.000;2026-11-20T01:04:00Z;OK\r\n"
+    "don-101;0912000101;20.000;2026-11-20T01:00:05Z;OK\r\n"
+    "don-105;0912000105;20.000;2026-11-20T01:06:45Z;FAIL\r\n";
 
 std::string Ts(int64_t epoch) { return finance::FormatTimestamp(epoch, 0); }
 
@@ -43,6 +63,14 @@ class ConsoleAppTest : public ::testing::Test {
     ASSERT_TRUE(AddUser(conn, "binh", kPassword, {"approver"}, "test", "test").ok());
     ASSERT_TRUE(AddUser(conn, "olga", kPassword, {"ops"}, "test", "test").ok());
     ASSERT_TRUE(AddUser(conn, "both", kPassword, {"finance", "approver"}, "test", "test").ok());
+    ASSERT_TRUE(AddUser(conn, "fina", kPassword, {"finance"}, "test", "test").ok());
+    // Operator "opr" on its own day, for the reconcile tests (no other test reads that day).
+    const int64_t rec = finance::LocalDayRange(*finance::ParseDate(kReconcileDay), kIct).start;
+    AddDonation(101, "opr", 20000, "charged", "", rec + 3600, "CV 1");
+    AddDonation(102, "opr", 40000, "charged", "", rec + 3700, "CV 2");
+    AddDonation(103, "opr", 60000, "charged", "", rec + 3800, "CV 3");
+    AddDonation(104, "opr", 100000, "charged", "", rec + 3900, "CV 5");
+    AddDonation(105, "opr", 20000, "failed", "insufficient_funds", rec + 4000, "CV 1");
   }
 
   static void AddDonation(int64_t id, const std::string& op, int64_t amount, const std::string& state,
@@ -75,6 +103,9 @@ class ConsoleAppTest : public ::testing::Test {
     ConsoleOptions o;
     o.conninfo = *conninfo_;
     o.now = [this] { return now_; };
+    spool_ = ::testing::TempDir() + "/console-spool-" + RandomHex(6);
+    std::filesystem::create_directories(spool_);
+    o.spool_dir = spool_;
     app_ = std::make_unique<ConsoleApp>(o);
   }
 
@@ -119,6 +150,62 @@ class ConsoleAppTest : public ::testing::Test {
     return Send(b, "POST", "/login", "csrf=" + Field(page.body, "csrf") + "&user=" + user + "&password=" + UrlEncode(password));
   }
 
+  // A multipart/form-data POST as a browser sends it: the fields, then the file.
+  HttpResponse Upload(Browser& b, const std::map<std::string, std::string>& fields, const std::string& file_name,
+                      const std::string& file, bool spool_to_disk = false) {
+    const std::string boundary = "----donagateTestBoundary7MA4YWxkTrZu0gW";
+    std::string body;
+    for (auto& [k, v] : fields)
+      body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + k + "\"\r\n\r\n" + v + "\r\n";
+    body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"settlement\"; filename=\"" + file_name +
+            "\"\r\nContent-Type: text/csv\r\n\r\n" + file + "\r\n--" + boundary + "--\r\n";
+    HttpRequest r;
+    r.method = "POST";
+    r.target = "/reconcile/upload";
+    r.remote_addr = b.remote;
+    r.headers["cookie"] = CookieHeader(b);
+    r.headers["content-type"] = "multipart/form-data; boundary=" + boundary;
+    if (spool_to_disk) {
+      // As the server hands it over: the body in a spool file.
+      r.body_file = ::testing::TempDir() + "/console-upload-body-" + RandomHex(8);
+      std::ofstream(r.body_file, std::ios::binary) << body;
+    } else {
+      r.body = body;
+    }
+    HttpResponse res = app_->Handle(r);
+    if (!r.body_file.empty()) std::remove(r.body_file.c_str());
+    return res;
+  }
+
+  // The form fields of the page's mapping form (inputs, checked boxes, selected options).
+  static std::map<std::string, std::string> MappingForm(const std::string& html) {
+    std::map<std::string, std::string> f;
+    std::smatch m;
+    std::string rest = html.substr(html.find("action=\"/reconcile/run\""));
+    std::regex input("<input (type=\"[a-z]+\" )?name=\"([a-z_]+)\" value=\"([^\"]*)\"");
+    for (auto it = std::sregex_iterator(rest.begin(), rest.end(), input); it != std::sregex_iterator(); ++it)
+      f[(*it)[2]] = Unescape((*it)[3]);
+    std::regex select("<select name=\"([a-z_]+)\"[^>]*>(.*?)</select>");
+    std::regex selected("<option value=\"([^\"]*)\" selected>");
+    for (auto it = std::sregex_iterator(rest.begin(), rest.end(), select); it != std::sregex_iterator(); ++it) {
+      const std::string options = (*it)[2];
+      if (std::regex_search(options, m, selected)) f[(*it)[1]] = Unescape(m[1]);
+    }
+    if (rest.find("name=\"header\" value=\"1\" checked") != std::string::npos) f["header"] = "1";
+    return f;
+  }
+  static std::string Unescape(std::string s) {
+    for (auto [from, to] : {std::pair<const char*, const char*>{"&quot;", "\""}, {"&#39;", "'"}, {"&lt;", "<"},
+                            {"&gt;", ">"}, {"&amp;", "&"}})
+      for (size_t p; (p = s.find(from)) != std::string::npos;) s.replace(p, std::string(from).size(), to);
+    return s;
+  }
+  static std::string FormBody(const std::map<std::string, std::string>& f) {
+    std::string body;
+    for (auto& [k, v] : f) body += (body.empty() ? "" : "&") + k + "=" + UrlEncode(v);
+    return body;
+  }
+
   // The CSRF token of the logged-in session, as the pages carry it.
   std::string Csrf(Browser& b) { return Field(Send(b, "GET", "/reversals").body, "csrf"); }
 
@@ -127,6 +214,7 @@ class ConsoleAppTest : public ::testing::Test {
   static std::string* conninfo_;
   std::chrono::steady_clock::time_point now_ = std::chrono::steady_clock::now();
   std::unique_ptr<ConsoleApp> app_;
+  std::string spool_;
 };
 std::string* ConsoleAppTest::conninfo_ = nullptr;
 
@@ -163,7 +251,8 @@ TEST_F(ConsoleAppTest, OverviewTotalsEqualTheSharedReportToTheDong) {
   for (auto& r : rows) vnd += r.vnd_charged;
   // Independently from the ledger: 20000 + 40000 + 100000.
   EXPECT_EQ(vnd, 160000);
-  EXPECT_EQ(Q("SELECT sum(amount_vnd) FROM ledger_entry WHERE direction = 'debit'"), "160000");
+  // (Operator opr's charges are on the reconcile tests' own day.)
+  EXPECT_EQ(Q("SELECT sum(amount_vnd) FROM ledger_entry WHERE direction = 'debit' AND account <> 'receivable:opr'"), "160000");
   EXPECT_NE(res.body.find("data-vnd-charged=\"160000\""), std::string::npos);
   EXPECT_NE(res.body.find("160.000 \xC4\x91"), std::string::npos) << "amounts read 160.000 đ";
   EXPECT_NE(res.body.find("insufficient_funds 1"), std::string::npos) << "failures by reason code";
@@ -192,7 +281,7 @@ TEST_F(ConsoleAppTest, StoredTextsRenderInertAndPhonesAreMaskedForFinance) {
   HttpResponse inj = Send(finance_user, "GET", "/lookup?q=" + UrlEncode("x'; DELETE FROM donation; --<b>"));
   EXPECT_EQ(inj.status, 404);
   EXPECT_EQ(inj.body.find("<b>"), std::string::npos);
-  EXPECT_EQ(Q("SELECT count(*) FROM donation"), "4");
+  EXPECT_EQ(Q("SELECT count(*) FROM donation"), "9") << "4 of the day and 5 of operator opr's day";
 }
 
 TEST_F(ConsoleAppTest, ReversalNeedsTwoPeopleAndRunsTheSharedReversalOnce) {
@@ -337,6 +426,155 @@ TEST_F(ConsoleAppTest, ExportStreamsCrlfCsvOfTheRange) {
   EXPECT_EQ(Q("SELECT count(*) FROM console_audit WHERE action = 'export' AND actor = 'anna'"), "1");
 }
 
+TEST_F(ConsoleAppTest, ReconcileUploadPreviewRunSavesTheRunWithExactlyTheInjectedDiscrepancies) {
+  Browser b;
+  ASSERT_EQ(Login(b, "fina").status, 303);
+  const std::string csrf = Csrf(b);
+  HttpResponse page = Upload(b, {{"csrf", csrf}, {"operator", "opr"}, {"day", kReconcileDay}, {"mapping", ""}},
+                             "opr-2026-11-20.csv", kOprSettlement, /*spool_to_disk=*/true);
+  ASSERT_EQ(page.status, 200) << page.body;
+  // The preview: detected layout, first rows, a form to fill.
+  EXPECT_NE(page.body.find("class=\"encoding\">UTF-8 with BOM<"), std::string::npos);
+  EXPECT_NE(page.body.find("class=\"delimiter\">semicolon (;)<"), std::string::npos);
+  EXPECT_NE(page.body.find("<th>ref</th><th>phone</th><th>amount</th><th>at</th><th>result</th>"), std::string::npos);
+  EXPECT_NE(page.body.find("<td>don-999</td>"), std::string::npos);
+  EXPECT_NE(page.body.find(Sha256Hex(kOprSettlement)), std::string::npos);
+  auto form = MappingForm(page.body);
+  EXPECT_EQ(form["reference_column"], "ref") << "guessed from the header";
+  EXPECT_EQ(form["amount_column"], "amount");
+  EXPECT_EQ(form["delimiter"], ";");
+  form["charged_values"] = "OK";
+  form["time_format"] = "iso8601";
+  form["time_zone"] = "UTC";
+  form["thousands_separator"] = ".";
+  form["save_as"] = "operator r";
+  form["csrf"] = csrf;
+
+  HttpResponse run = Send(b, "POST", "/reconcile/run", FormBody(form));
+  ASSERT_EQ(run.status, 303) << run.body;
+  const std::string location = run.Header("Location");
+  ASSERT_EQ(location.rfind("/reconcile/runs/", 0), 0u);
+  const std::string id = location.substr(16);
+  HttpResponse shown = Send(b, "GET", location);
+  ASSERT_EQ(shown.status, 200);
+  for (const char* kind : {"missing_at_operator", "missing_in_ledger", "amount_mismatch", "status_mismatch",
+                           "duplicate_at_operator"})
+    EXPECT_NE(shown.body.find(std::string("data-kind=\"") + kind + "\">1<"), std::string::npos) << kind;
+  // Both sides' totals: ours 4 charges 220.000 đ; theirs bills 4 rows (the duplicate included) 105.000 đ.
+  EXPECT_NE(shown.body.find("<tr class=\"ours\"><td>Our ledger</td><td class=\"n count\">4</td><td class=\"n vnd\">220.000 \xC4\x91"),
+            std::string::npos) << shown.body;
+  EXPECT_NE(shown.body.find("<td class=\"n count\">4</td><td class=\"n vnd\">105.000 \xC4\x91"), std::string::npos);
+
+  // The saved run: its inputs' hashes, mapping, results; the download is the stored CSV.
+  EXPECT_EQ(Q("SELECT settlement_sha256 FROM reconcile_run WHERE id = " + id), Sha256Hex(kOprSettlement));
+  EXPECT_EQ(Q("SELECT settlement_encoding || ' ' || settlement_rows || ' ' || mapping_name || ' ' || run_by "
+              "FROM reconcile_run WHERE id = " + id), "UTF-8 with BOM 6 operator r fina");
+  EXPECT_EQ(Q("SELECT mapping_sha256 = encode(sha256(convert_to(mapping_toml, 'UTF8')), 'hex') FROM reconcile_run WHERE id = " + id), "t");
+  EXPECT_EQ(Q("SELECT totals->>'matched' FROM reconcile_run WHERE id = " + id), "1");
+  HttpResponse csv = Send(b, "GET", location + "/discrepancies.csv");
+  ASSERT_EQ(csv.status, 200);
+  EXPECT_EQ(csv.Header("Content-Disposition"), "attachment; filename=\"discrepancies-run-" + id + ".csv\"");
+  EXPECT_EQ(Sha256Hex(csv.body), Q("SELECT discrepancies_sha256 FROM reconcile_run WHERE id = " + id));
+  EXPECT_EQ(csv.body.rfind("kind,reference,msisdn,our_amount_vnd,their_amount_vnd,our_status,their_status,"
+                           "settlement_line,detail\r\n", 0), 0u);
+  EXPECT_NE(csv.body.find("\r\namount_mismatch,don-102,84912000102,40000,45000,charged,OK,3,\r\n"), std::string::npos) << csv.body;
+  EXPECT_NE(csv.body.find("\r\nduplicate_at_operator,don-101,84912000101,20000,20000,charged,OK,6,"), std::string::npos);
+  EXPECT_NE(csv.body.find("\r\nmissing_at_operator,don-104,"), std::string::npos);
+  // The same file donagatectl reconcile writes: the shared library's run over the same rows.
+  finance::SettlementMapping m;
+  std::string error;
+  ASSERT_TRUE(finance::ParseSettlementMapping(Q("SELECT mapping_toml FROM reconcile_run WHERE id = " + id), "run", &m, &error)) << error;
+  std::istringstream in(kOprSettlement);
+  std::vector<finance::SettlementRow> rows;
+  finance::SettlementError serr;
+  ASSERT_TRUE(finance::ReadSettlement(in, m, &rows, &serr)) << serr.message;
+  billing::pg::Connection conn;
+  ASSERT_TRUE(conn.Ensure(*conninfo_).ok());
+  finance::ReconcileReport report;
+  ASSERT_TRUE(finance::ReconcileWithLedger(conn, "opr", finance::LocalDayRange(*finance::ParseDate(kReconcileDay), kIct),
+                                           rows, kIct, &report).ok());
+  std::ostringstream expected;
+  finance::WriteDiscrepancyCsv(expected, report);
+  EXPECT_EQ(csv.body, expected.str());
+
+  // Listed for reopening; audited; the mapping saved under its name and offered next time.
+  EXPECT_NE(Send(b, "GET", "/reconcile").body.find("href=\"/reconcile/runs/" + id + "\""), std::string::npos);
+  EXPECT_EQ(Q("SELECT count(*) FROM console_audit WHERE action = 'reconcile_run' AND actor = 'fina' AND outcome = 'ok' "
+              "AND detail LIKE 'run " + id + " opr 2026-11-20 file opr-2026-11-20.csv sha256 %'"), "1");
+  EXPECT_NE(Send(b, "GET", "/reconcile").body.find("<option value=\"operator r\">"), std::string::npos);
+  HttpResponse again = Upload(b, {{"csrf", csrf}, {"operator", "opr"}, {"day", kReconcileDay}, {"mapping", "operator r"}},
+                              "same.csv", kOprSettlement);
+  ASSERT_EQ(again.status, 200) << again.body;
+  auto saved = MappingForm(again.body);
+  EXPECT_EQ(saved["charged_values"], "OK");
+  EXPECT_EQ(saved["thousands_separator"], ".");
+  EXPECT_EQ(saved["time_zone"], "UTC");
+}
+
+TEST_F(ConsoleAppTest, ReconcileRefusesWrongRoleMissingCsrfBadLinesAndOversizedFiles) {
+  Browser approver;
+  ASSERT_EQ(Login(approver, "binh").status, 303);
+  EXPECT_EQ(Upload(approver, {{"csrf", Csrf(approver)}, {"operator", "opr"}, {"day", kReconcileDay}}, "a.csv",
+                   kOprSettlement).status, 403);
+  EXPECT_EQ(Q("SELECT count(*) FROM console_audit WHERE action = 'reconcile_upload' AND actor = 'binh' AND outcome = 'refused'"), "1");
+
+  Browser b;
+  ASSERT_EQ(Login(b, "fina").status, 303);
+  const auto spooled_before = std::distance(std::filesystem::directory_iterator(spool_), {});
+  EXPECT_EQ(Upload(b, {{"operator", "opr"}, {"day", kReconcileDay}}, "a.csv", kOprSettlement).status, 403) << "no CSRF token";
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(spool_), {}), spooled_before) << "the refused upload is not kept";
+
+  // A line the mapping cannot read: the preview again, naming the line; nothing saved.
+  const std::string runs = Q("SELECT count(*) FROM reconcile_run");
+  const std::string csrf = Csrf(b);
+  HttpResponse page = Upload(b, {{"csrf", csrf}, {"operator", "opr"}, {"day", kReconcileDay}}, "bad.csv",
+                             "ref,amount\ndon-101,20000\ndon-102,12,5\n");
+  ASSERT_EQ(page.status, 200);
+  auto form = MappingForm(page.body);
+  form["csrf"] = csrf;
+  HttpResponse run = Send(b, "POST", "/reconcile/run", FormBody(form));
+  EXPECT_EQ(run.status, 400);
+  EXPECT_NE(run.body.find("Line 3: expected 2 fields, found 3"), std::string::npos) << run.body;
+  EXPECT_EQ(Q("SELECT count(*) FROM reconcile_run"), runs);
+  // Another user cannot run someone else's upload.
+  Browser other;
+  ASSERT_EQ(Login(other, "both").status, 303);
+  form["csrf"] = Csrf(other);
+  EXPECT_EQ(Send(other, "POST", "/reconcile/run", FormBody(form)).status, 410);
+
+  // Over the limit: 413 with a page that says the limit.
+  ConsoleOptions o;
+  o.conninfo = *conninfo_;
+  o.max_upload_bytes = 1024;
+  o.spool_dir = spool_;
+  app_ = std::make_unique<ConsoleApp>(o);
+  HttpResponse big = Upload(b, {{"csrf", csrf}, {"operator", "opr"}, {"day", kReconcileDay}}, "big.csv",
+                            "ref,amount\n" + std::string(2000, '1') + "\n");
+  EXPECT_EQ(big.status, 413);
+  EXPECT_NE(big.body.find("at most 1.024 bytes"), std::string::npos) << big.body;
+}
+
+TEST_F(ConsoleAppTest, ExportProgressCountsTheRowsWritten) {
+  Browser b;
+  ASSERT_EQ(Login(b, "both").status, 303);
+  const std::string id = RandomHex(16);
+  EXPECT_EQ(Send(b, "GET", "/exports/progress?id=" + id).body, "{\"done\":false,\"known\":false,\"rows\":0}");
+  HttpResponse res = Send(b, "GET", std::string("/exports/ledger.csv?from=") + kDay + "&to=" + kDay + "&progress=" + id);
+  ASSERT_TRUE(res.stream);
+  EXPECT_EQ(Send(b, "GET", "/exports/progress?id=" + id).body, "{\"done\":false,\"known\":true,\"rows\":0}");
+  std::string csv;
+  res.stream([&](std::string_view chunk) {
+    csv.append(chunk);
+    return true;
+  });
+  size_t records = 0;
+  for (size_t p = csv.find("\r\n"); p != std::string::npos; p = csv.find("\r\n", p + 2)) ++records;
+  ASSERT_GT(records, 1u);
+  EXPECT_EQ(Send(b, "GET", "/exports/progress?id=" + id).body,
+            "{\"done\":true,\"known\":true,\"rows\":" + std::to_string(records - 1) + "}");
+  EXPECT_NE(Send(b, "GET", "/exports").body.find("id=\"export-progress\""), std::string::npos);
+}
+
 TEST_F(ConsoleAppTest, AuditLogIsAppendOnly) {
   EXPECT_THROW(ExecSql(*conninfo_, "UPDATE console_audit SET actor = 'nobody'"), std::runtime_error);
   EXPECT_THROW(ExecSql(*conninfo_, "DELETE FROM console_audit"), std::runtime_error);
@@ -371,6 +609,59 @@ TEST(ConsoleThrottle, DelaysDoubleAfterTheFreeFailures) {
   EXPECT_LE(t.WaitSeconds("k", now), 901);
   t.Succeeded("k");
   EXPECT_EQ(t.WaitSeconds("k", now), 0);
+}
+
+}  // namespace
+}  // namespace donagate::console
+
+namespace donagate::console {
+namespace {
+
+TEST(Multipart, FieldsAndAFileLargerThanTheReadWindowSpooledAndHashed) {
+  std::string file;
+  for (int i = 0; i < 20000; ++i) file += "don-" + std::to_string(i) + ";20.000;OK\r\n";  // ~360 KB
+  // A delimiter-like line inside the file that is not the boundary must stay content.
+  file += "\r\n--notTheBoundary\r\n";
+  const std::string boundary = "XyZ";
+  const std::string body = "preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\nabc\r\n"
+                           "--XyZ\r\nContent-Disposition: form-data; filename=\"C:\\Users\\x\\op a.csv\"; name=\"f\"\r\n"
+                           "Content-Type: text/csv\r\n\r\n" + file + "\r\n--XyZ--\r\n";
+  std::istringstream in(body);
+  const std::string spool = ::testing::TempDir() + "/multipart-test.csv";
+  MultipartUpload up;
+  std::string error;
+  ASSERT_EQ(ReadMultipart(in, boundary, spool, {}, &up, &error), MultipartStatus::kOk) << error;
+  EXPECT_EQ(up.fields["csrf"], "abc");
+  EXPECT_EQ(up.file_field, "f");
+  EXPECT_EQ(up.file_name, "op a.csv") << "only the last segment of a path the browser sent";
+  EXPECT_EQ(up.file_bytes, file.size());
+  EXPECT_EQ(up.file_sha256_hex, Sha256Hex(file));
+  std::ifstream spooled(spool, std::ios::binary);
+  std::stringstream back;
+  back << spooled.rdbuf();
+  EXPECT_EQ(back.str(), file);
+  std::remove(spool.c_str());
+}
+
+TEST(Multipart, TooLargeAndMalformedAreTold) {
+  const std::string spool = ::testing::TempDir() + "/multipart-test-2.csv";
+  MultipartLimits limits;
+  limits.max_file_bytes = 100;
+  MultipartUpload up;
+  std::string error;
+  std::istringstream big("--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\n" +
+                         std::string(101, 'x') + "\r\n--b--\r\n");
+  EXPECT_EQ(ReadMultipart(big, "b", spool, limits, &up, &error), MultipartStatus::kTooLarge);
+  MultipartUpload up2;
+  std::istringstream cut("--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\nabc");
+  EXPECT_EQ(ReadMultipart(cut, "b", spool, limits, &up2, &error), MultipartStatus::kMalformed);
+  MultipartUpload up3;
+  std::istringstream two("--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\na\r\n"
+                         "--b\r\nContent-Disposition: form-data; name=\"g\"; filename=\"b\"\r\n\r\nb\r\n--b--\r\n");
+  EXPECT_EQ(ReadMultipart(two, "b", spool, limits, &up3, &error), MultipartStatus::kMalformed);
+  EXPECT_EQ(MultipartBoundary("multipart/form-data; boundary=\"q r\""), "q r");
+  EXPECT_EQ(MultipartBoundary("application/x-www-form-urlencoded"), "");
+  std::remove(spool.c_str());
 }
 
 }  // namespace
