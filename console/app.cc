@@ -641,7 +641,8 @@ struct ConsoleApp::Impl {
 
   // ----- reconcile -------------------------------------------------------------------------
   // An uploaded settlement file between its preview and its run: spooled under opt.spool_dir
-  // by an unguessable id, usable only by the user who uploaded it, forgotten after two hours.
+  // by an unguessable id, usable only by the user who uploaded it, removed by its run (or a
+  // refused run's retry keeps it), forgotten after two hours.
   std::mutex uploads_mu;
   std::map<std::string, Upload> uploads;
   static constexpr size_t kMaxUploadsKept = 200;
@@ -965,6 +966,12 @@ struct ConsoleApp::Impl {
                  c.req->remote_addr, "ok");
     if (st.ok()) st = tx.Commit();
     if (!st.ok()) return again("The run could not be saved: " + st.message());
+    // The run holds the file's hash; the file itself (subscribers' numbers) is not kept.
+    {
+      std::lock_guard<std::mutex> lock(uploads_mu);
+      uploads.erase(upload_id);
+    }
+    std::remove(up->path.c_str());
     return Redirect("/reconcile/runs/" + r.String(0, 0));
   }
 

@@ -497,6 +497,9 @@ TEST_F(ConsoleAppTest, ReconcileUploadPreviewRunSavesTheRunWithExactlyTheInjecte
   finance::WriteDiscrepancyCsv(expected, report);
   EXPECT_EQ(csv.body, expected.str());
 
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(spool_), {}), 0) << "the run removes the uploaded file";
+  form["csrf"] = csrf;
+  EXPECT_EQ(Send(b, "POST", "/reconcile/run", FormBody(form)).status, 410) << "a run needs the file again";
   // Listed for reopening; audited; the mapping saved under its name and offered next time.
   EXPECT_NE(Send(b, "GET", "/reconcile").body.find("href=\"/reconcile/runs/" + id + "\""), std::string::npos);
   EXPECT_EQ(Q("SELECT count(*) FROM console_audit WHERE action = 'reconcile_run' AND actor = 'fina' AND outcome = 'ok' "
