@@ -1042,6 +1042,9 @@ struct ConsoleApp::Impl {
       if (!finance::SplitCsvLine(line, ',', &fields)) continue;
       const char* cell = i == 0 ? "th" : "td";
       b += i == 0 ? "<tr>" : "<tr class=\"discrepancy\">";
+      // Numbers masked on the page as in the lookup (the CSV, finance's work file, has them whole:
+      // the operator's own file, which finance uploaded, has them too).
+      if (i > 0 && fields.size() > 2 && !MayViewMsisdn(c) && fields[2].size() >= 9) fields[2] = MaskMsisdn(fields[2]);
       for (auto& f : fields) b += "<" + std::string(cell) + ">" + Esc(f) + "</" + cell + ">";
       b += "</tr>";
     }

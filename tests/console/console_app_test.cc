@@ -464,6 +464,8 @@ TEST_F(ConsoleAppTest, ReconcileUploadPreviewRunSavesTheRunWithExactlyTheInjecte
   EXPECT_NE(shown.body.find("<tr class=\"ours\"><td>Our ledger</td><td class=\"n count\">4</td><td class=\"n vnd\">220.000 \xC4\x91"),
             std::string::npos) << shown.body;
   EXPECT_NE(shown.body.find("<td class=\"n count\">4</td><td class=\"n vnd\">105.000 \xC4\x91"), std::string::npos);
+  EXPECT_NE(shown.body.find("<td>don-102</td><td>84912***102</td>"), std::string::npos) << "masked for finance";
+  EXPECT_EQ(shown.body.find("84912000102"), std::string::npos);
 
   // The saved run: its inputs' hashes, mapping, results; the download is the stored CSV.
   EXPECT_EQ(Q("SELECT settlement_sha256 FROM reconcile_run WHERE id = " + id), Sha256Hex(kOprSettlement));
