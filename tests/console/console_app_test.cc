@@ -14,6 +14,7 @@
 #include "billing/finance/time_util.h"
 #include "billing/store/migrate.h"
 #include "billing/store/pg.h"
+#include "config/config.h"
 #include "console/app.h"
 #include "console/html.h"
 #include "console/multipart.h"
@@ -578,6 +579,45 @@ TEST_F(ConsoleAppTest, ExportProgressCountsTheRowsWritten) {
   EXPECT_EQ(Send(b, "GET", "/exports/progress?id=" + id).body,
             "{\"done\":true,\"known\":true,\"rows\":" + std::to_string(records - 1) + "}");
   EXPECT_NE(Send(b, "GET", "/exports").body.find("id=\"export-progress\""), std::string::npos);
+}
+
+TEST_F(ConsoleAppTest, ApprovalRefundsAtTheOperatorFirstWhenGivenTheChargingConfig) {
+  Browser anna, binh;
+  ASSERT_EQ(Login(anna, "anna").status, 303);
+  ASSERT_EQ(Login(binh, "binh").status, 303);
+  ASSERT_EQ(Send(anna, "POST", "/reversals/request", "csrf=" + Csrf(anna) + "&donation=1&reason=complaint").status, 303);
+  const std::string id = Q("SELECT id FROM reversal_request WHERE donation_id = 1");
+  auto console_with = [&](config::ChargingBackendKind kind) {
+    auto cfg = std::make_shared<config::Config>();
+    config::ChargingBackendConfig opa;
+    opa.operator_name = "opa";
+    opa.backend = kind;
+    cfg->charging.push_back(opa);
+    ConsoleOptions o;
+    o.conninfo = *conninfo_;
+    o.spool_dir = spool_;
+    o.charging_config = cfg;
+    app_ = std::make_unique<ConsoleApp>(o);
+  };
+  // A backend with refunds that does not know the key (a fresh in-process backend): not refunded,
+  // so the ledger is unchanged and the request stays open for a retry.
+  console_with(config::ChargingBackendKind::kInProcess);
+  const std::string ledger_before = Q("SELECT count(*) FROM ledger_entry");
+  HttpResponse refused = Send(binh, "POST", "/reversals/decide", "csrf=" + Csrf(binh) + "&id=" + id + "&decision=approve");
+  EXPECT_EQ(refused.status, 502);
+  EXPECT_NE(refused.body.find("Not every charge was refunded at the operator (don-1 20000 VND not_found"), std::string::npos)
+      << refused.body;
+  EXPECT_EQ(Q("SELECT state FROM reversal_request WHERE id = " + id), "requested");
+  EXPECT_EQ(Q("SELECT state FROM donation WHERE id = 1"), "charged");
+  EXPECT_EQ(Q("SELECT count(*) FROM ledger_entry"), ledger_before);
+  EXPECT_EQ(Q("SELECT count(*) FROM console_audit WHERE action = 'reversal_refund' AND actor = 'binh' AND outcome = 'failed'"), "1");
+  // A backend without refunds (operator-billed): the ledger only, as donagatectl reverse --refund does.
+  console_with(config::ChargingBackendKind::kOperatorBilled);
+  HttpResponse done = Send(binh, "POST", "/reversals/decide", "csrf=" + Csrf(binh) + "&id=" + id + "&decision=approve");
+  ASSERT_EQ(done.status, 303) << done.body;
+  EXPECT_EQ(Q("SELECT state FROM donation WHERE id = 1"), "reversed");
+  EXPECT_EQ(Q("SELECT count(*) FROM console_audit WHERE action = 'reversal_approve' AND outcome = 'ok' "
+              "AND detail LIKE '%no refunds: ledger only%'"), "1");
 }
 
 TEST_F(ConsoleAppTest, AuditLogIsAppendOnly) {
