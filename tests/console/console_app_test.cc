@@ -566,6 +566,29 @@ TEST_F(ConsoleAppTest, ReconcileRefusesWrongRoleMissingCsrfBadLinesAndOversizedF
   EXPECT_NE(big.body.find("at most 1.024 bytes"), std::string::npos) << big.body;
 }
 
+TEST_F(ConsoleAppTest, ReconcileRendersHostileFileTextsInertAndDownloadsOnlyRunsByNumber) {
+  Browser b;
+  ASSERT_EQ(Login(b, "fina").status, 303);
+  const std::string csrf = Csrf(b);
+  HttpResponse page = Upload(b, {{"csrf", csrf}, {"operator", "opr"}, {"day", kReconcileDay}},
+                             "<img src=x onerror=alert(1)>.csv",
+                             "ref,amount,<script>alert(2)</script>\ndon-101,20000,\"<b onmouseover=alert(3)>\"\n");
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_EQ(page.body.find("<img src=x"), std::string::npos);
+  EXPECT_EQ(page.body.find("<script>alert"), std::string::npos);
+  EXPECT_EQ(page.body.find("<b onmouseover"), std::string::npos);
+  EXPECT_NE(page.body.find("&lt;script&gt;alert(2)&lt;/script&gt;"), std::string::npos);
+  // SQL in the operator's name is refused by its shape before any query.
+  auto form = MappingForm(page.body);
+  form["csrf"] = csrf;
+  form["operator"] = "opr'; DELETE FROM reconcile_run; --";
+  EXPECT_EQ(Send(b, "POST", "/reconcile/run", FormBody(form)).status, 400);
+  // Downloads are chosen by a run's number, never a path.
+  for (const char* target : {"/reconcile/runs/../../etc/passwd/discrepancies.csv", "/reconcile/runs/1%2F..%2F2",
+                             "/reconcile/runs/999999/discrepancies.csv", "/reconcile/runs/-1"})
+    EXPECT_EQ(Send(b, "GET", target).status, 404) << target;
+}
+
 TEST_F(ConsoleAppTest, ExportProgressCountsTheRowsWritten) {
   Browser b;
   ASSERT_EQ(Login(b, "both").status, 303);
