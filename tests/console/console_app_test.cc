@@ -3,6 +3,11 @@
 // every expectation is read back from the database or from the shared finance code.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -20,6 +25,7 @@
 #include "console/multipart.h"
 #include "console/password.h"
 #include "console/users.h"
+#include "tests/common/test_env.h"
 #include "tests/common/test_pg.h"
 
 namespace donagate::console {
@@ -647,6 +653,68 @@ TEST_F(ConsoleAppTest, ApprovalRefundsAtTheOperatorFirstWhenGivenTheChargingConf
   EXPECT_EQ(Q("SELECT state FROM donation WHERE id = 1"), "reversed");
   EXPECT_EQ(Q("SELECT count(*) FROM console_audit WHERE action = 'reversal_approve' AND outcome = 'ok' "
               "AND detail LIKE '%no refunds: ledger only%'"), "1");
+}
+
+// tools/charging_sim: the HTTP charging backend's reference server, as a real operator stand-in.
+struct ChargingSim {
+  pid_t pid = -1;
+  int port = ::donagate::testing::FreeTcpPort();
+  ChargingSim() {
+    const std::string bin = ::donagate::testing::BinaryPath("tools/charging_sim/charging_sim");
+    const std::string listen = "127.0.0.1:" + std::to_string(port);
+    pid = fork();
+    if (pid == 0) {
+      execl(bin.c_str(), bin.c_str(), "--listen", listen.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 100 && Curl("GET", "/v1/debits", "").rfind("200", 0) != 0; ++i) usleep(50000);
+  }
+  ~ChargingSim() {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  // "<status> <body>"
+  std::string Curl(const std::string& method, const std::string& path, const std::string& body) const {
+    const std::string cmd = "curl -s --noproxy '*' -o /dev/stdout -w ' %{http_code}' -X " + method +
+                            " -H 'Content-Type: application/json' " + (body.empty() ? "" : "-d '" + body + "' ") +
+                            "http://127.0.0.1:" + std::to_string(port) + path + " 2>/dev/null";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    pclose(p);
+    auto sp = out.rfind(' ');
+    return sp == std::string::npos ? out : out.substr(sp + 1) + " " + out.substr(0, sp);
+  }
+};
+
+TEST_F(ConsoleAppTest, ApprovalRefundsAtAnHttpBackendThenReversesTheLedger) {
+  ChargingSim sim;
+  ASSERT_EQ(sim.Curl("POST", "/v1/charges", "{\"key\":\"don-2\",\"msisdn\":\"84912000002\",\"amount_vnd\":40000,"
+                                            "\"units\":1,\"campaign\":\"covid\",\"operator\":\"opa\"}").rfind("200", 0), 0u);
+  auto cfg = std::make_shared<config::Config>();
+  config::ChargingBackendConfig opa;
+  opa.operator_name = "opa";
+  opa.backend = config::ChargingBackendKind::kHttp;
+  opa.url = "http://127.0.0.1:" + std::to_string(sim.port);
+  opa.timeout_ms = 2000;
+  cfg->charging.push_back(opa);
+  ConsoleOptions o;
+  o.conninfo = *conninfo_;
+  o.spool_dir = spool_;
+  o.charging_config = cfg;
+  app_ = std::make_unique<ConsoleApp>(o);
+  Browser anna, binh;
+  ASSERT_EQ(Login(anna, "anna").status, 303);
+  ASSERT_EQ(Login(binh, "binh").status, 303);
+  ASSERT_EQ(Send(anna, "POST", "/reversals/request", "csrf=" + Csrf(anna) + "&donation=2&reason=complaint").status, 303);
+  const std::string id = Q("SELECT id FROM reversal_request WHERE donation_id = 2");
+  HttpResponse done = Send(binh, "POST", "/reversals/decide", "csrf=" + Csrf(binh) + "&id=" + id + "&decision=approve");
+  ASSERT_EQ(done.status, 303) << done.body;
+  EXPECT_EQ(Q("SELECT state FROM donation WHERE id = 2"), "reversed");
+  EXPECT_EQ(Q("SELECT count(*) FROM console_audit WHERE action = 'reversal_approve' AND outcome = 'ok' "
+              "AND detail LIKE '%refunds: don-2 40000 VND refunded%'"), "1");
+  EXPECT_NE(sim.Curl("GET", "/v1/debits", "").find("refund"), std::string::npos) << "the money went back at the operator";
 }
 
 TEST_F(ConsoleAppTest, AuditLogIsAppendOnly) {
