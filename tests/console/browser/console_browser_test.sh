@@ -28,8 +28,8 @@ URL_DB="${DONAGATE_TEST_PG/dbname=postgres/dbname=$DB}"
 CONSOLE_PID=
 SPOOL=
 cleanup() {
-  [ -n "$SPOOL" ] && rm -rf "$SPOOL"
   [ -n "$CONSOLE_PID" ] && kill "$CONSOLE_PID" 2>/dev/null && wait "$CONSOLE_PID" 2>/dev/null || true
+  [ -n "$SPOOL" ] && rm -rf "$SPOOL"
   psql "$DONAGATE_TEST_PG" -Xqc "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
   if [ "$STARTED_PG" = 1 ]; then pg_stop >/dev/null 2>&1 || true; fi
 }
@@ -104,12 +104,12 @@ timeout 180 node console_browser.js
 
 # An upload over the limit (1 MiB here) is refused with 413 and a page saying the limit, before
 # a login is even looked at, and nothing stays in the spool folder.
-head -c $((2 * 1024 * 1024)) /dev/zero | tr '\0' 'x' >"$SPOOL/../console-browser-big-$$.csv"
-CODE=$(curl -s --noproxy '*' -o "$SPOOL/../console-browser-413-$$.html" -w '%{http_code}' \
-  -F "settlement=@$SPOOL/../console-browser-big-$$.csv" "http://127.0.0.1:$PORT/reconcile/upload")
+head -c $((2 * 1024 * 1024)) /dev/zero | tr '\0' 'x' >"$DONAGATE_BINARY_DIR/console-browser-big.csv"
+CODE=$(curl -s --noproxy '*' -o "$DONAGATE_BINARY_DIR/console-browser-413.html" -w '%{http_code}' \
+  -F "settlement=@$DONAGATE_BINARY_DIR/console-browser-big.csv" "http://127.0.0.1:$PORT/reconcile/upload")
 [ "$CODE" = 413 ] || { echo "FAIL: a 2 MiB upload got HTTP $CODE, not 413"; exit 1; }
-grep -q 'at most 1 MiB' "$SPOOL/../console-browser-413-$$.html" || { echo "FAIL: the 413 page does not say the limit"; exit 1; }
-rm -f "$SPOOL/../console-browser-big-$$.csv" "$SPOOL/../console-browser-413-$$.html"
+grep -q 'at most 1 MiB' "$DONAGATE_BINARY_DIR/console-browser-413.html" || { echo "FAIL: the 413 page does not say the limit"; exit 1; }
+rm -f "$DONAGATE_BINARY_DIR/console-browser-big.csv" "$DONAGATE_BINARY_DIR/console-browser-413.html"
 [ -z "$(ls -A "$SPOOL")" ] || { echo "FAIL: spool files left behind: $(ls "$SPOOL")"; exit 1; }
 
 # What the browser did, read back from the database.
