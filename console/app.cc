@@ -921,9 +921,11 @@ struct ConsoleApp::Impl {
     finance::SettlementMapping run_mapping;
     if (!finance::ParseSettlementMapping(toml, "mapping", &run_mapping, &why)) return again(why);
     std::ifstream in(up->path, std::ios::binary);
-    char bom[3] = {0, 0, 0};
-    in.read(bom, 3);
-    const bool has_bom = in.gcount() == 3 && std::string_view(bom, 3) == "\xEF\xBB\xBF";
+    // The encoding as the preview showed it; a file that is not UTF-8 is not run (its texts
+    // would be compared as mangled bytes).
+    finance::SettlementLayout layout;
+    if (!finance::DetectSettlementLayout(in, run_mapping.comment_prefix, 10, &layout, &why)) return again(why);
+    if (!layout.valid_utf8) return again("The file is not UTF-8: save it as UTF-8 (CSV UTF-8) and upload it again.");
     in.clear();
     in.seekg(0);
     std::vector<finance::SettlementRow> rows;
@@ -955,7 +957,7 @@ struct ConsoleApp::Impl {
           "RETURNING id",
           Params().Text(c.session->user.name).Text(operator_name).Text(day).Text(up->file_name).Text(up->sha256_hex)
               .Int(static_cast<int64_t>(up->bytes)).Text(toml).Text(Sha256Hex(toml)).Text(totals.dump()).Text(csv.str())
-              .Text(save_as.empty() ? mapping_name : save_as).Text(has_bom ? "UTF-8 with BOM" : "UTF-8")
+              .Text(save_as.empty() ? mapping_name : save_as).Text(layout.encoding)
               .Int(static_cast<int64_t>(rows.size())).Text(Sha256Hex(csv.str())),
           &r);
     if (st.ok())

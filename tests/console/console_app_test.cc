@@ -554,6 +554,17 @@ TEST_F(ConsoleAppTest, ReconcileRefusesWrongRoleMissingCsrfBadLinesAndOversizedF
   EXPECT_EQ(run.status, 400);
   EXPECT_NE(run.body.find("Line 3: expected 2 fields, found 3"), std::string::npos) << run.body;
   EXPECT_EQ(Q("SELECT count(*) FROM reconcile_run"), runs);
+  // A file that is not UTF-8 (Latin-1 "tên") is previewed with the warning and not run.
+  HttpResponse latin1 = Upload(b, {{"csrf", csrf}, {"operator", "opr"}, {"day", kReconcileDay}}, "latin1.csv",
+                               "ref,amount,t\xEAn\ndon-101,20000,x\n");
+  ASSERT_EQ(latin1.status, 200);
+  EXPECT_NE(latin1.body.find("class=\"encoding\">not UTF-8"), std::string::npos);
+  auto latin1_form = MappingForm(latin1.body);
+  latin1_form["csrf"] = csrf;
+  HttpResponse latin1_run = Send(b, "POST", "/reconcile/run", FormBody(latin1_form));
+  EXPECT_EQ(latin1_run.status, 400);
+  EXPECT_NE(latin1_run.body.find("id=\"run-error\">The file is not UTF-8"), std::string::npos);
+  EXPECT_EQ(Q("SELECT count(*) FROM reconcile_run"), runs);
   // Another user cannot run someone else's upload.
   Browser other;
   ASSERT_EQ(Login(other, "both").status, 303);
