@@ -3,15 +3,22 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <streambuf>
 
+#include "billing/finance/csv.h"
 #include "billing/finance/finance.h"
+#include "billing/finance/settlement.h"
 #include "billing/finance/time_util.h"
 #include "billing/store/pg.h"
+#include "config/config.h"
 #include "console/html.h"
+#include "console/multipart.h"
 #include "console/password.h"
 #include "console/users.h"
 #include "tools/donagatectl/admin_client.h"
@@ -131,6 +138,20 @@ HttpResponse Redirect(const std::string& to) {
   return r;
 }
 
+// "64 MiB" for whole mebibytes, else "1.024 bytes": the limit as the 413 page and the form say it.
+std::string LimitText(uint64_t bytes) {
+  if (bytes % (1024 * 1024) == 0) return std::to_string(bytes / (1024 * 1024)) + " MiB";
+  return FormatCount(static_cast<int64_t>(bytes)) + " bytes";
+}
+
+// An uploaded settlement file between its preview and its run (ConsoleApp::Impl::uploads).
+struct Upload {
+  int64_t user_id = 0;
+  std::string path, file_name, sha256_hex;
+  uint64_t bytes = 0;
+  std::chrono::steady_clock::time_point at;
+};
+
 // The database role a request works under (the login role is granted all three).
 StoreStatus AsRole(Connection& conn, const char* role) { return conn.Exec(std::string("SET ROLE ") + role); }
 
@@ -148,6 +169,9 @@ struct ConsoleApp::Impl {
     std::optional<Session> session;
     std::map<std::string, std::string> query, form, cookies;
     std::string path;
+    // A settlement file uploaded with this request (POST /reconcile/upload), spooled.
+    std::optional<Upload> upload;
+    std::string upload_id;
     const std::string& t(const std::string& k) const { return T(lang, k); }
   };
 
@@ -160,8 +184,8 @@ struct ConsoleApp::Impl {
     if (c.session) {
       h += "<nav>";
       const std::pair<const char*, const char*> links[] = {{"/", "Overview"},          {"/lookup", "Donation lookup"},
-                                                           {"/reversals", "Reversals"}, {"/exports", "Exports"},
-                                                           {"/operations", "Operations"}};
+                                                           {"/reversals", "Reversals"}, {"/reconcile", "Reconcile"},
+                                                           {"/exports", "Exports"},     {"/operations", "Operations"}};
       for (auto& [href, label] : links)
         h += "<a href=\"" + std::string(href) + "\"" + (c.path == href ? " class=\"here\"" : "") + ">" +
              Esc(c.t(label)) + "</a>";
@@ -560,11 +584,35 @@ struct ConsoleApp::Impl {
       if (!st.ok()) return Reversals(c, "The database refused the decision.", 503);
       return Redirect("/reversals");
     }
+    // Money back first, where the console knows the operator's backend: the same step as
+    // donagatectl reverse --refund. The ledger is reversed only once every key says refunded;
+    // otherwise the request stays open and approving again retries (refunds are idempotent).
+    std::string reason_suffix, refund_detail;
+    if (opt.charging_config) {
+      AsRole(c.conn, "donagate_finance");
+      finance::RefundForReversal refund;
+      st = finance::RefundBeforeReversal(c.conn, *opt.charging_config, donation, &refund);
+      std::string lines;
+      for (auto& l : refund.lines)
+        lines += (lines.empty() ? "" : "; ") + l.key + " " + std::to_string(l.amount_vnd) + " VND " + l.outcome +
+                 (l.detail.empty() ? "" : " (" + l.detail + ")");
+      if (!st.ok() || !refund.may_reverse) {
+        tx.Rollback();
+        const std::string sentence =
+            (st.ok() ? "Not every charge was refunded at the operator (" + lines + ")"
+                     : "The refund at the operator could not be made: " + st.message()) +
+            ". The ledger is unchanged and request " + id + " stays open; approve it again to retry.";
+        AuditAs(c, "reversal_refund", "request " + id + " donation " + std::to_string(donation) + ": " + sentence, "failed");
+        return Reversals(c, sentence, 502);
+      }
+      reason_suffix = refund.reason_suffix;
+      refund_detail = refund.supported ? " refunds: " + lines : " (the operator's backend has no refunds: ledger only)";
+    }
     // The shared reversal (donagatectl reverse runs the same call), in the request's transaction:
     // the request is done exactly when the reversing journal exists.
     AsRole(c.conn, "donagate_reverse");
     finance::ReversalOutcome out;
-    st = finance::ReverseDonation(c.conn, donation, reason + " (request " + id + ", requested by " + requester + ")",
+    st = finance::ReverseDonation(c.conn, donation, reason + reason_suffix + " (request " + id + ", requested by " + requester + ")",
                                   me + " (approved request " + id + " by " + requester + ")", &out);
     if (!st.ok()) {
       const std::string sentence = finance::ExplainReversalRefusal(donation, st);
@@ -583,11 +631,469 @@ struct ConsoleApp::Impl {
     if (st.ok())
       st = Audit(c.conn, me, "reversal_approve",
                  "request " + id + " donation " + std::to_string(donation) + " journal " + std::to_string(out.journal_id) +
-                     " " + std::to_string(out.amount_vnd) + " VND" + (out.already_reversed ? " (already reversed)" : ""),
+                     " " + std::to_string(out.amount_vnd) + " VND" + (out.already_reversed ? " (already reversed)" : "") +
+                     refund_detail,
                  c.req->remote_addr, "ok");
     if (st.ok()) st = tx.Commit();
     if (!st.ok()) return Reversals(c, "The database did not confirm the reversal; look at the request again.", 503);
     return Redirect("/reversals");
+  }
+
+  // ----- reconcile -------------------------------------------------------------------------
+  // An uploaded settlement file between its preview and its run: spooled under opt.spool_dir
+  // by an unguessable id, usable only by the user who uploaded it, removed by its run (or a
+  // refused run's retry keeps it), forgotten after two hours.
+  std::mutex uploads_mu;
+  std::map<std::string, Upload> uploads;
+  static constexpr size_t kMaxUploadsKept = 200;
+
+  void ForgetOldUploads() {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lock(uploads_mu);
+    for (auto it = uploads.begin(); it != uploads.end();) {
+      if (now - it->second.at > std::chrono::hours(2) || uploads.size() > kMaxUploadsKept) {
+        std::remove(it->second.path.c_str());
+        it = uploads.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  std::optional<Upload> FindUpload(Ctx& c, const std::string& id) {
+    if (id.size() != 32 || id.find_first_not_of("0123456789abcdef") != std::string::npos) return std::nullopt;
+    std::lock_guard<std::mutex> lock(uploads_mu);
+    auto it = uploads.find(id);
+    if (it == uploads.end() || it->second.user_id != c.session->user.id) return std::nullopt;
+    return it->second;
+  }
+
+  bool MayReconcile(Ctx& c) { return c.session->user.Has("finance"); }
+
+  static bool ValidOperatorName(const std::string& s) {
+    if (s.empty() || s.size() > 64) return false;
+    for (char ch : s)
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-' && ch != '.') return false;
+    return true;
+  }
+
+  static std::string DelimiterName(char d) {
+    switch (d) {
+      case ',': return "comma (,)";
+      case ';': return "semicolon (;)";
+      case '\t': return "tab";
+      case '|': return "pipe (|)";
+    }
+    return std::string(1, d);
+  }
+
+  // Saved mappings: name -> TOML text.
+  std::map<std::string, std::string> SavedMappings(Ctx& c) {
+    std::map<std::string, std::string> out;
+    AsRole(c.conn, "donagate_console");
+    Result r;
+    if (c.conn.Exec("SELECT name, toml FROM settlement_mapping ORDER BY name", &r).ok())
+      for (int i = 0; i < r.rows(); ++i) out[r.String(i, 0)] = r.String(i, 1);
+    return out;
+  }
+
+  HttpResponse ReconcileHome(Ctx& c, const std::string& message = "", int status = 200) {
+    std::string b;
+    if (!message.empty()) b += "<p class=\"error\">" + Esc(message) + "</p>";
+    if (MayReconcile(c)) {
+      std::string options = "<option value=\"\">" + Esc(c.t("Build a new mapping from the file")) + "</option>";
+      for (auto& [name, toml] : SavedMappings(c)) options += "<option value=\"" + Esc(name) + "\">" + Esc(name) + "</option>";
+      b += "<h2>" + Esc(c.t("Reconcile a settlement file")) + "</h2>"
+           "<form method=\"post\" action=\"/reconcile/upload\" enctype=\"multipart/form-data\" class=\"upload\">"
+           "<input type=\"hidden\" name=\"csrf\" value=\"" + Esc(c.session->csrf) + "\"><label>" + Esc(c.t("Operator")) +
+           " <input name=\"operator\" required maxlength=\"64\" pattern=\"[A-Za-z0-9_.\\-]+\"></label><label>" +
+           Esc(c.t("Day")) + " <input type=\"date\" name=\"day\" required value=\"" + finance::FormatDate(TodayLocal() - 1) +
+           "\"></label><label>" + Esc(c.t("Settlement file")) +
+           " <input type=\"file\" name=\"settlement\" accept=\".csv,.tsv,.txt,text/csv\" required></label><label>" +
+           Esc(c.t("Mapping")) + " <select name=\"mapping\">" + options + "</select></label><button>" +
+           Esc(c.t("Upload and preview")) + "</button></form><p class=\"note\">CSV or TSV, UTF-8 (with or without BOM), at most " +
+           LimitText(opt.max_upload_bytes) + ".</p>";
+    }
+    AsRole(c.conn, "donagate_console");
+    Result r;
+    StoreStatus st = c.conn.Exec(
+        "SELECT id, to_char(run_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM-DD HH24:MI'), run_by, operator, "
+        "to_char(day, 'YYYY-MM-DD'), settlement_name, settlement_sha256, coalesce((totals->>'matched'), '0'), "
+        "(SELECT coalesce(sum(value::text::bigint), 0) FROM jsonb_each(totals) WHERE key IN ('missing_at_operator', "
+        "'missing_in_ledger', 'amount_mismatch', 'status_mismatch', 'duplicate_at_operator')) "
+        "FROM reconcile_run ORDER BY id DESC LIMIT 500",
+        &r);
+    if (!st.ok()) return Html(c, 503, c.t("Reconcile"), "<p class=\"error\">" + Esc(st.message()) + "</p>");
+    b += "<h2>" + Esc(c.t("Saved runs")) + "</h2><table class=\"runs\"><tr><th>#</th><th>" + Esc(c.t("Run at")) + "</th><th>" +
+         Esc(c.t("By")) + "</th><th>" + Esc(c.t("Operator")) + "</th><th>" + Esc(c.t("Day")) + "</th><th>" +
+         Esc(c.t("Settlement file")) + "</th><th>SHA-256</th><th>" + Esc(c.t("Matched")) + "</th><th>" +
+         Esc(c.t("Discrepancies")) + "</th></tr>";
+    for (int i = 0; i < r.rows(); ++i) {
+      const std::string id = r.String(i, 0);
+      b += "<tr class=\"run\" data-id=\"" + id + "\"><td><a href=\"/reconcile/runs/" + id + "\">" + id + "</a></td>";
+      for (int col : {1, 2, 3, 4, 5}) b += "<td>" + Esc(r.String(i, col)) + "</td>";
+      b += "<td><code>" + Esc(r.String(i, 6).substr(0, 16)) + "…</code></td><td class=\"n\">" +
+           FormatCount(r.Int64(i, 7)) + "</td><td class=\"n\">" + FormatCount(r.Int64(i, 8)) + "</td></tr>";
+    }
+    b += "</table>";
+    return Html(c, status, c.t("Reconcile"), b);
+  }
+
+  // The mapping the form describes (every field of SettlementMapping, as strings).
+  static finance::SettlementMapping MappingFromForm(const std::map<std::string, std::string>& f) {
+    finance::SettlementMapping m;
+    const std::string d = Get(f, "delimiter");
+    m.delimiter = d == "tab" ? '\t' : d.size() == 1 ? d[0] : ',';
+    m.comment_prefix = Get(f, "comment_prefix").substr(0, 8);
+    m.header = Get(f, "header") == "1";
+    m.reference_column = Get(f, "reference_column").substr(0, 128);
+    m.msisdn_column = Get(f, "msisdn_column").substr(0, 128);
+    m.amount_column = Get(f, "amount_column").substr(0, 128);
+    m.time_column = Get(f, "time_column").substr(0, 128);
+    m.status_column = Get(f, "status_column").substr(0, 128);
+    if (!Get(f, "time_format").empty()) m.time_format = Get(f, "time_format").substr(0, 64);
+    if (!Get(f, "time_zone").empty()) m.time_zone = Get(f, "time_zone").substr(0, 64);
+    m.amount_format.thousands_separator = Get(f, "thousands_separator").substr(0, 8);
+    m.amount_format.decimal_separator = Get(f, "decimal_separator").substr(0, 8);
+    m.amount_format.currency_prefix = Get(f, "currency_prefix").substr(0, 16);
+    m.amount_format.currency_suffix = Get(f, "currency_suffix").substr(0, 16);
+    std::string charged = Get(f, "charged_values").substr(0, 1024);
+    for (size_t pos = 0; pos <= charged.size();) {
+      size_t comma = charged.find(',', pos);
+      std::string v = charged.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+      while (!v.empty() && v.back() == ' ') v.pop_back();
+      if (!v.empty()) m.charged_values.push_back(v);
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+    return m;
+  }
+
+  // A first guess from the header's names, for the form to start from.
+  static finance::SettlementMapping GuessMapping(const finance::SettlementLayout& layout) {
+    finance::SettlementMapping m;
+    m.delimiter = layout.delimiter;
+    auto pick = [&](std::initializer_list<const char*> words) -> std::string {
+      for (const char* w : words)
+        for (auto& col : layout.columns) {
+          std::string lower = col;
+          for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          if (lower.find(w) != std::string::npos) return col;
+        }
+      return "";
+    };
+    m.reference_column = pick({"cp_ref", "cp_transaction", "reference", "ref", "idempotency"});
+    m.msisdn_column = pick({"msisdn", "subscriber", "phone"});
+    m.amount_column = pick({"amount", "vnd", "money"});
+    m.time_column = pick({"time", "date", "charged_at"});
+    m.status_column = pick({"status", "result"});
+    return m;
+  }
+
+  HttpResponse Preview(Ctx& c, const std::string& upload_id, const Upload& up, const std::string& operator_name,
+                       const std::string& day, const std::string& mapping_name,
+                       const std::optional<finance::SettlementMapping>& given, const std::string& error, int status) {
+    std::ifstream in(up.path, std::ios::binary);
+    finance::SettlementLayout layout;
+    std::string why;
+    const std::string comment = given ? given->comment_prefix : "#";
+    if (!in || !finance::DetectSettlementLayout(in, comment, 10, &layout, &why))
+      return ReconcileHome(c, "The file cannot be read as a settlement file: " + (in ? why : "spool file missing"), 400);
+    const finance::SettlementMapping m = given ? *given : GuessMapping(layout);
+    std::string b;
+    if (!error.empty()) b += "<p class=\"error\" id=\"run-error\">" + Esc(error) + "</p>";
+    b += "<dl class=\"detected\"><dt>" + Esc(c.t("Settlement file")) + "</dt><dd class=\"file-name\">" + Esc(up.file_name) +
+         " (" + FormatCount(static_cast<int64_t>(up.bytes)) + " bytes)</dd><dt>SHA-256</dt><dd><code class=\"sha256\">" +
+         up.sha256_hex + "</code></dd><dt>" + Esc(c.t("Encoding")) + "</dt><dd class=\"encoding\">" + Esc(layout.encoding) +
+         "</dd><dt>" + Esc(c.t("Delimiter")) + "</dt><dd class=\"delimiter\">" + Esc(DelimiterName(layout.delimiter)) +
+         "</dd><dt>" + Esc(c.t("Columns")) + "</dt><dd class=\"columns\">" + FormatCount(static_cast<int64_t>(layout.columns.size())) +
+         "</dd></dl>";
+    if (!layout.valid_utf8)
+      b += "<p class=\"error\">" + Esc(c.t("The file is not UTF-8: save it as UTF-8 (CSV UTF-8) and upload it again.")) + "</p>";
+    b += "<h2>" + Esc(c.t("First rows")) + "</h2><table class=\"preview\"><tr>";
+    for (auto& col : layout.columns) b += "<th>" + Esc(col) + "</th>";
+    b += "</tr>";
+    for (auto& row : layout.rows) {
+      b += "<tr>";
+      for (auto& f : row) b += "<td>" + Esc(f) + "</td>";
+      b += "</tr>";
+    }
+    b += "</table>";
+    auto column_select = [&](const char* name, const std::string& chosen, bool required) {
+      std::string s = "<select name=\"" + std::string(name) + "\"" + (required ? " required" : "") + ">";
+      if (!required) s += "<option value=\"\">—</option>";
+      bool found = chosen.empty();
+      for (auto& col : layout.columns) {
+        found |= col == chosen;
+        s += "<option value=\"" + Esc(col) + "\"" + (col == chosen ? " selected" : "") + ">" + Esc(col) + "</option>";
+      }
+      // A mapping naming a column this file lacks keeps its value visible (the run then says so).
+      if (!found) s += "<option value=\"" + Esc(chosen) + "\" selected>" + Esc(chosen) + " (not in this file)</option>";
+      return s + "</select>";
+    };
+    auto text = [&](const char* name, const std::string& value, const char* size = "12") {
+      return "<input name=\"" + std::string(name) + "\" value=\"" + Esc(value) + "\" size=\"" + size + "\">";
+    };
+    std::string delim = "<select name=\"delimiter\">";
+    for (auto [v, label] : {std::pair<const char*, char>{",", ','}, {";", ';'}, {"tab", '\t'}, {"|", '|'}})
+      delim += "<option value=\"" + std::string(v) + "\"" + (m.delimiter == label ? " selected" : "") + ">" +
+               Esc(DelimiterName(label)) + "</option>";
+    delim += "</select>";
+    std::string charged;
+    for (size_t i = 0; i < m.charged_values.size(); ++i) charged += (i ? ", " : "") + m.charged_values[i];
+    const auto& a = m.amount_format;
+    std::string inner =
+        "<input type=\"hidden\" name=\"upload\" value=\"" + upload_id + "\"><input type=\"hidden\" name=\"mapping\" value=\"" +
+        Esc(mapping_name) + "\"><fieldset><legend>" + Esc(c.t("Run")) + "</legend><label>" + Esc(c.t("Operator")) +
+        " <input name=\"operator\" value=\"" + Esc(operator_name) + "\" required></label><label>" + Esc(c.t("Day")) +
+        " <input type=\"date\" name=\"day\" value=\"" + Esc(day) + "\" required></label></fieldset><fieldset><legend>" +
+        Esc(c.t("Column mapping")) + (mapping_name.empty() ? "" : " (" + Esc(mapping_name) + ")") + "</legend><label>" +
+        Esc(c.t("Delimiter")) + " " + delim + "</label><label>" + Esc(c.t("Comment lines start with")) + " " +
+        text("comment_prefix", m.comment_prefix, "3") + "</label><label><input type=\"checkbox\" name=\"header\" value=\"1\"" +
+        (m.header ? " checked" : "") + "> " + Esc(c.t("First line names the columns")) + "</label><br><label>" +
+        Esc(c.t("Charge reference")) + " " + column_select("reference_column", m.reference_column, true) + "</label><label>" +
+        Esc(c.t("Amount")) + " " + column_select("amount_column", m.amount_column, true) + "</label><label>" +
+        Esc(c.t("Phone number")) + " " + column_select("msisdn_column", m.msisdn_column, false) + "</label><label>" +
+        Esc(c.t("Time")) + " " + column_select("time_column", m.time_column, false) + "</label><label>" + Esc(c.t("Status")) +
+        " " + column_select("status_column", m.status_column, false) + "</label><br><label>" +
+        Esc(c.t("Status values meaning charged (comma-separated)")) + " " + text("charged_values", charged, "20") +
+        "</label><label>" + Esc(c.t("Time format")) + " " + text("time_format", m.time_format, "18") + "</label><label>" +
+        Esc(c.t("Time zone")) + " " + text("time_zone", m.time_zone, "16") + "</label><br><label>" +
+        Esc(c.t("Thousands separator")) + " " + text("thousands_separator", a.thousands_separator, "2") + "</label><label>" +
+        Esc(c.t("Decimal separator")) + " " + text("decimal_separator", a.decimal_separator, "2") + "</label><label>" +
+        Esc(c.t("Currency before")) + " " + text("currency_prefix", a.currency_prefix, "4") + "</label><label>" +
+        Esc(c.t("Currency after")) + " " + text("currency_suffix", a.currency_suffix, "4") + "</label><br><label>" +
+        Esc(c.t("Save this mapping as (optional)")) + " <input name=\"save_as\" maxlength=\"64\" value=\"\"></label></fieldset>"
+        "<button class=\"run\">" + Esc(c.t("Run the reconciliation")) + "</button>";
+    b += "<h2>" + Esc(c.t("Column mapping")) + "</h2>" + Form(c, "/reconcile/run", inner, "mapping");
+    return Html(c, status, c.t("Reconcile"), b);
+  }
+
+  HttpResponse UploadSettlement(Ctx& c) {
+    if (!MayReconcile(c)) return Refused(c, "reconcile_upload", "role finance needed");
+    const std::string operator_name = Get(c.form, "operator"), day = Get(c.form, "day");
+    if (!c.upload) return ReconcileHome(c, "Choose a settlement file.", 400);
+    if (!ValidOperatorName(operator_name)) return ReconcileHome(c, "An operator name is letters, digits, '.', '_' or '-'.", 400);
+    if (!finance::ParseDate(day)) return ReconcileHome(c, "Dates are written YYYY-MM-DD.", 400);
+    const std::string id = c.upload_id;
+    Upload up = *c.upload;
+    const std::string mapping_name = Get(c.form, "mapping").substr(0, 64);
+    std::optional<finance::SettlementMapping> given;
+    if (!mapping_name.empty()) {
+      auto saved = SavedMappings(c);
+      auto it = saved.find(mapping_name);
+      finance::SettlementMapping m;
+      std::string error;
+      if (it == saved.end()) return ReconcileHome(c, "No saved mapping is called " + mapping_name + ".", 400);
+      if (!finance::ParseSettlementMapping(it->second, "mapping " + mapping_name, &m, &error))
+        return ReconcileHome(c, error, 400);
+      given = m;
+    }
+    {
+      std::lock_guard<std::mutex> lock(uploads_mu);
+      uploads[id] = up;
+    }
+    AuditAs(c, "reconcile_upload", "file " + up.file_name + " " + std::to_string(up.bytes) + " bytes sha256 " + up.sha256_hex, "ok");
+    return Preview(c, id, up, operator_name, day, mapping_name, given, "", 200);
+  }
+
+  HttpResponse RunReconcile(Ctx& c) {
+    if (!MayReconcile(c)) return Refused(c, "reconcile_run", "role finance needed");
+    const std::string upload_id = Get(c.form, "upload");
+    auto up = FindUpload(c, upload_id);
+    if (!up) return ReconcileHome(c, "The uploaded file is no longer here (uploads are kept two hours); upload it again.", 410);
+    const std::string operator_name = Get(c.form, "operator"), day = Get(c.form, "day");
+    const std::string mapping_name = Get(c.form, "mapping").substr(0, 64), save_as = Get(c.form, "save_as");
+    const finance::SettlementMapping m = MappingFromForm(c.form);
+    auto again = [&](const std::string& error) {
+      return Preview(c, upload_id, *up, operator_name, day, mapping_name, m, error, 400);
+    };
+    auto d = finance::ParseDate(day);
+    if (!ValidOperatorName(operator_name)) return again("An operator name is letters, digits, '.', '_' or '-'.");
+    if (!d) return again("Dates are written YYYY-MM-DD.");
+    if (!save_as.empty() && !std::regex_match(save_as, std::regex("[A-Za-z0-9][A-Za-z0-9._ -]{0,63}")))
+      return again("A mapping name is letters, digits, spaces, '.', '_' or '-' (at most 64).");
+    std::string why;
+    if (!finance::ValidateSettlementMapping(m, &why)) return again(why);
+    // The mapping as stored and hashed: its TOML, read back, is what runs.
+    const std::string toml = finance::SettlementMappingToToml(m);
+    finance::SettlementMapping run_mapping;
+    if (!finance::ParseSettlementMapping(toml, "mapping", &run_mapping, &why)) return again(why);
+    std::ifstream in(up->path, std::ios::binary);
+    // The encoding as the preview showed it; a file that is not UTF-8 is not run (its texts
+    // would be compared as mangled bytes).
+    finance::SettlementLayout layout;
+    if (!finance::DetectSettlementLayout(in, run_mapping.comment_prefix, 10, &layout, &why)) return again(why);
+    if (!layout.valid_utf8) return again("The file is not UTF-8: save it as UTF-8 (CSV UTF-8) and upload it again.");
+    in.clear();
+    in.seekg(0);
+    std::vector<finance::SettlementRow> rows;
+    finance::SettlementError err;
+    if (!in || !finance::ReadSettlement(in, run_mapping, &rows, &err))
+      return again("Line " + std::to_string(err.line) + ": " + err.message);
+    const finance::UtcRange range = finance::LocalDayRange(*d, kIct);
+    AsRole(c.conn, "donagate_finance");
+    finance::ReconcileReport report;
+    StoreStatus st = finance::ReconcileWithLedger(c.conn, operator_name, range, rows, kIct, &report);
+    if (!st.ok()) return again("The database did not answer: " + st.message());
+    std::ostringstream csv;
+    finance::WriteDiscrepancyCsv(csv, report);
+    nlohmann::json totals = nlohmann::json::object();
+    for (auto& [name, value] : finance::ReconcileFigures(report)) totals[name] = value;
+    AsRole(c.conn, "donagate_console");
+    billing::pg::Transaction tx(c.conn);
+    st = tx.Begin();
+    if (st.ok() && !save_as.empty())
+      st = c.conn.Exec("INSERT INTO settlement_mapping (name, toml, created_by) VALUES ($1, $2, $3) ON CONFLICT (name) "
+                       "DO UPDATE SET toml = excluded.toml, updated_at = now()",
+                       Params().Text(save_as).Text(toml).Text(c.session->user.name));
+    Result r;
+    if (st.ok())
+      st = c.conn.Exec(
+          "INSERT INTO reconcile_run (run_by, operator, day, settlement_name, settlement_sha256, settlement_bytes, "
+          "mapping_toml, mapping_sha256, totals, discrepancies_csv, mapping_name, settlement_encoding, settlement_rows, "
+          "discrepancies_sha256) VALUES ($1, $2, $3::date, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14) "
+          "RETURNING id",
+          Params().Text(c.session->user.name).Text(operator_name).Text(day).Text(up->file_name).Text(up->sha256_hex)
+              .Int(static_cast<int64_t>(up->bytes)).Text(toml).Text(Sha256Hex(toml)).Text(totals.dump()).Text(csv.str())
+              .Text(save_as.empty() ? mapping_name : save_as).Text(layout.encoding)
+              .Int(static_cast<int64_t>(rows.size())).Text(Sha256Hex(csv.str())),
+          &r);
+    if (st.ok())
+      st = Audit(c.conn, c.session->user.name, "reconcile_run",
+                 "run " + r.String(0, 0) + " " + operator_name + " " + day + " file " + up->file_name + " sha256 " +
+                     up->sha256_hex + " discrepancies " + std::to_string(report.discrepancies.size()) +
+                     (save_as.empty() ? "" : " saved mapping " + save_as),
+                 c.req->remote_addr, "ok");
+    if (st.ok()) st = tx.Commit();
+    if (!st.ok()) return again("The run could not be saved: " + st.message());
+    // The run holds the file's hash; the file itself (subscribers' numbers) is not kept.
+    {
+      std::lock_guard<std::mutex> lock(uploads_mu);
+      uploads.erase(upload_id);
+    }
+    std::remove(up->path.c_str());
+    return Redirect("/reconcile/runs/" + r.String(0, 0));
+  }
+
+  // /reconcile/runs/N and /reconcile/runs/N/discrepancies.csv
+  HttpResponse ShowRun(Ctx& c) {
+    std::string rest = c.path.substr(std::string("/reconcile/runs/").size());
+    const bool csv = rest.ends_with("/discrepancies.csv");
+    if (csv) rest.resize(rest.size() - std::string("/discrepancies.csv").size());
+    if (!AllDigits(rest)) return Html(c, 404, "404", "<p>" + Esc(c.t("Not found.")) + "</p>");
+    AsRole(c.conn, "donagate_console");
+    Result r;
+    StoreStatus st = c.conn.Exec(
+        "SELECT id, to_char(run_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM-DD HH24:MI:SS'), run_by, operator, "
+        "to_char(day, 'YYYY-MM-DD'), settlement_name, settlement_sha256, settlement_bytes, mapping_toml, mapping_sha256, "
+        "totals::text, discrepancies_csv, mapping_name, settlement_encoding, settlement_rows, discrepancies_sha256 "
+        "FROM reconcile_run WHERE id = $1",
+        Params().Int(std::stoll(rest)), &r);
+    if (!st.ok()) return Html(c, 503, c.t("Reconcile"), "<p class=\"error\">" + Esc(st.message()) + "</p>");
+    if (r.rows() != 1) return Html(c, 404, c.t("Reconcile"), "<p>" + Esc(c.t("Not found.")) + "</p>");
+    const std::string id = r.String(0, 0);
+    if (csv) {
+      AuditAs(c, "reconcile_download", "run " + id, "ok");
+      HttpResponse out;
+      out.headers.emplace_back("Content-Type", "text/csv; charset=utf-8");
+      // Built from the run's number only.
+      out.headers.emplace_back("Content-Disposition", "attachment; filename=\"discrepancies-run-" + id + ".csv\"");
+      out.body = r.String(0, 11);
+      return out;
+    }
+    auto totals = nlohmann::json::parse(r.String(0, 10), nullptr, false);
+    auto n = [&](const char* k) -> int64_t { return totals.is_object() && totals.contains(k) ? totals[k].get<int64_t>() : 0; };
+    std::string b = "<dl class=\"inputs\"><dt>" + Esc(c.t("Operator")) + "</dt><dd>" + Esc(r.String(0, 3)) + "</dd><dt>" +
+                    Esc(c.t("Day")) + "</dt><dd>" + Esc(r.String(0, 4)) + " (Asia/Ho_Chi_Minh)</dd><dt>" + Esc(c.t("Run at")) +
+                    "</dt><dd>" + Esc(r.String(0, 1)) + " " + Esc(c.t("by")) + " " + Esc(r.String(0, 2)) + "</dd><dt>" +
+                    Esc(c.t("Settlement file")) + "</dt><dd>" + Esc(r.String(0, 5)) + " (" + FormatCount(r.Int64(0, 7)) +
+                    " bytes, " + FormatCount(r.Int64(0, 14)) + " rows, " + Esc(r.String(0, 13)) +
+                    ")</dd><dt>SHA-256</dt><dd><code class=\"settlement-sha256\">" + Esc(r.String(0, 6)) + "</code></dd><dt>" +
+                    Esc(c.t("Mapping")) + "</dt><dd>" + Esc(r.String(0, 12).empty() ? c.t("built for this run") : r.String(0, 12)) +
+                    " <code class=\"mapping-sha256\">" + Esc(r.String(0, 9)) + "</code><details><summary>TOML</summary><pre>" +
+                    Esc(r.String(0, 8)) + "</pre></details></dd><dt>" + Esc(c.t("Discrepancy CSV")) +
+                    "</dt><dd><a class=\"download\" download href=\"/reconcile/runs/" + id + "/discrepancies.csv\">" +
+                    Esc(c.t("Download discrepancy CSV")) + "</a> <code class=\"discrepancies-sha256\">" +
+                    Esc(r.String(0, 15)) + "</code></dd></dl>";
+    b += "<table class=\"sides\"><tr><th></th><th>" + Esc(c.t("Charges")) + "</th><th>VND</th></tr><tr class=\"ours\"><td>" +
+         Esc(c.t("Our ledger")) + "</td><td class=\"n count\">" + FormatCount(n("ours_charged")) + "</td><td class=\"n vnd\">" +
+         FormatVnd(n("ours_vnd")) + "</td></tr><tr class=\"theirs\"><td>" + Esc(c.t("Operator's file")) +
+         "</td><td class=\"n count\">" + FormatCount(n("theirs_charged")) + "</td><td class=\"n vnd\">" +
+         FormatVnd(n("theirs_vnd")) + "</td></tr><tr class=\"theirs-duplicates\"><td>" +
+         Esc(c.t("of which billed twice")) + "</td><td class=\"n count\">" + FormatCount(n("theirs_duplicate_charged")) +
+         "</td><td class=\"n vnd\">" + FormatVnd(n("theirs_duplicate_vnd")) + "</td></tr><tr class=\"matched\"><td>" +
+         Esc(c.t("Matched")) + "</td><td class=\"n count\">" + FormatCount(n("matched")) + "</td><td class=\"n vnd\">" +
+         FormatVnd(n("matched_vnd")) + "</td></tr></table>";
+    b += "<table class=\"kinds\"><tr><th>" + Esc(c.t("Discrepancy")) + "</th><th>" + Esc(c.t("Count")) + "</th></tr>";
+    for (const char* k : {"missing_at_operator", "missing_in_ledger", "amount_mismatch", "status_mismatch",
+                          "duplicate_at_operator"})
+      b += "<tr><td>" + Esc(c.t(k)) + "</td><td class=\"n\" data-kind=\"" + std::string(k) + "\">" + FormatCount(n(k)) +
+           "</td></tr>";
+    b += "</table><p class=\"note\">" + FormatCount(n("agreed_not_charged")) + " " +
+         Esc(c.t("rows agreed not charged")) + ", " + FormatCount(n("theirs_outside_day")) + " " +
+         Esc(c.t("rows dated outside the day")) + ".</p>";
+    // The stored CSV, shown as a table (the first 1,000 lines; the download has them all).
+    std::istringstream lines(r.String(0, 11));
+    std::string line;
+    std::vector<std::string> fields;
+    b += "<table class=\"discrepancies\">";
+    for (int i = 0; i <= 1000 && std::getline(lines, line); ++i) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!finance::SplitCsvLine(line, ',', &fields)) continue;
+      const char* cell = i == 0 ? "th" : "td";
+      b += i == 0 ? "<tr>" : "<tr class=\"discrepancy\">";
+      // Numbers masked on the page as in the lookup (the CSV, finance's work file, has them whole:
+      // the operator's own file, which finance uploaded, has them too).
+      if (i > 0 && fields.size() > 2 && !MayViewMsisdn(c) && fields[2].size() >= 9) fields[2] = MaskMsisdn(fields[2]);
+      for (auto& f : fields) b += "<" + std::string(cell) + ">" + Esc(f) + "</" + cell + ">";
+      b += "</tr>";
+    }
+    b += "</table>";
+    return Html(c, 200, c.t("Reconcile") + " #" + id, b);
+  }
+
+  // Reads a multipart upload into c.form and a spool file (the reconcile upload). Returns a
+  // response when the request ends here (too large, malformed).
+  std::optional<HttpResponse> ReadUpload(Ctx& c) {
+    auto ct = c.req->headers.find("content-type");
+    const std::string boundary = MultipartBoundary(ct == c.req->headers.end() ? "" : ct->second);
+    if (boundary.empty()) return Html(c, 400, c.t("Reconcile"), "<p class=\"error\">The upload is not a multipart form.</p>");
+    ForgetOldUploads();
+    const std::string id = RandomHex(16);
+    Upload up;
+    up.user_id = c.session->user.id;
+    up.path = opt.spool_dir + "/donagate-console-upload-" + id + ".csv";
+    up.at = std::chrono::steady_clock::now();
+    MultipartLimits limits;
+    limits.max_file_bytes = opt.max_upload_bytes;
+    MultipartUpload mp;
+    std::string error;
+    std::unique_ptr<std::istream> in;
+    if (!c.req->body_file.empty()) in = std::make_unique<std::ifstream>(c.req->body_file, std::ios::binary);
+    else in = std::make_unique<std::istringstream>(c.req->body);
+    const MultipartStatus ms = ReadMultipart(*in, boundary, up.path, limits, &mp, &error);
+    if (ms != MultipartStatus::kOk) std::remove(up.path.c_str());
+    if (ms == MultipartStatus::kTooLarge) {
+      AuditAs(c, "reconcile_upload", "file larger than " + std::to_string(opt.max_upload_bytes) + " bytes", "refused");
+      return Html(c, 413, c.t("Reconcile"),
+                  "<p class=\"error\">The file is larger than the console accepts: at most " +
+                      LimitText(opt.max_upload_bytes) + ". Split the settlement file by day.</p><p><a href=\"/reconcile\">" +
+                      Esc(c.t("Back")) + "</a></p>");
+    }
+    if (ms != MultipartStatus::kOk) return Html(c, 400, c.t("Reconcile"), "<p class=\"error\">" + Esc(error) + "</p>");
+    c.form = std::move(mp.fields);
+    if (!mp.file_field.empty() && mp.file_bytes > 0) {
+      up.file_name = mp.file_name.empty() ? "settlement.csv" : mp.file_name;
+      up.bytes = mp.file_bytes;
+      up.sha256_hex = mp.file_sha256_hex;
+      c.upload = up;
+      c.upload_id = id;
+    } else {
+      std::remove(up.path.c_str());
+    }
+    return std::nullopt;
   }
 
   // ----- exports ---------------------------------------------------------------------------
@@ -596,11 +1102,13 @@ struct ConsoleApp::Impl {
     std::string error;
     if (!Range(c, &from, &to, &error)) return Html(c, 400, c.t("Exports"), "<p class=\"error\">" + Esc(error) + "</p>");
     const std::string q = "?from=" + finance::FormatDate(from) + "&amp;to=" + finance::FormatDate(to);
-    std::string b = RangeForm(c, from, to, "/exports") + "<ul class=\"exports\"><li><a download href=\"/exports/donations.csv" +
-                    q + "\">" + Esc(c.t("Download donations CSV")) + "</a></li><li><a download href=\"/exports/ledger.csv" +
-                    q + "\">" + Esc(c.t("Download ledger CSV")) + "</a></li></ul><p class=\"note\">CSV (RFC 4180, CRLF), "
-                    "streamed from a database cursor: any range, the browser's download shows the progress.</p>";
-    return Html(c, 200, c.t("Exports"), b);
+    std::string b = RangeForm(c, from, to, "/exports") + "<ul class=\"exports\"><li><a class=\"export\" download href=\"/exports/donations.csv" +
+                    q + "\">" + Esc(c.t("Download donations CSV")) + "</a></li><li><a class=\"export\" download href=\"/exports/ledger.csv" +
+                    q + "\">" + Esc(c.t("Download ledger CSV")) + "</a></li></ul><p id=\"export-progress\" class=\"message\" "
+                    "aria-live=\"polite\" hidden></p><p class=\"note\">CSV (RFC 4180, CRLF), streamed from a database cursor: "
+                    "any range. With JavaScript the rows written so far are counted here; without it the browser's "
+                    "download shows the progress.</p>";
+    return Html(c, 200, c.t("Exports"), b, "<script src=\"/static/console.js\" defer></script>");
   }
 
   HttpResponse ExportCsv(Ctx& c, finance::ExportKind kind) {
@@ -617,7 +1125,11 @@ struct ConsoleApp::Impl {
     const finance::UtcRange range{finance::LocalDayRange(from, kIct).start, finance::LocalDayRange(to, kIct).end};
     const std::string conninfo = opt.conninfo;
     const int batch = opt.export_batch;
-    r.stream = [conninfo, kind, range, batch](const std::function<bool(std::string_view)>& sink) {
+    // The page's script names the export (a random id) to poll its progress; without one, none.
+    std::string progress_id = Get(c.query, "progress");
+    if (!IsProgressId(progress_id)) progress_id.clear();
+    else StartProgress(progress_id);
+    r.stream = [this, conninfo, kind, range, batch, progress_id](const std::function<bool(std::string_view)>& sink) {
       // A streambuf that hands every 64 KiB to the socket: the export never sits in memory.
       struct SinkBuf : std::streambuf {
         const std::function<bool(std::string_view)>& sink;
@@ -646,10 +1158,55 @@ struct ConsoleApp::Impl {
       if (!conn.Ensure(conninfo).ok()) return;
       AsRole(conn, "donagate_finance");
       int64_t rows = 0;
-      finance::ExportCsv(conn, kind, range, out, kIct, batch, {}, &rows);
+      std::function<void(int64_t)> progress;
+      if (!progress_id.empty()) progress = [this, &progress_id](int64_t n) { SetProgress(progress_id, n, false); };
+      finance::ExportCsv(conn, kind, range, out, kIct, batch, progress, &rows);
       out.flush();
       sb.Flush();
+      if (!progress_id.empty()) SetProgress(progress_id, rows, true);
     };
+    return r;
+  }
+
+  // Rows written by running exports, by the id the page's script chose (bounded: old and
+  // excess entries are dropped; an id only tells a count, never data).
+  struct ExportProgress {
+    int64_t rows = 0;
+    bool done = false;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::mutex progress_mu;
+  std::map<std::string, ExportProgress> progress;
+
+  static bool IsProgressId(const std::string& id) {
+    return id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
+  }
+  void StartProgress(const std::string& id) {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lock(progress_mu);
+    for (auto it = progress.begin(); it != progress.end();)
+      it = (now - it->second.at > std::chrono::hours(1) || progress.size() > 1000) ? progress.erase(it) : std::next(it);
+    progress[id] = {0, false, now};
+  }
+  void SetProgress(const std::string& id, int64_t rows, bool done) {
+    std::lock_guard<std::mutex> lock(progress_mu);
+    auto it = progress.find(id);
+    if (it == progress.end()) return;
+    it->second.rows = rows;
+    it->second.done = done;
+    it->second.at = std::chrono::steady_clock::now();
+  }
+  HttpResponse ExportProgressJson(Ctx& c) {
+    const std::string id = Get(c.query, "id");
+    nlohmann::json j = {{"known", false}, {"rows", 0}, {"done", false}};
+    if (IsProgressId(id)) {
+      std::lock_guard<std::mutex> lock(progress_mu);
+      if (auto it = progress.find(id); it != progress.end())
+        j = {{"known", true}, {"rows", it->second.rows}, {"done", it->second.done}};
+    }
+    HttpResponse r;
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.body = j.dump();
     return r;
   }
 
@@ -742,7 +1299,33 @@ struct ConsoleApp::Impl {
   }
 
   static std::string ConsoleJs() {
-    return R"JS(// donagate console: draws the overview chart from the page's JSON block (no inline script).
+    return R"JS(// donagate console: draws the overview chart from the page's JSON block (no inline script);
+// counts the rows of a running export on the Exports page (the links work without it).
+(function () {
+  var shown = document.getElementById('export-progress');
+  if (!shown) return;
+  var links = document.querySelectorAll('a.export');
+  for (var i = 0; i < links.length; i++) {
+    links[i].addEventListener('click', function (ev) {
+      var bytes = new Uint8Array(16);
+      crypto.getRandomValues(bytes);
+      var id = Array.prototype.map.call(bytes, function (b) { return ('0' + b.toString(16)).slice(-2); }).join('');
+      var a = ev.currentTarget;
+      a.href = a.href.replace(/&progress=[0-9a-f]*/, '') + '&progress=' + id;
+      shown.hidden = false;
+      shown.textContent = 'Export started…';
+      var poll = function () {
+        fetch('/exports/progress?id=' + id).then(function (r) { return r.json(); }).then(function (p) {
+          if (p.known) shown.textContent = p.rows.toLocaleString('vi-VN') + ' rows written' + (p.done ? ' — done.' : '…');
+          shown.dataset.rows = p.rows;
+          shown.dataset.done = p.done ? '1' : '0';
+          if (!p.done) setTimeout(poll, 500);
+        }).catch(function () { setTimeout(poll, 2000); });
+      };
+      setTimeout(poll, 300);
+    });
+  }
+})();
 (function () {
   var el = document.getElementById('chart-data');
   if (!el || typeof Chart === 'undefined') return;
@@ -786,6 +1369,13 @@ form label{margin-right:1em}form.login label{display:block;margin:.5em 0}
       auto ct = req.headers.find("content-type");
       if (ct != req.headers.end() && ct->second.rfind("application/x-www-form-urlencoded", 0) == 0) c.form = ParseForm(req.body);
     }
+    // A spooled body bigger than the limit (a server without its own check, or a test): 413.
+    if (!req.body_file.empty()) {
+      std::ifstream f(req.body_file, std::ios::binary | std::ios::ate);
+      if (f && static_cast<uint64_t>(f.tellg()) > opt.max_upload_bytes + 64 * 1024)
+        return Html(c, 413, c.t("Reconcile"), "<p class=\"error\">The file is larger than the console accepts: at most " +
+                                                  LimitText(opt.max_upload_bytes) + ".</p>");
+    }
     StoreStatus st = c.conn.Ensure(opt.conninfo);
     if (!st.ok()) return Html(c, 503, "donagate", "<p class=\"error\">The database is not reachable.</p>");
     if (c.path == "/login") {
@@ -797,7 +1387,10 @@ form label{margin-right:1em}form.login label{display:block;margin:.5em 0}
       if (post) return Html(c, 401, c.t("Log in"), "<p class=\"error\">Log in first.</p>");
       return Redirect("/login");
     }
+    if (post && c.path == "/reconcile/upload")
+      if (auto early = ReadUpload(c)) return *early;
     if (post && !CsrfOk(c)) {
+      if (c.upload) std::remove(c.upload->path.c_str());
       AuditAs(c, "csrf", req.method + " " + c.path + ": missing or wrong CSRF token", "refused");
       return Html(c, 403, "CSRF", "<p class=\"error\">The form's security token is missing or wrong; reload the page and try again.</p>");
     }
@@ -810,6 +1403,19 @@ form label{margin-right:1em}form.login label{display:block;margin:.5em 0}
     if (c.path == "/exports" && !post) return Exports(c);
     if (c.path == "/exports/donations.csv" && !post) return ExportCsv(c, finance::ExportKind::kDonations);
     if (c.path == "/exports/ledger.csv" && !post) return ExportCsv(c, finance::ExportKind::kLedger);
+    if (c.path == "/exports/progress" && !post) return ExportProgressJson(c);
+    if (c.path == "/reconcile" && !post) return ReconcileHome(c);
+    if (c.path == "/reconcile/upload" && post) {
+      HttpResponse r = UploadSettlement(c);
+      // Kept only when UploadSettlement registered it for the run.
+      if (c.upload) {
+        std::lock_guard<std::mutex> lock(uploads_mu);
+        if (!uploads.count(c.upload_id)) std::remove(c.upload->path.c_str());
+      }
+      return r;
+    }
+    if (c.path == "/reconcile/run" && post) return RunReconcile(c);
+    if (c.path.rfind("/reconcile/runs/", 0) == 0 && !post) return ShowRun(c);
     if (c.path == "/operations" && !post) return Operations(c);
     if (c.path == "/operations/pause" && post) return Charging(c, true);
     if (c.path == "/operations/resume" && post) return Charging(c, false);

@@ -6,8 +6,12 @@
 //   GET  /                 overview: finance::QueryReport for a range (default today), chart
 //   GET  /lookup?q=        a donation's story by id, charge reference or phone number
 //   GET  /reversals        requests; POST /reversals/request (finance), /reversals/decide (approver)
-//   GET  /exports          links; GET /exports/donations.csv|ledger.csv?from=&to= (streamed)
-//   (Reconcile in the browser: not yet; donagatectl reconcile does it, see docs/finance.md)
+//   GET  /exports          links; GET /exports/donations.csv|ledger.csv?from=&to=[&progress=ID]
+//                          (streamed); GET /exports/progress?id=ID rows written so far (JSON)
+//   GET  /reconcile        upload form, saved runs; POST /reconcile/upload (multipart, spooled)
+//                          previews the file and the mapping form; POST /reconcile/run runs
+//                          finance::ReconcileWithLedger and saves the run; GET /reconcile/runs/N
+//                          reopens it, /reconcile/runs/N/discrepancies.csv downloads it
 //   GET  /operations       the daemon's links and charging state; POST /operations/pause|resume (ops)
 //   GET  /static/chart.js, /static/console.js, /static/console.css (fixed files, no paths)
 //
@@ -33,6 +37,10 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+namespace donagate::config {
+struct Config;
+}
 
 namespace donagate::console {
 
@@ -62,7 +70,12 @@ struct ConsoleOptions {
   std::string admin_token;     // never rendered, never logged
   std::string chart_js_path = "/usr/share/javascript/chart.js/chart.min.js";
   std::chrono::minutes session_lifetime{8 * 60};
-  size_t max_upload_bytes = 64 * 1024 * 1024;
+  size_t max_upload_bytes = 64 * 1024 * 1024;  // settlement files (413 beyond)
+  std::string spool_dir = "/tmp";              // uploaded settlement files between preview and run
+  // The daemon's configuration ([[charging]] backends), when the console is given it: an approved
+  // reversal is then refunded at the operator first, as donagatectl reverse --refund does. Null:
+  // the ledger only (docs/finance.md).
+  std::shared_ptr<const config::Config> charging_config;
   int export_batch = 2000;
   int login_free_failures = 5;                 // failures before logins slow down
   std::chrono::seconds login_max_delay{900};
@@ -97,6 +110,8 @@ class ConsoleApp {
   ~ConsoleApp();
   // Thread-safe: each call opens its own database connection.
   HttpResponse Handle(const HttpRequest& request);
+  // POST paths whose bodies the server spools to a file (HttpRequest::body_file): uploads.
+  static bool IsSpooledPath(const std::string& path) { return path == "/reconcile/upload"; }
 
   struct Impl;
 

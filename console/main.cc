@@ -3,6 +3,8 @@
 //   donagate-console --db "host=... user=donagate_console_login" [--listen 127.0.0.1:9480]
 //                    [--tls-cert cert.pem --tls-key key.pem]
 //                    [--admin 127.0.0.1:9465 --admin-token-file /etc/donagate/admin.token]
+//                    [--config /etc/donagate/donagate.toml]  (refunds at the operator on approval)
+//                    [--max-upload-mib 64 --spool-dir /var/lib/donagate-console]
 //
 // The admin token is read from --admin-token-file or $DONAGATE_ADMIN_TOKEN; it is held by the
 // process and never rendered. Users: `donagatectl user add NAME --roles finance,...`.
@@ -13,6 +15,8 @@
 #include <fstream>
 #include <iostream>
 
+#include "config/config.h"
+#include "config/loader.h"
 #include "console/app.h"
 #include "console/server.h"
 
@@ -28,10 +32,28 @@ int main(int argc, char** argv) {
   cli.add_option("--admin", app_opt.admin_address, "donagated admin endpoint host:port (Operations page)");
   cli.add_option("--admin-token-file", token_file, "file holding the admin token (else $DONAGATE_ADMIN_TOKEN)");
   cli.add_option("--chart-js", app_opt.chart_js_path, "Chart.js file served as /static/chart.js (libjs-chart.js)");
+  std::string config_path;
+  cli.add_option("--config", config_path,
+                 "donagated's configuration: approved reversals are refunded at the operator's [[charging]] backend first");
+  size_t max_upload_mib = 64;
+  cli.add_option("--max-upload-mib", max_upload_mib, "largest settlement file accepted (MiB)")->check(CLI::Range(1, 4096));
+  cli.add_option("--spool-dir", app_opt.spool_dir, "folder for uploaded settlement files (default /tmp)");
   int session_minutes = 480;
   cli.add_option("--session-minutes", session_minutes, "session lifetime")->check(CLI::Range(5, 7 * 24 * 60));
   CLI11_PARSE(cli, argc, argv);
   app_opt.session_lifetime = std::chrono::minutes(session_minutes);
+  app_opt.max_upload_bytes = max_upload_mib * 1024 * 1024;
+  // The form around the file (boundaries, the small fields) rides on top of the file's limit.
+  srv_opt.max_upload_bytes = app_opt.max_upload_bytes + 64 * 1024;
+  srv_opt.spool_dir = app_opt.spool_dir;
+  if (!config_path.empty()) {
+    auto loaded = donagate::config::LoadConfig(config_path);
+    if (!loaded.ok()) {
+      for (auto& d : loaded.diagnostics) std::cerr << d.ToString() << "\n";
+      return 2;
+    }
+    app_opt.charging_config = std::make_shared<const donagate::config::Config>(std::move(loaded.config));
+  }
   if (app_opt.conninfo.empty())
     if (const char* env = std::getenv("DONAGATE_DATABASE_URL"); env && *env) app_opt.conninfo = env;
   if (app_opt.conninfo.empty()) {

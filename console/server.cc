@@ -8,6 +8,10 @@
 
 #include <sys/socket.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <thread>
 
 namespace donagate::console {
@@ -29,28 +33,80 @@ struct Server::Impl {
 
   Impl(ServerOptions o, ConsoleApp& a) : opt(std::move(o)), app(a) {}
 
+  std::atomic<uint64_t> spool_seq{0};
+
+  // 413 as a page a person can read (the browser shows it in place of the result).
+  template <class Stream>
+  void TooLarge(Stream& stream, size_t limit) {
+    http::response<http::string_body> res{http::status::payload_too_large, 11};
+    res.set(http::field::content_type, "text/html; charset=utf-8");
+    res.set(http::field::connection, "close");
+    res.body() = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Too large</title></head><body>"
+                 "<h1>413: the upload is too large</h1><p class=\"error\">The console accepts at most " +
+                 std::to_string(limit / (1024 * 1024)) + " MiB (" + std::to_string(limit) +
+                 " bytes) per request. Split the settlement file by day, or ask the administrator to raise the "
+                 "limit (--max-upload-mib).</p><p><a href=\"/reconcile\">Back</a></p></body></html>\n";
+    res.prepare_payload();
+    beast::error_code ec;
+    http::write(stream, res, ec);
+  }
+
   template <class Stream>
   void Serve(Stream& stream, const std::string& remote, bool is_tls) {
     beast::flat_buffer buffer;
     while (!stopping) {
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(opt.max_body_bytes);
-      parser.header_limit(16 * 1024);
       beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(opt.request_timeout_seconds));
       beast::error_code ec;
-      http::read(stream, buffer, parser, ec);
+      http::request_parser<http::empty_body> head;
+      head.header_limit(16 * 1024);
+      head.body_limit(std::max(opt.max_upload_bytes, opt.max_body_bytes));
+      http::read_header(stream, buffer, head, ec);
       if (ec == http::error::body_limit) {
-        http::response<http::string_body> res{http::status::payload_too_large, 11};
-        res.set(http::field::content_type, "text/plain");
-        res.set(http::field::connection, "close");
-        res.body() = "request too large\n";
-        res.prepare_payload();
-        http::write(stream, res, ec);
+        TooLarge(stream, std::max(opt.max_upload_bytes, opt.max_body_bytes));
         return;
       }
       if (ec) return;
-      auto& req = parser.get();
+      const std::string target(head.get().target());
+      const std::string path = target.substr(0, target.find('?'));
+      const bool spooled = head.get().method() == http::verb::post && ConsoleApp::IsSpooledPath(path);
+      const size_t limit = spooled ? opt.max_upload_bytes : opt.max_body_bytes;
+      if (head.content_length() && *head.content_length() > limit) {
+        TooLarge(stream, limit);  // refused before a byte of the body is read
+        return;
+      }
       HttpRequest in;
+      http::request<http::empty_body> header_only;
+      if (spooled) {
+        // An upload: straight to a spool file, never held in memory.
+        http::request_parser<http::file_body> parser{std::move(head)};
+        parser.body_limit(opt.max_upload_bytes);
+        in.body_file = opt.spool_dir + "/donagate-console-body-" + std::to_string(::getpid()) + "-" +
+                       std::to_string(spool_seq.fetch_add(1)) + ".tmp";
+        parser.get().body().open(in.body_file.c_str(), beast::file_mode::write, ec);
+        if (ec) return;
+        http::read(stream, buffer, parser, ec);
+        parser.get().body().close();
+        if (ec) {
+          std::remove(in.body_file.c_str());
+          if (ec == http::error::body_limit) TooLarge(stream, opt.max_upload_bytes);
+          return;
+        }
+        auto msg = parser.release();
+        header_only.base() = msg.base();
+      } else {
+        http::request_parser<http::string_body> parser{std::move(head)};
+        parser.body_limit(opt.max_body_bytes);
+        http::read(stream, buffer, parser, ec);
+        if (ec == http::error::body_limit) {
+          TooLarge(stream, opt.max_body_bytes);
+          return;
+        }
+        if (ec) return;
+        auto msg = parser.release();
+        in.body = std::move(msg.body());
+        header_only.base() = msg.base();
+      }
+      auto& req = header_only;
       in.method = std::string(req.method_string());
       in.target = std::string(req.target());
       for (auto& f : req) {
@@ -58,9 +114,14 @@ struct Server::Impl {
         for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         in.headers[name] = std::string(f.value());
       }
-      in.body = std::move(req.body());
       in.remote_addr = remote;
       in.tls = is_tls;
+      struct RemoveSpool {
+        const std::string& path;
+        ~RemoveSpool() {
+          if (!path.empty()) std::remove(path.c_str());
+        }
+      } remove_spool{in.body_file};
       const bool keep_alive = req.keep_alive();
       HttpResponse out = app.Handle(in);
       beast::get_lowest_layer(stream).expires_never();

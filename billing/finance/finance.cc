@@ -310,6 +310,26 @@ StoreStatus QueryBookedCharges(Connection& conn, const std::string& operator_nam
   return StoreStatus::Ok();
 }
 
+StoreStatus ReconcileWithLedger(Connection& conn, const std::string& operator_name, const UtcRange& day,
+                                const std::vector<SettlementRow>& their_rows, int display_offset_seconds,
+                                ReconcileReport* report) {
+  std::vector<OurCharge> ours;
+  StoreStatus st = QueryBookedCharges(conn, operator_name, day, &ours);
+  if (!st.ok()) return st;
+  std::vector<std::string> keys;
+  keys.reserve(their_rows.size());
+  for (auto& r : their_rows) keys.push_back(r.reference);
+  std::map<std::string, OurCharge> by_key;
+  st = LookupCharges(conn, keys, &by_key);
+  if (!st.ok()) return st;
+  *report = Reconcile(day, their_rows, ours, [&](const std::string& k) -> std::optional<OurCharge> {
+    auto it = by_key.find(k);
+    if (it == by_key.end()) return std::nullopt;
+    return it->second;
+  }, display_offset_seconds);
+  return StoreStatus::Ok();
+}
+
 StoreStatus LookupCharges(Connection& conn, const std::vector<std::string>& keys, std::map<std::string, OurCharge>* out) {
   const size_t kChunk = 5000;
   for (size_t off = 0; off < keys.size(); off += kChunk) {
@@ -613,6 +633,21 @@ StoreStatus RefundAtOperator(Connection& conn, const config::Config& config, int
   }
   ioc.run();
   backend.reset();
+  return StoreStatus::Ok();
+}
+
+StoreStatus RefundBeforeReversal(Connection& conn, const config::Config& config, int64_t donation_id,
+                                 RefundForReversal* out) {
+  out->supported = true;
+  StoreStatus st = RefundAtOperator(conn, config, donation_id, &out->supported, &out->lines);
+  if (!st.ok()) return st;
+  if (!out->supported) {
+    out->may_reverse = true;
+    return StoreStatus::Ok();
+  }
+  out->may_reverse = !out->lines.empty();
+  for (auto& l : out->lines) out->may_reverse &= (l.outcome == "refunded");
+  if (out->may_reverse) out->reason_suffix = " (refunded at the operator)";
   return StoreStatus::Ok();
 }
 

@@ -70,6 +70,12 @@ billing::StoreStatus QueryBookedCharges(billing::pg::Connection& conn, const std
                                         const UtcRange& range, std::vector<OurCharge>* out);
 billing::StoreStatus LookupCharges(billing::pg::Connection& conn, const std::vector<std::string>& keys,
                                    std::map<std::string, OurCharge>* out);
+// One reconciliation against the ledger: our booked charges of `operator_name` in `day`, every
+// reference of `their_rows` looked up, then Reconcile(). donagatectl reconcile and the
+// console's Reconcile page both run exactly this.
+billing::StoreStatus ReconcileWithLedger(billing::pg::Connection& conn, const std::string& operator_name,
+                                         const UtcRange& day, const std::vector<SettlementRow>& their_rows,
+                                         int display_offset_seconds, ReconcileReport* report);
 
 // A donation's story as data: sections (donation, message, transitions, charges, ledger,
 // replies; or a subscriber's messages and replies), each with its column names and rows (NULL
@@ -141,5 +147,19 @@ struct RefundLine {
 // database: the caller reverses the ledger only once every key says refunded.
 billing::StoreStatus RefundAtOperator(billing::pg::Connection& conn, const config::Config& config, int64_t donation_id,
                                       bool* supported, std::vector<RefundLine>* lines);
+
+// The refund step of a reversal, as donagatectl reverse --refund and the console's approval
+// run it: RefundAtOperator, then the decision. `may_reverse` is true when the ledger may now be
+// reversed (the backend has no refunds, or every key answered "refunded"); `reason_suffix` is
+// appended to the reversal's reason (" (refunded at the operator)" when money went back).
+// A non-ok status (no [[charging]] entry, database) means: do not reverse.
+struct RefundForReversal {
+  bool supported = false;
+  bool may_reverse = false;
+  std::vector<RefundLine> lines;
+  std::string reason_suffix;
+};
+billing::StoreStatus RefundBeforeReversal(billing::pg::Connection& conn, const config::Config& config,
+                                          int64_t donation_id, RefundForReversal* out);
 
 }  // namespace donagate::finance

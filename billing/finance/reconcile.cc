@@ -1,5 +1,7 @@
 #include "billing/finance/reconcile.h"
 
+#include "billing/finance/csv.h"
+
 #include <unordered_map>
 #include <unordered_set>
 
@@ -105,6 +107,34 @@ ReconcileReport Reconcile(const UtcRange& day, const std::vector<SettlementRow>&
                                "", 0, detail});
   }
   return r;
+}
+
+std::vector<std::pair<std::string, int64_t>> ReconcileFigures(const ReconcileReport& r) {
+  std::vector<std::pair<std::string, int64_t>> f = {
+      {"matched", r.matched},
+      {"matched_vnd", r.matched_vnd},
+      {"ours_charged", r.our_charged_count},
+      {"ours_vnd", r.our_charged_vnd},
+      {"theirs_charged", r.their_charged_count},
+      {"theirs_vnd", r.their_charged_vnd},
+      {"theirs_duplicate_charged", r.their_duplicate_count},
+      {"theirs_duplicate_vnd", r.their_duplicate_vnd},
+      {"agreed_not_charged", r.agreed_not_charged},
+      {"theirs_outside_day", r.their_rows_outside_day}};
+  for (DiscrepancyKind k : {DiscrepancyKind::kMissingAtOperator, DiscrepancyKind::kMissingInLedger,
+                            DiscrepancyKind::kAmountMismatch, DiscrepancyKind::kStatusMismatch,
+                            DiscrepancyKind::kDuplicateAtOperator})
+    f.emplace_back(DiscrepancyKindName(k), r.Count(k));
+  return f;
+}
+
+void WriteDiscrepancyCsv(std::ostream& out, const ReconcileReport& report) {
+  WriteCsvRecord(out, {"kind", "reference", "msisdn", "our_amount_vnd", "their_amount_vnd", "our_status",
+                       "their_status", "settlement_line", "detail"});
+  for (auto& x : report.discrepancies)
+    WriteCsvRecord(out, {DiscrepancyKindName(x.kind), x.reference, x.msisdn, std::to_string(x.our_amount_vnd),
+                         std::to_string(x.their_amount_vnd), x.our_status, x.their_status,
+                         x.line ? std::to_string(x.line) : "", x.detail});
 }
 
 }  // namespace donagate::finance

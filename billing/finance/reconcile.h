@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -77,5 +78,15 @@ ReconcileReport Reconcile(const UtcRange& day, const std::vector<SettlementRow>&
                           const std::vector<OurCharge>& ours_in_day,
                           const std::function<std::optional<OurCharge>(const std::string&)>& lookup,
                           int display_offset_seconds);
+
+// The report's figures by name, in the order donagatectl reconcile --format json prints them
+// (the console stores the same names as a run's totals): matched, matched_vnd, ours_charged,
+// ours_vnd, theirs_charged, theirs_vnd, theirs_duplicate_charged, theirs_duplicate_vnd,
+// agreed_not_charged, theirs_outside_day, then one count per DiscrepancyKindName.
+std::vector<std::pair<std::string, int64_t>> ReconcileFigures(const ReconcileReport& report);
+
+// The discrepancy CSV (RFC 4180, CRLF): a header, then one record per discrepancy with both
+// sides. The same file from donagatectl reconcile --discrepancies and the console's download.
+void WriteDiscrepancyCsv(std::ostream& out, const ReconcileReport& report);
 
 }  // namespace donagate::finance

@@ -3,6 +3,9 @@
 #include <toml++/toml.h>
 
 #include <charconv>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "billing/finance/csv.h"
 #include "billing/finance/time_util.h"
@@ -167,9 +170,21 @@ bool ValidateSettlementMapping(const SettlementMapping& m, std::string* error) {
 }
 
 bool LoadSettlementMapping(const std::string& path, SettlementMapping* m, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = path + ": cannot read the mapping file";
+    return false;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return ParseSettlementMapping(text.str(), path, m, error);
+}
+
+bool ParseSettlementMapping(std::string_view toml_text, const std::string& path, SettlementMapping* m,
+                            std::string* error) {
   toml::table t;
   try {
-    t = toml::parse_file(path);
+    t = toml::parse(toml_text, path);
   } catch (const toml::parse_error& e) {
     *error = path + ":" + std::to_string(e.source().begin.line) + ":" +
              std::to_string(e.source().begin.column) + ": " + std::string(e.description());
@@ -224,6 +239,133 @@ bool LoadSettlementMapping(const std::string& path, SettlementMapping* m, std::s
     *error = path + ": " + why;
     return false;
   }
+  return true;
+}
+
+namespace {
+
+// A TOML basic string: quotes, backslashes and control characters escaped.
+std::string TomlString(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += static_cast<char>(ch);
+    } else if (ch == '\t') {
+      out += "\\t";
+    } else if (ch < 0x20 || ch == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
+      out += buf;
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string SettlementMappingToToml(const SettlementMapping& m) {
+  std::string s;
+  s += "delimiter = " + TomlString(std::string(1, m.delimiter)) + "\n";
+  s += "comment_prefix = " + TomlString(m.comment_prefix) + "\n";
+  s += std::string("header = ") + (m.header ? "true" : "false") + "\n";
+  const AmountFormat& a = m.amount_format;
+  if (!a.thousands_separator.empty()) s += "amount_thousands_separator = " + TomlString(a.thousands_separator) + "\n";
+  if (!a.decimal_separator.empty()) s += "amount_decimal_separator = " + TomlString(a.decimal_separator) + "\n";
+  if (!a.currency_prefix.empty()) s += "amount_currency_prefix = " + TomlString(a.currency_prefix) + "\n";
+  if (!a.currency_suffix.empty()) s += "amount_currency_suffix = " + TomlString(a.currency_suffix) + "\n";
+  s += "\n[columns]\n";
+  auto col = [&](const char* key, const std::string& v) {
+    if (!v.empty()) s += std::string(key) + " = " + TomlString(v) + "\n";
+  };
+  col("reference", m.reference_column);
+  col("msisdn", m.msisdn_column);
+  col("amount", m.amount_column);
+  col("time", m.time_column);
+  col("status", m.status_column);
+  s += "\n[time]\nformat = " + TomlString(m.time_format) + "\nzone = " + TomlString(m.time_zone) + "\n";
+  if (!m.charged_values.empty()) {
+    s += "\n[status]\ncharged = [";
+    for (size_t i = 0; i < m.charged_values.size(); ++i) s += (i ? ", " : "") + TomlString(m.charged_values[i]);
+    s += "]\n";
+  }
+  return s;
+}
+
+namespace {
+
+// Length of the well-formed UTF-8 sequence at s[i], 0 when it is not one.
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const unsigned char c = static_cast<unsigned char>(s[i]);
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k)
+    if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return 0;
+  return n;
+}
+
+bool IsUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool DetectSettlementLayout(std::istream& in, const std::string& comment_prefix, size_t max_rows,
+                            SettlementLayout* layout, std::string* error) {
+  std::string line;
+  size_t lineno = 0, bytes = 0;
+  bool have_header = false;
+  std::vector<std::string> fields;
+  while (layout->rows.size() < max_rows && bytes < (1u << 20) && std::getline(in, line)) {
+    ++lineno;
+    bytes += line.size() + 1;
+    if (lineno == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) {
+      layout->bom = true;
+      line.erase(0, 3);
+    }
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    layout->valid_utf8 &= IsUtf8(line);
+    if (Trim(line).empty()) continue;
+    if (!comment_prefix.empty() && line.rfind(comment_prefix, 0) == 0) {
+      if (!have_header) ++layout->comment_lines;
+      continue;
+    }
+    if (!have_header) {
+      // The header decides: the candidate giving most fields (ties: the earlier, comma first).
+      size_t best = 0;
+      for (char d : {',', ';', '\t', '|'}) {
+        if (!SplitCsvLine(line, d, &fields)) continue;
+        if (fields.size() > best) {
+          best = fields.size();
+          layout->delimiter = d;
+        }
+      }
+      if (best == 0 || !SplitCsvLine(line, layout->delimiter, &fields)) {
+        *error = "line " + std::to_string(lineno) + ": the header cannot be split into columns";
+        return false;
+      }
+      for (auto& f : fields) layout->columns.push_back(Trim(f));
+      have_header = true;
+      continue;
+    }
+    if (!SplitCsvLine(line, layout->delimiter, &fields)) fields = {line};
+    for (auto& f : fields) f = Trim(f);
+    layout->rows.push_back(fields);
+  }
+  if (!have_header) {
+    *error = "the file has no header line";
+    return false;
+  }
+  layout->encoding = !layout->valid_utf8 ? "not UTF-8 (convert the file to UTF-8 first)"
+                     : layout->bom      ? "UTF-8 with BOM"
+                                        : "UTF-8";
   return true;
 }
 

@@ -65,6 +65,12 @@ struct SettlementError {
 
 // Reads a mapping from a TOML file (see mappings/*.toml). Returns false with `error` set.
 bool LoadSettlementMapping(const std::string& path, SettlementMapping* mapping, std::string* error);
+// The same from TOML text (the console's saved mappings); `source` names it in errors.
+bool ParseSettlementMapping(std::string_view toml_text, const std::string& source, SettlementMapping* mapping,
+                            std::string* error);
+// The TOML text of a mapping, in the layout of mappings/*.toml; ParseSettlementMapping reads it
+// back to an equal mapping. A reconcile run stores this text (and its hash) as its input.
+std::string SettlementMappingToToml(const SettlementMapping& mapping);
 // Checks that a mapping is usable (required columns named, zone known, delimiter set, amount
 // separators distinct and not digits).
 bool ValidateSettlementMapping(const SettlementMapping& mapping, std::string* error);
@@ -74,5 +80,21 @@ bool ValidateSettlementMapping(const SettlementMapping& mapping, std::string* er
 // non-integer or negative amount, unparsable time, empty reference).
 bool ReadSettlement(std::istream& in, const SettlementMapping& mapping, std::vector<SettlementRow>* rows,
                     SettlementError* error);
+
+// What a settlement file looks like, from its first lines, before any mapping exists: the
+// console's mapping form previews it. Reads at most `max_rows` data rows (and at most 1 MiB).
+struct SettlementLayout {
+  bool bom = false;         // starts with the UTF-8 byte order mark (removed before parsing)
+  bool valid_utf8 = true;   // every byte read is well-formed UTF-8
+  std::string encoding;     // "UTF-8 with BOM", "UTF-8", or "not UTF-8 (...)" for a sentence
+  char delimiter = ',';     // the candidate (, ; tab |) splitting the header into most fields
+  size_t comment_lines = 0; // leading lines starting with the comment prefix
+  std::vector<std::string> columns;              // the header's fields
+  std::vector<std::vector<std::string>> rows;    // first data rows, split by `delimiter`
+};
+// `comment_prefix` as the mapping would have it ("#" by default). False with `error` when the
+// file has no line at all or its header cannot be split.
+bool DetectSettlementLayout(std::istream& in, const std::string& comment_prefix, size_t max_rows,
+                            SettlementLayout* layout, std::string* error);
 
 }  // namespace donagate::finance

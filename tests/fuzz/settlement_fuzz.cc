@@ -4,7 +4,9 @@
 // one); the rest is the file.
 // Properties, any violation aborts: no crash or out-of-bounds read (ASan/UBSan); an accepted
 // file yields rows with a non-empty reference, a non-negative amount and strictly increasing
-// line numbers; a refused file names a line within the input.
+// line numbers; a refused file names a line within the input. The console's layout detection
+// (DetectSettlementLayout) reads the same bytes: no row wider than its cap, at most 10 rows, a
+// delimiter out of the four candidates.
 #include <cstdint>
 #include <cstdlib>
 #include <sstream>
@@ -76,6 +78,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     Check(error.line <= lines);
     Check(!error.message.empty());
+  }
+  std::istringstream again(text);
+  donagate::finance::SettlementLayout layout;
+  std::string why;
+  if (donagate::finance::DetectSettlementLayout(again, "#", 10, &layout, &why)) {
+    Check(layout.rows.size() <= 10);
+    Check(std::string(",;\t|").find(layout.delimiter) != std::string::npos);
+    Check(!layout.encoding.empty());
+  } else {
+    Check(!why.empty());
   }
   return 0;
 }

@@ -420,31 +420,16 @@ int main(int argc, char** argv) {
     }
     const int64_t d = Day(day, "--day");
     const ctl::UtcRange range = ctl::LocalDayRange(d, offset);
-    std::vector<ctl::OurCharge> ours;
-    auto st = ctl::QueryBookedCharges(conn, rec_operator, range, &ours);
+    ctl::ReconcileReport report_r;
+    auto st = ctl::ReconcileWithLedger(conn, rec_operator, range, rows, offset, &report_r);
     if (!st.ok()) DbFailure(st);
-    std::vector<std::string> keys;
-    for (auto& r : rows) keys.push_back(r.reference);
-    std::map<std::string, ctl::OurCharge> by_key;
-    st = ctl::LookupCharges(conn, keys, &by_key);
-    if (!st.ok()) DbFailure(st);
-    auto report_r = ctl::Reconcile(range, rows, ours, [&](const std::string& k) -> std::optional<ctl::OurCharge> {
-      auto it = by_key.find(k);
-      if (it == by_key.end()) return std::nullopt;
-      return it->second;
-    }, offset);
 
     using K = ctl::DiscrepancyKind;
     const K kinds[] = {K::kMissingAtOperator, K::kMissingInLedger, K::kAmountMismatch, K::kStatusMismatch,
                        K::kDuplicateAtOperator};
     if (format == "json") {
-      std::cout << "{\"operator\":\"" << rec_operator << "\",\"day\":\"" << day << "\",\"matched\":" << report_r.matched
-                << ",\"matched_vnd\":" << report_r.matched_vnd << ",\"ours_charged\":" << report_r.our_charged_count
-                << ",\"ours_vnd\":" << report_r.our_charged_vnd << ",\"theirs_charged\":" << report_r.their_charged_count
-                << ",\"theirs_vnd\":" << report_r.their_charged_vnd
-                << ",\"theirs_duplicate_charged\":" << report_r.their_duplicate_count
-                << ",\"theirs_duplicate_vnd\":" << report_r.their_duplicate_vnd;
-      for (K k : kinds) std::cout << ",\"" << ctl::DiscrepancyKindName(k) << "\":" << report_r.Count(k);
+      std::cout << "{\"operator\":\"" << rec_operator << "\",\"day\":\"" << day << "\"";
+      for (auto& [name, value] : ctl::ReconcileFigures(report_r)) std::cout << ",\"" << name << "\":" << value;
       std::cout << "}\n";
     } else {
       std::cout << "Reconciliation " << rec_operator << " " << day << " (" << g.zone << ")\n"
@@ -465,12 +450,7 @@ int main(int argc, char** argv) {
         std::cerr << "donagatectl: cannot write " << discrepancies_out << "\n";
         return 2;
       }
-      ctl::WriteCsvRecord(out, {"kind", "reference", "msisdn", "our_amount_vnd", "their_amount_vnd", "our_status",
-                                "their_status", "settlement_line", "detail"});
-      for (auto& x : report_r.discrepancies)
-        ctl::WriteCsvRecord(out, {ctl::DiscrepancyKindName(x.kind), x.reference, x.msisdn,
-                                  std::to_string(x.our_amount_vnd), std::to_string(x.their_amount_vnd), x.our_status,
-                                  x.their_status, x.line ? std::to_string(x.line) : "", x.detail});
+      ctl::WriteDiscrepancyCsv(out, report_r);
     }
     return report_r.discrepancies.empty() ? 0 : 1;
   }
@@ -487,29 +467,22 @@ int main(int argc, char** argv) {
         std::cerr << "donagatectl: --refund needs --config (the operator's [[charging]] backend)\n";
         return 2;
       }
-      bool supported = true;
-      std::vector<ctl::RefundLine> lines;
-      auto rs = ctl::RefundAtOperator(conn, *cfg, donation_id, &supported, &lines);
+      ctl::RefundForReversal refund_r;
+      auto rs = ctl::RefundBeforeReversal(conn, *cfg, donation_id, &refund_r);
       if (!rs.ok()) {
         std::cerr << "donagatectl: refund refused: " << rs.message() << "\n";
         return rs.transient() ? 2 : 1;
       }
-      if (!supported) {
-        std::cout << "the operator's charging backend has no refunds: reversing the ledger only\n";
-      } else {
-        bool all = true;
-        for (auto& l : lines) {
-          std::cout << "refund " << l.key << " " << l.amount_vnd << " VND: " << l.outcome
-                    << (l.detail.empty() ? "" : " (" + l.detail + ")") << "\n";
-          all &= (l.outcome == "refunded");
-        }
-        if (!all) {
-          std::cerr << "donagatectl: not every charge was refunded; the ledger is unchanged. Run the same "
-                       "command again (refunds are idempotent per key).\n";
-          return 1;
-        }
-        reason += " (refunded at the operator)";
+      if (!refund_r.supported) std::cout << "the operator's charging backend has no refunds: reversing the ledger only\n";
+      for (auto& l : refund_r.lines)
+        std::cout << "refund " << l.key << " " << l.amount_vnd << " VND: " << l.outcome
+                  << (l.detail.empty() ? "" : " (" + l.detail + ")") << "\n";
+      if (!refund_r.may_reverse) {
+        std::cerr << "donagatectl: not every charge was refunded; the ledger is unchanged. Run the same "
+                     "command again (refunds are idempotent per key).\n";
+        return 1;
       }
+      reason += refund_r.reason_suffix;
     }
     ctl::ReversalOutcome o;
     auto st = ctl::ReverseDonation(conn, donation_id, reason, actor, &o);

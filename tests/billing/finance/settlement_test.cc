@@ -221,3 +221,80 @@ TEST(Settlement, MappingValidation) {
 
 }  // namespace
 }  // namespace donagate::finance
+
+namespace donagate::finance {
+namespace {
+
+TEST(SettlementLayout, DetectsBomDelimiterColumnsAndFirstRows) {
+  std::istringstream in("\xEF\xBB\xBF# comment\r\nmsisdn;cp_transaction;amount_vnd;status\r\n"
+                        "0912345601;don-1;20.000;0\r\n0912345602;don-2;40.000;0\r\n0912345603;don-3;60.000;1\r\n");
+  SettlementLayout layout;
+  std::string error;
+  ASSERT_TRUE(DetectSettlementLayout(in, "#", 2, &layout, &error)) << error;
+  EXPECT_TRUE(layout.bom);
+  EXPECT_EQ(layout.encoding, "UTF-8 with BOM");
+  EXPECT_EQ(layout.delimiter, ';');
+  EXPECT_EQ(layout.comment_lines, 1u);
+  EXPECT_EQ(layout.columns, (std::vector<std::string>{"msisdn", "cp_transaction", "amount_vnd", "status"}));
+  ASSERT_EQ(layout.rows.size(), 2u) << "at most max_rows";
+  EXPECT_EQ(layout.rows[1][1], "don-2");
+
+  std::istringstream tsv("a\tb,c\tn\n1\t2\t3\n");
+  SettlementLayout t;
+  ASSERT_TRUE(DetectSettlementLayout(tsv, "#", 10, &t, &error));
+  EXPECT_EQ(t.delimiter, '\t') << "the candidate giving most columns";
+  EXPECT_EQ(t.encoding, "UTF-8");
+
+  std::istringstream latin1("ref,t\xEAn\n1,2\n");  // "tên" in Latin-1
+  SettlementLayout l;
+  ASSERT_TRUE(DetectSettlementLayout(latin1, "#", 10, &l, &error));
+  EXPECT_FALSE(l.valid_utf8);
+  EXPECT_EQ(l.encoding.rfind("not UTF-8", 0), 0u);
+
+  std::istringstream empty("# only a comment\n");
+  SettlementLayout e;
+  EXPECT_FALSE(DetectSettlementLayout(empty, "#", 10, &e, &error));
+}
+
+TEST(SettlementMappingToml, RoundTripsEveryField) {
+  SettlementMapping m;
+  m.delimiter = '\t';
+  m.comment_prefix = "//";
+  m.header = false;
+  m.reference_column = "6";
+  m.msisdn_column = "2";
+  m.amount_column = "3";
+  m.time_column = "4";
+  m.status_column = "5";
+  m.time_format = "%d/%m/%Y %H:%M:%S";
+  m.time_zone = "Asia/Ho_Chi_Minh";
+  m.charged_values = {"SUCCESS", "OK \"quoted\"", "back\\slash"};
+  m.amount_format = {".", ",", "VND", "\xC4\x91"};
+  const std::string toml = SettlementMappingToToml(m);
+  SettlementMapping back;
+  std::string error;
+  ASSERT_TRUE(ParseSettlementMapping(toml, "round trip", &back, &error)) << error << "\n" << toml;
+  EXPECT_EQ(back.delimiter, '\t');
+  EXPECT_EQ(back.comment_prefix, "//");
+  EXPECT_FALSE(back.header);
+  EXPECT_EQ(back.reference_column, "6");
+  EXPECT_EQ(back.status_column, "5");
+  EXPECT_EQ(back.time_format, m.time_format);
+  EXPECT_EQ(back.time_zone, m.time_zone);
+  EXPECT_EQ(back.charged_values, m.charged_values);
+  EXPECT_EQ(back.amount_format.thousands_separator, ".");
+  EXPECT_EQ(back.amount_format.decimal_separator, ",");
+  EXPECT_EQ(back.amount_format.currency_prefix, "VND");
+  EXPECT_EQ(back.amount_format.currency_suffix, "\xC4\x91");
+  EXPECT_EQ(SettlementMappingToToml(back), toml);
+  // The saved operator-a mapping file reads the same from text as from its path.
+  SettlementMapping from_text;
+  std::ifstream f(testing::SourcePath("tools/donagatectl/mappings/operator-a.toml"));
+  std::stringstream text;
+  text << f.rdbuf();
+  ASSERT_TRUE(ParseSettlementMapping(text.str(), "operator-a", &from_text, &error)) << error;
+  EXPECT_EQ(SettlementMappingToToml(from_text), SettlementMappingToToml(MappingFromFile("operator-a.toml")));
+}
+
+}  // namespace
+}  // namespace donagate::finance

@@ -69,6 +69,54 @@ async function post(page, path, fields) {
     assert.ok(csv.startsWith('donation_id,received_at,'), 'donations CSV');
     assert.ok(csv.includes('\r\n'), 'CRLF records');
 
+    // Export progress: the page's script counts the rows of the running export.
+    const cdp = await anna.target().createCDPSession();
+    await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: shots });
+    await anna.click('ul.exports a.export');
+    await anna.waitForFunction(() => document.getElementById('export-progress').dataset.done === '1', { timeout: 20000 });
+    assert.strictEqual(await anna.$eval('#export-progress', (p) => p.dataset.rows), process.env.EXPECT_DONATIONS,
+      'the progress counts every donation row');
+    await shot(anna, '04b-export-progress');
+
+    // Reconcile: operator A's layout (a saved mapping), today's file with one discrepancy of each kind.
+    await anna.goto(base + '/reconcile');
+    await shot(anna, '10-reconcile');
+    await anna.type('form.upload input[name=operator]', 'opa');
+    const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Ho_Chi_Minh' }).format(new Date());
+    await anna.$eval('form.upload input[name=day]', (i, d) => { i.value = d; }, today);
+    await (await anna.$('form.upload input[type=file]')).uploadFile(process.env.SETTLEMENT);
+    await anna.select('form.upload select[name=mapping]', 'operator-a');
+    await Promise.all([anna.waitForNavigation(), anna.click('form.upload button')]);
+    assert.strictEqual(await anna.$eval('dd.encoding', (d) => d.textContent), 'UTF-8 with BOM');
+    assert.strictEqual(await anna.$eval('dd.delimiter', (d) => d.textContent), 'comma (,)');
+    assert.strictEqual(await anna.$$eval('table.preview tr', (r) => r.length), 6, 'header and the five rows previewed');
+    assert.strictEqual(await anna.$eval('select[name=reference_column]', (s) => s.value), 'CP_REF', 'the saved mapping fills the form');
+    await shot(anna, '11-reconcile-preview');
+    await Promise.all([anna.waitForNavigation(), anna.click('form.mapping button.run')]);
+    assert.ok(/\/reconcile\/runs\/\d+$/.test(anna.url()), 'the run is saved and shown: ' + anna.url());
+    const counts = await anna.$$eval('td[data-kind]', (tds) => Object.fromEntries(tds.map((t) => [t.dataset.kind, t.textContent])));
+    assert.deepStrictEqual(counts, { missing_at_operator: '1', missing_in_ledger: '1', amount_mismatch: '1',
+      status_mismatch: '1', duplicate_at_operator: '1' }, 'exactly the injected discrepancies');
+    assert.strictEqual(await anna.$eval('tr.matched td.count', (t) => t.textContent), '1');
+    // Ours: don-1, 2, 4, 5 = 140.000 đ; theirs bills don-1 twice, don-2 at 45.000, don-999: 105.000 đ.
+    assert.strictEqual(await anna.$eval('tr.ours td.vnd', (t) => t.textContent), '140.000 đ');
+    assert.strictEqual(await anna.$eval('tr.theirs td.vnd', (t) => t.textContent), '105.000 đ');
+    await shot(anna, '12-reconcile-run');
+    const disc = await anna.evaluate(async () => (await fetch(document.querySelector('a.download').href)).text());
+    const lines = disc.split('\r\n').filter((l) => l !== '');
+    assert.strictEqual(lines[0], 'kind,reference,msisdn,our_amount_vnd,their_amount_vnd,our_status,their_status,settlement_line,detail');
+    assert.strictEqual(lines.length, 6, 'header and five discrepancies: ' + disc);
+    const byKind = Object.fromEntries(lines.slice(1).map((l) => [l.split(',')[0], l]));
+    assert.ok(byKind.amount_mismatch.startsWith('amount_mismatch,don-2,84912000002,40000,45000,charged,SUCCESS,4,'), byKind.amount_mismatch);
+    assert.ok(byKind.status_mismatch.startsWith('status_mismatch,don-5,84912000005,20000,20000,charged,FAILED_BALANCE,5,'));
+    assert.ok(byKind.missing_in_ledger.startsWith('missing_in_ledger,don-999,84912000999,0,20000,,SUCCESS,6,'));
+    assert.ok(byKind.duplicate_at_operator.startsWith('duplicate_at_operator,don-1,84912000001,20000,20000,charged,SUCCESS,7,'));
+    assert.ok(byKind.missing_at_operator.startsWith('missing_at_operator,don-4,84912000004,60000,0,charged,,,'));
+    // Reopened from the list of runs.
+    await anna.goto(base + '/reconcile');
+    await Promise.all([anna.waitForNavigation(), anna.click('tr.run a')]);
+    assert.strictEqual(await anna.$eval('td[data-kind=amount_mismatch]', (t) => t.textContent), '1');
+
     // Reversal: anna requests, binh approves.
     await anna.goto(base + '/reversals');
     await anna.type('input[name=donation]', '2');
