@@ -75,4 +75,16 @@ grep -q '^COPY console/ console/' "$DOCKERFILE" || problem "Dockerfile does not 
 grep -q -- '--target .*donagate-console' "$DOCKERFILE" || problem "Dockerfile does not build donagate-console"
 grep -q 'COPY --from=build .*/out/donagate-console' "$DOCKERFILE" || problem "the image does not install donagate-console"
 
+# The console's Operations page reaches donagated's admin API on the compose network: it
+# points at donagated:<admin port>, holds the admin token, and the admin port is not published.
+admin_port="$(awk '/^\[admin\]$/{a=1;next} /^\[/{a=0} a' "$work/donagate.toml" | sed -n 's/^listen = "0\.0\.0\.0:\([0-9]*\)"$/\1/p')"
+if [[ -z "$admin_port" ]]; then
+  problem "[admin] listen in the compose config is not 0.0.0.0:<port> (unreachable from the console)"
+else
+  [[ "$console_block" == *"--admin donagated:$admin_port"* ]] || problem "the console does not use donagated:$admin_port"
+  [[ "$console_block" == *"admin_token"* ]] || problem "the console does not mount the admin token"
+  daemon_ports="$(awk '/^  donagated:$/{s=1;next} s&&/^  [a-z-]+:$/{s=0} s' "$COMPOSE" | grep -E '^\s+- "' || true)"
+  [[ "$daemon_ports" != *":$admin_port\""* ]] || problem "the admin port $admin_port is published on the host"
+fi
+
 exit "$fail"
