@@ -1,4 +1,5 @@
 #include "billing/charging/carrier_billing_charging.h"
+#include "billing/charging/http_url.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -32,76 +33,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kMaxResponseBody = 256 * 1024;
-
-struct ParsedUrl {
-  bool tls = false;
-  std::string host;
-  std::string port;
-  std::string path;  // without trailing '/'
-  std::string host_header;
-};
-
-bool ParseUrl(const std::string& what, const std::string& url, ParsedUrl* out, std::string* error) {
-  std::string_view rest = url;
-  if (rest.rfind("http://", 0) == 0) {
-    rest.remove_prefix(7);
-  } else if (rest.rfind("https://", 0) == 0) {
-    out->tls = true;
-    rest.remove_prefix(8);
-  } else {
-    *error = what + " must start with http:// or https://: " + url;
-    return false;
-  }
-  const size_t slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
-  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-  out->path = std::string(path);
-  std::string_view port;
-  if (!authority.empty() && authority.front() == '[') {
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos) {
-      *error = what + " has an unclosed IPv6 bracket: " + url;
-      return false;
-    }
-    out->host = std::string(authority.substr(1, close - 1));
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty() && after.front() == ':') port = after.substr(1);
-  } else {
-    const size_t colon = authority.rfind(':');
-    out->host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-  }
-  if (out->host.empty()) {
-    *error = what + " has no host: " + url;
-    return false;
-  }
-  for (char c : port) {
-    if (c < '0' || c > '9') {
-      *error = what + " has a bad port: " + url;
-      return false;
-    }
-  }
-  out->port = port.empty() ? (out->tls ? "443" : "80") : std::string(port);
-  out->host_header = out->host.find(':') != std::string::npos ? "[" + out->host + "]" : out->host;
-  if (out->port != (out->tls ? "443" : "80")) out->host_header += ":" + out->port;
-  return true;
-}
-
-std::string PercentEncode(std::string_view s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
 
 std::string Base64(const std::string& s) {
   std::string out(beast::detail::base64::encoded_size(s.size()), '\0');
@@ -194,13 +125,13 @@ class CbConnection {
 
 class CbPool : public std::enable_shared_from_this<CbPool> {
  public:
-  CbPool(asio::strand<asio::any_io_executor> strand, ParsedUrl url, ssl::context& ssl_ctx,
+  CbPool(asio::strand<asio::any_io_executor> strand, HttpUrl url, ssl::context& ssl_ctx,
          const CarrierBillingOptions& options, int max_concurrency, std::atomic<uint64_t>& requests,
          std::atomic<uint64_t>& timeouts)
       : strand_(std::move(strand)), url_(std::move(url)), ssl_ctx_(ssl_ctx), options_(options),
         max_concurrency_(std::max(1, max_concurrency)), requests_(requests), timeouts_(timeouts) {}
 
-  const ParsedUrl& url() const { return url_; }
+  const HttpUrl& url() const { return url_; }
   const CarrierBillingOptions& options() const { return options_; }
   asio::strand<asio::any_io_executor>& strand() { return strand_; }
 
@@ -283,7 +214,7 @@ class CbPool : public std::enable_shared_from_this<CbPool> {
   }
 
   asio::strand<asio::any_io_executor> strand_;
-  ParsedUrl url_;
+  HttpUrl url_;
   ssl::context& ssl_ctx_;
   const CarrierBillingOptions& options_;
   int max_concurrency_;
@@ -534,9 +465,9 @@ class CarrierBillingChargingBackend::Impl : public std::enable_shared_from_this<
       *error = "carrier billing needs a client_id";
       return false;
     }
-    ParsedUrl api, token;
-    if (!ParseUrl("carrier billing url", options_.url, &api, error)) return false;
-    if (!ParseUrl("carrier billing token_url", options_.token_url, &token, error)) return false;
+    HttpUrl api, token;
+    if (!ParseHttpUrl("carrier billing url", options_.url, &api, error)) return false;
+    if (!ParseHttpUrl("carrier billing token_url", options_.token_url, &token, error)) return false;
     if (api.tls || token.tls) {
       beast::error_code ec;
       ssl_ctx_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |

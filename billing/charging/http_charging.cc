@@ -1,4 +1,5 @@
 #include "billing/charging/http_charging.h"
+#include "billing/charging/http_url.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -29,88 +30,6 @@ using Json = nlohmann::json;
 namespace {
 
 constexpr size_t kMaxResponseBody = 64 * 1024;
-
-struct ParsedUrl {
-  bool tls = false;
-  std::string host;
-  std::string port;
-  std::string prefix;  // without trailing '/'
-  std::string host_header;
-};
-
-bool ParseUrl(const std::string& url, ParsedUrl* out, std::string* error) {
-  std::string_view rest = url;
-  if (rest.rfind("http://", 0) == 0) {
-    out->tls = false;
-    rest.remove_prefix(7);
-  } else if (rest.rfind("https://", 0) == 0) {
-    out->tls = true;
-    rest.remove_prefix(8);
-  } else {
-    *error = "charging url must start with http:// or https://: " + url;
-    return false;
-  }
-  size_t slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
-  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-  out->prefix = std::string(path);
-  std::string_view port;
-  if (!authority.empty() && authority.front() == '[') {
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) {
-      *error = "charging url has an unclosed IPv6 bracket: " + url;
-      return false;
-    }
-    out->host = std::string(authority.substr(1, close - 1));
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') {
-        *error = "charging url: junk after IPv6 address: " + url;
-        return false;
-      }
-      port = after.substr(1);
-    }
-  } else {
-    size_t colon = authority.rfind(':');
-    out->host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-  }
-  if (out->host.empty()) {
-    *error = "charging url has no host: " + url;
-    return false;
-  }
-  if (port.empty()) {
-    out->port = out->tls ? "443" : "80";
-  } else {
-    for (char c : port) {
-      if (c < '0' || c > '9') {
-        *error = "charging url has a bad port: " + url;
-        return false;
-      }
-    }
-    out->port = std::string(port);
-  }
-  const bool ipv6 = out->host.find(':') != std::string::npos;
-  out->host_header = ipv6 ? "[" + out->host + "]" : out->host;
-  if (out->port != (out->tls ? "443" : "80")) out->host_header += ":" + out->port;
-  return true;
-}
-
-std::string PercentEncode(std::string_view s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
 
 // What one attempt (or the last of several) produced.
 struct HttpReply {
@@ -259,7 +178,7 @@ class Connection {
 
 class HttpChargingBackend::Impl : public std::enable_shared_from_this<Impl> {
  public:
-  Impl(asio::any_io_executor executor, HttpChargingOptions options, ParsedUrl url)
+  Impl(asio::any_io_executor executor, HttpChargingOptions options, HttpUrl url)
       : executor_(executor),
         strand_(asio::make_strand(executor)),
         options_(std::move(options)),
@@ -295,7 +214,7 @@ class HttpChargingBackend::Impl : public std::enable_shared_from_this<Impl> {
 
   const std::string& name() const { return name_; }
   const HttpChargingOptions& options() const { return options_; }
-  const ParsedUrl& url() const { return url_; }
+  const HttpUrl& url() const { return url_; }
   ssl::context& ssl_ctx() { return ssl_ctx_; }
   asio::strand<asio::any_io_executor>& strand() { return strand_; }
   asio::any_io_executor executor() const { return executor_; }
@@ -419,7 +338,7 @@ class HttpChargingBackend::Impl : public std::enable_shared_from_this<Impl> {
   asio::any_io_executor executor_;
   asio::strand<asio::any_io_executor> strand_;
   HttpChargingOptions options_;
-  ParsedUrl url_;
+  HttpUrl url_;
   std::string name_;
   ssl::context ssl_ctx_;
   // Strand-only state.
@@ -583,8 +502,8 @@ std::shared_ptr<Connection> HttpChargingBackend::Impl::NewConnection() {
 
 std::unique_ptr<HttpChargingBackend> HttpChargingBackend::Create(asio::any_io_executor executor,
                                                                  HttpChargingOptions options, std::string* error) {
-  ParsedUrl url;
-  if (!ParseUrl(options.url, &url, error)) return nullptr;
+  HttpUrl url;
+  if (!ParseHttpUrl("charging url", options.url, &url, error)) return nullptr;
   if (options.timeout.count() <= 0) {
     *error = "charging timeout must be positive";
     return nullptr;
@@ -612,7 +531,7 @@ void HttpChargingBackend::Charge(const ChargeRequest& request, ChargeCallback do
   }
   auto exchange = std::make_shared<Exchange>();
   exchange->method = http::verb::post;
-  exchange->target = impl_->url().prefix + "/v1/charges";
+  exchange->target = impl_->url().path + "/v1/charges";
   exchange->body = Json{{"key", request.idempotency_key},
                         {"msisdn", request.msisdn},
                         {"amount_vnd", request.amount_vnd},
@@ -636,7 +555,7 @@ void HttpChargingBackend::Status(const std::string& idempotency_key, ChargeCallb
   }
   auto exchange = std::make_shared<Exchange>();
   exchange->method = http::verb::get;
-  exchange->target = impl_->url().prefix + "/v1/charges/" + PercentEncode(idempotency_key);
+  exchange->target = impl_->url().path + "/v1/charges/" + PercentEncode(idempotency_key);
   exchange->done = [executor, done = std::move(done)](HttpReply reply) mutable {
     asio::post(executor, [done = std::move(done), result = MapStatusReply(reply)]() mutable { done(std::move(result)); });
   };
@@ -653,7 +572,7 @@ void HttpChargingBackend::Refund(const std::string& idempotency_key, int64_t amo
   }
   auto exchange = std::make_shared<Exchange>();
   exchange->method = http::verb::post;
-  exchange->target = impl_->url().prefix + "/v1/charges/" + PercentEncode(idempotency_key) + "/refund";
+  exchange->target = impl_->url().path + "/v1/charges/" + PercentEncode(idempotency_key) + "/refund";
   exchange->body = Json{{"amount_vnd", amount_vnd}}.dump();
   exchange->done = [executor, done = std::move(done)](HttpReply reply) mutable {
     asio::post(executor, [done = std::move(done), result = MapRefundReply(reply)]() mutable { done(std::move(result)); });
