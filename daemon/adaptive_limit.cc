@@ -16,9 +16,12 @@ void AdaptiveLimit::OnSample(Clock::duration latency) {
   ++samples_;
 }
 
-int64_t AdaptiveLimit::Update(Clock::time_point now, bool saturated) {
+int64_t AdaptiveLimit::Update(Clock::time_point now, bool saturated_now) {
+  if (saturated_now) saturated_ = true;
   if (now < next_update_ || samples_ == 0) return limit_;
   next_update_ = now + options_.period;
+  const bool saturated = saturated_;
+  saturated_ = false;
   const double mean_us = sum_us_ / static_cast<double>(samples_);
   sum_us_ = 0;
   samples_ = 0;

@@ -10,9 +10,14 @@
 //
 // Contract:
 //  - limit() is always within [min, max] given at construction.
-//  - OnSample is fed every completed charge's latency; Update is called periodically (every
-//    `period` at most once has an effect) and says whether all slots were busy with work
-//    waiting ("saturated"). Without samples in a period the limit does not move.
+//  - OnSample is fed every completed charge's latency. NoteSaturated is called whenever the
+//    limit held back work that was waiting (every slot, or nearly, busy when a start or a claim
+//    wanted more). Update is called periodically (every `period` at most once has an effect):
+//    the limit grows if the period saw saturation at any moment, not only at the instant of
+//    the update: the owner refills its slots right after recording a batch of outcomes, so at
+//    the moment it updates, half of them may be free although the limit set the rate all
+//    period long (docs/performance.md, "200 ms charging latency"). Without samples in a period
+//    the limit does not move.
 //  - Not thread-safe: one owner (a charging lane) calls all methods.
 #pragma once
 
@@ -41,8 +46,9 @@ class AdaptiveLimit {
   std::chrono::microseconds baseline() const { return std::chrono::microseconds(static_cast<int64_t>(baseline_us_)); }
 
   void OnSample(Clock::duration latency);
-  // Returns the (possibly new) limit.
-  int64_t Update(Clock::time_point now, bool saturated);
+  void NoteSaturated() { saturated_ = true; }
+  // `saturated_now` counts as a NoteSaturated(). Returns the (possibly new) limit.
+  int64_t Update(Clock::time_point now, bool saturated_now = false);
 
  private:
   Options options_;
@@ -50,6 +56,7 @@ class AdaptiveLimit {
   double baseline_us_ = -1;  // < 0: no sample yet
   double sum_us_ = 0;
   int64_t samples_ = 0;
+  bool saturated_ = false;  // since the last update that had an effect
   Clock::time_point next_update_{};
 };
 

@@ -392,19 +392,9 @@ void ChargingWorker::Run(Lane& lane) {
         metrics_->charges_unknown_outstanding().Set(static_cast<double>(unknown));
       }
     }
-    if (lane.limit) {
-      // Saturated: (nearly) every slot busy and work waiting (handed over, or a full last
-      // claim). "Nearly": with a slow backend charges finish all the time, so at any instant a
-      // few slots are free although the limit, not the work, sets the rate.
-      bool waiting;
-      {
-        std::lock_guard<std::mutex> lock(lane.mu);
-        waiting = !lane.handed.empty();
-      }
-      const bool saturated =
-          lane.inflight.load() * 4 >= lane.concurrency * 3 && (waiting || lane.backlog_seen);
-      lane.concurrency = lane.limit->Update(Clock::now(), saturated);
-    }
+    // Saturation is noted where work starts (NoteLimitHeldBack); here, right after recording
+    // a batch, half the slots may be free, which says nothing about the period.
+    if (lane.limit) lane.concurrency = lane.limit->Update(Clock::now());
     lane.concurrency_seen.store(lane.concurrency);
     bool claimed_full = false;
     // Acks first (charge_yield_ingest_backlog): while MOs wait for their commit, start work at
@@ -413,6 +403,7 @@ void ChargingWorker::Run(Lane& lane) {
     if (metrics_ && yield) metrics_->charging_yields().Increment();
     // Donations handed over by the ingest first: they cost no claim.
     if (!yield && StartHanded(lane) > 0 && lane.inflight.load() >= lane.concurrency) {
+      NoteLimitHeldBack(lane);
       std::unique_lock<std::mutex> lock(lane.mu);
       lane.cv.wait_for(lock, options_.poll_interval,
                        [&] { return !lane.done.empty() || stopping_.load(); });
@@ -437,6 +428,7 @@ void ChargingWorker::Run(Lane& lane) {
                      claimed >= std::min<int64_t>(options_.batch_size, lane.concurrency);
     }
     if (claimed_full) continue;  // more may be waiting: claim again at once
+    if (!yield) NoteLimitHeldBack(lane);
     std::unique_lock<std::mutex> lock(lane.mu);
     lane.cv.wait_for(lock, options_.poll_interval, [&] {
       return !lane.done.empty() || lane.notified || stopping_.load() ||
@@ -451,6 +443,21 @@ void ChargingWorker::Run(Lane& lane) {
   if (lane.inflight.load() > 0) {
     spdlog::warn("charging: stopping with {} donations in flight; their leases will expire and "
                  "they resume on the next claim", lane.inflight.load());
+  }
+}
+
+void ChargingWorker::NoteLimitHeldBack(Lane& lane) {
+  if (!lane.limit || paused_.load()) return;
+  // (Nearly) every slot busy and work waiting: handed over, or left in the database by a full
+  // claim. "Nearly": with a slow backend charges finish all the time, so a few slots are free
+  // at any instant although the limit, not the work, sets the rate.
+  bool waiting;
+  {
+    std::lock_guard<std::mutex> lock(lane.mu);
+    waiting = !lane.handed.empty();
+  }
+  if ((waiting || lane.backlog_seen) && lane.inflight.load() * 4 >= lane.concurrency * 3) {
+    lane.limit->NoteSaturated();
   }
 }
 

@@ -190,6 +190,8 @@ class ChargingWorker {
 
   void Run(Lane& lane);
   void ClaimAndStart(Lane& lane);
+  // After starting what fits: tells the lane's AdaptiveLimit when the limit held work back.
+  void NoteLimitHeldBack(Lane& lane);
   // Logs (event=takeover) and counts donations whose previous lease owner was another instance.
   void ReportTakeovers(const std::vector<billing::DonationWork>& work);
   // Starts the handed-off donations that fit; returns how many it started.

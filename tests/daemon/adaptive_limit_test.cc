@@ -102,5 +102,40 @@ TEST(AdaptiveLimitTest, UpdatesMoreOftenThanThePeriodOrWithoutSamplesChangeNothi
   EXPECT_EQ(limit.Update(now + 400ms, true), 50) << "no samples";
 }
 
+// The charging lane refills its slots right after recording a batch of outcomes, so at the
+// instant it updates, half of them may be free. What counts is whether the limit held work back
+// at any moment of the period (a 200 ms backend took 30 s to reach 187 in flight when only the
+// instant counted).
+TEST(AdaptiveLimitTest, SaturationNotedDuringThePeriodCountsThoughTheUpdateInstantLooksIdle) {
+  AdaptiveLimit limit({.min = 8, .max = 1000, .initial = 32});
+  Clock::time_point now{};
+  for (int period = 0; period < 20; ++period) {
+    for (int s = 0; s < 10; ++s) {
+      limit.OnSample(200ms);
+      if (s == 5) limit.NoteSaturated();  // a start found every slot busy, work waiting
+    }
+    now += 100ms;
+    limit.Update(now, /*saturated_now=*/false);
+  }
+  EXPECT_EQ(limit.limit(), 1000) << "32 -> 1,000 takes 16 periods of 25 % growth: 1.6 s";
+}
+
+TEST(AdaptiveLimitTest, ASaturatedPeriodDoesNotCarryOverIntoTheNextOne) {
+  AdaptiveLimit limit({.min = 8, .max = 1000, .initial = 32});
+  Clock::time_point now{};
+  limit.OnSample(10ms);
+  limit.NoteSaturated();
+  now += 100ms;
+  EXPECT_EQ(limit.Update(now), 40);
+  limit.OnSample(10ms);
+  now += 100ms;
+  EXPECT_EQ(limit.Update(now), 40) << "nothing held back in this period";
+  limit.NoteSaturated();  // within the period but before any sample: kept for the next update
+  now += 100ms;
+  EXPECT_EQ(limit.Update(now), 40) << "no samples";
+  limit.OnSample(10ms);
+  EXPECT_EQ(limit.Update(now + 1ms), 50);
+}
+
 }  // namespace
 }  // namespace donagate::daemon
