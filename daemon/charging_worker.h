@@ -4,7 +4,8 @@
 // (connection) and its share of charge_concurrency (fixed, or learned: AdaptiveLimit):
 //   0. start the donations the ingest handed over in memory (HandOff: stored already claimed
 //      by this instance, so they cost no claim);
-//   1. with room left, claim up to charge_batch_size donations (Store::ClaimDonations: FOR
+//   1. with room left, claim up to charge_batch_size donations (16 × that while the previous
+//      claim came back full: the backlog is in the database) (Store::ClaimDonations: FOR
 //      UPDATE SKIP LOCKED with a lease, so several threads or daemon instances never get the
 //      same donation) — the recovery path: deferred ones, expired leases, a dead instance's
 //      work, what overflowed the hand-off — keeping at most the limit in flight;
@@ -189,7 +190,8 @@ class ChargingWorker {
   };
 
   void Run(Lane& lane);
-  void ClaimAndStart(Lane& lane);
+  // Returns how many donations it asked for (0: no room, or the claim failed).
+  int ClaimAndStart(Lane& lane);
   // After starting what fits: tells the lane's AdaptiveLimit when the limit held work back.
   void NoteLimitHeldBack(Lane& lane);
   // Logs (event=takeover) and counts donations whose previous lease owner was another instance.

@@ -96,7 +96,8 @@ class SimServer::State {
     if (target == "/v1/admin/stats" && req.method() == http::verb::get) {
       return Reply(200, {{"tokens_issued", tokens_issued_}, {"replays_refused", replays_refused_},
                          {"unauthorized", unauthorized_}, {"payments", payments_.size()},
-                         {"responses_lost", responses_lost_}, {"responses_late", responses_late_}});
+                         {"responses_lost", responses_lost_}, {"responses_late", responses_late_},
+                         {"max_in_flight", max_in_flight_}});
     }
     if (camara && target.rfind("/v1/", 0) != 0) {
       Decision d = Camara(req, target);
@@ -607,6 +608,15 @@ class SimServer::State {
   uint64_t responses_lost_ = 0;  // answers dropped after processing (carrier_billing dialect)
   uint64_t responses_late_ = 0;  // answers delayed by timeout_delay_ms after processing
 
+ public:
+  // Requests held for their latency at once: how much concurrency a client really used.
+  void HoldStarted() { max_in_flight_ = std::max(max_in_flight_, ++in_flight_); }
+  void HoldEnded() { --in_flight_; }
+
+ private:
+  uint64_t in_flight_ = 0;
+  uint64_t max_in_flight_ = 0;
+
 
   SimOptions& options_;
   std::mt19937_64 rng_;
@@ -662,7 +672,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     beast::get_lowest_layer(stream_).expires_never();
     if (d.delay_ms <= 0) return Write();
     timer_.emplace(stream_.get_executor(), std::chrono::milliseconds(d.delay_ms));
+    state_.HoldStarted();
     timer_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      self->state_.HoldEnded();
       if (ec) return;
       self->Write();
     });
