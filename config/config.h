@@ -213,7 +213,8 @@ struct ChargingBackendConfig {
   int breaker_cooloff_s = 30;             // 1..3600
   std::optional<ChargingMode> charging_mode;  // overrides the campaign's mode for this operator
   int64_t initial_balance_vnd = 1000000;  // in_process: every subscriber's starting balance
-  // backend = "diameter" (Ro direct debiting; docs/charging.md). timeout_ms is Tx.
+  // backend = "diameter" (Ro direct debiting; docs/charging.md). timeout_ms is Tx; tls_verify
+  // and ca_file apply when tls = true.
   std::vector<std::string> peers;          // "host:port" (port default 3868), preference order
   std::string origin_host, origin_realm, destination_realm, destination_host;
   std::string service_context_id = "32274@3gpp.org";
@@ -226,6 +227,8 @@ struct ChargingBackendConfig {
   int watchdog_interval_ms = 30000;        // Tw, 100..600000
   int reconnect_interval_ms = 2000;        // 10..600000
   uint32_t failure_handling = 2;           // CCFH: 0 TERMINATE, 1 CONTINUE, 2 RETRY_AND_TERMINATE
+  bool tls = false;                        // TLS/TCP (RFC 6733 §2.1; peers' port default 5658)
+  std::string tls_cert_file, tls_key_file; // client certificate and key (PEM), optional, together
   // backend = "carrier_billing" (CAMARA Carrier Billing; docs/charging.md). url is the API root
   // including its version; timeout_ms, retries, max_concurrency, tls_verify, ca_file apply too.
   std::string token_url;                   // OAuth 2.0 token endpoint, required

@@ -146,7 +146,8 @@ const std::vector<std::pair<std::string_view, std::vector<std::string_view>>>& S
         "peers", "origin_host", "origin_realm", "destination_realm", "destination_host",
         "service_context_id", "service_identifier", "rating_group", "campaign_service_identifiers",
         "campaign_rating_groups", "idempotency_avp_code", "idempotency_avp_vendor",
-        "watchdog_interval_ms", "reconnect_interval_ms", "failure_handling",
+        "watchdog_interval_ms", "reconnect_interval_ms", "failure_handling", "tls", "tls_cert_file",
+        "tls_key_file",
         // backend = "carrier_billing"
         "token_url", "client_id", "client_secret_env", "client_secret_file", "scope", "two_step",
         "merchant_identifier", "payment_description", "token_refresh_margin_s"}},
@@ -914,7 +915,8 @@ void ReadDiameterCharging(Context& ctx, TableReader& r, ChargingBackendConfig& b
       "peers", "origin_host", "origin_realm", "destination_realm", "destination_host",
       "service_context_id", "service_identifier", "rating_group", "campaign_service_identifiers",
       "campaign_rating_groups", "idempotency_avp_code", "idempotency_avp_vendor",
-      "watchdog_interval_ms", "reconnect_interval_ms", "failure_handling"};
+      "watchdog_interval_ms", "reconnect_interval_ms", "failure_handling", "tls", "tls_cert_file",
+      "tls_key_file"};
   if (backend_set && b.backend != ChargingBackendKind::kDiameter) {
     for (std::string_view k : kKeys) {
       if (r.Has(k)) r.Error(k, "applies to backend = \"diameter\" only");
@@ -964,6 +966,19 @@ void ReadDiameterCharging(Context& ctx, TableReader& r, ChargingBackendConfig& b
   r.Integer("reconnect_interval_ms", b.reconnect_interval_ms, 10, 600000);
   r.Enum("failure_handling", b.failure_handling,
          {{"TERMINATE", 0u}, {"CONTINUE", 1u}, {"RETRY_AND_TERMINATE", 2u}});
+  r.Bool("tls", b.tls);
+  // A file already reported as unreadable is not reported again as missing its partner.
+  const bool cert_read = r.File("tls_cert_file", b.tls_cert_file) || !r.Has("tls_cert_file");
+  const bool key_read = r.File("tls_key_file", b.tls_key_file) || !r.Has("tls_key_file");
+  const bool cert = !b.tls_cert_file.empty(), key = !b.tls_key_file.empty();
+  if (!cert_read || !key_read) {
+    // reported
+  } else if (!b.tls && (cert || key)) {
+    r.Error(cert ? "tls_cert_file" : "tls_key_file", "needs tls = true");
+  } else if (cert != key) {
+    r.Error(cert ? "tls_cert_file" : "tls_key_file",
+            "tls_cert_file and tls_key_file go together (a client certificate and its key)");
+  }
 }
 
 // The keys of backend = "carrier_billing" (docs/charging.md, "Carrier Billing"); refused on

@@ -17,7 +17,11 @@ DiameterChargingOptions DiameterOptionsFor(const config::ChargingBackendConfig& 
     DiameterPeerAddress a;
     const size_t colon = peer.rfind(':');
     a.host = peer.substr(0, colon);
-    if (colon != std::string::npos) a.port = peer.substr(colon + 1);
+    if (colon != std::string::npos) {
+      a.port = peer.substr(colon + 1);
+    } else if (config.tls) {
+      a.port = "5658";  // RFC 6733 §11.4: Diameter over TLS/TCP
+    }
     o.peers.push_back(std::move(a));
   }
   o.origin_host = config.origin_host;
@@ -35,6 +39,11 @@ DiameterChargingOptions DiameterOptionsFor(const config::ChargingBackendConfig& 
   o.watchdog_interval = std::chrono::milliseconds(config.watchdog_interval_ms);
   o.reconnect_interval = std::chrono::milliseconds(config.reconnect_interval_ms);
   o.failure_handling = static_cast<CreditControlFailureHandling>(config.failure_handling);
+  o.tls = config.tls;
+  o.tls_verify = config.tls_verify;
+  o.ca_file = config.ca_file;
+  o.tls_cert_file = config.tls_cert_file;
+  o.tls_key_file = config.tls_key_file;
   return o;
 }
 

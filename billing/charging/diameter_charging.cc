@@ -1,5 +1,6 @@
 #include "billing/charging/diameter_charging.h"
 
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
@@ -23,6 +25,7 @@
 namespace donagate::billing {
 
 namespace asio = boost::asio;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using steady_clock = std::chrono::steady_clock;
 using namespace diameter;
@@ -161,11 +164,33 @@ struct Exchange {
 
 class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> {
  public:
+  // One connection's transport, TCP or TLS over TCP. Every handler of its operations holds it,
+  // so a link closed (or replaced by a reconnect) while a read, write or handshake is pending
+  // lives until they have completed: an ssl::stream must outlive its composed operations.
+  struct Link {
+    std::shared_ptr<ssl::context> context;  // outlives the stream
+    tcp::socket plain;
+    std::optional<ssl::stream<tcp::socket>> tls;
+    Link(asio::strand<asio::any_io_executor>& strand, std::shared_ptr<ssl::context> ctx)
+        : context(std::move(ctx)), plain(strand) {
+      if (context) tls.emplace(strand, *context);
+    }
+    tcp::socket& socket() { return tls ? tls->next_layer() : plain; }
+    template <class F>
+    void With(F&& f) {
+      if (tls) {
+        f(*tls);
+      } else {
+        f(plain);
+      }
+    }
+  };
+
   struct Peer {
     size_t index = 0;
     DiameterPeerAddress address;
     std::string label;
-    std::unique_ptr<tcp::socket> socket;
+    std::shared_ptr<Link> link;  // null until the first connect
     std::unique_ptr<tcp::resolver> resolver;
     asio::steady_timer timer;  // CEA wait / watchdog / reconnect
     PeerState state = PeerState::kClosed;
@@ -188,9 +213,9 @@ class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> 
     steady_clock::time_point sent_at;
   };
 
-  Impl(asio::any_io_executor executor, DiameterChargingOptions options)
+  Impl(asio::any_io_executor executor, DiameterChargingOptions options, std::shared_ptr<ssl::context> tls)
       : executor_(executor), strand_(asio::make_strand(executor)), options_(std::move(options)),
-        name_("diameter:" + options_.operator_name) {
+        name_("diameter:" + options_.operator_name), tls_(std::move(tls)) {
     std::random_device rd;
     hop_by_hop_ = rd();
     // RFC 6733 §3: high 12 bits from the clock, low 20 random, so ids stay unique across restarts.
@@ -309,21 +334,25 @@ class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> 
         asio::post(self->executor_, [c] { c->done(c->result); });
       };
       for (auto& p : self->peers_) {
+        std::string origin, tls, last_close;
+        {
+          std::lock_guard<std::mutex> lock(self->stats_mutex_);
+          origin = self->stats_[p->index].remote_origin_host;
+          tls = self->stats_[p->index].tls_version;
+          last_close = self->stats_[p->index].last_close_reason;
+        }
         if (p->state != PeerState::kOpen) {
-          c->lines[p->index] = p->label + ": not open (capabilities exchange did not complete)";
+          c->lines[p->index] = p->label + ": not open (capabilities exchange did not complete" +
+                               (last_close.empty() ? std::string() : "; last: " + last_close) + ")";
           continue;
         }
         ++c->outstanding;
         const auto sent = steady_clock::now();
-        std::string origin;
-        {
-          std::lock_guard<std::mutex> lock(self->stats_mutex_);
-          origin = self->stats_[p->index].remote_origin_host;
-        }
-        p->dwa_waiters.push_back([c, finish, sent, index = p->index, label = p->label, origin](uint32_t rc) {
+        const std::string transport = tls.empty() ? std::string() : " over " + tls;
+        p->dwa_waiters.push_back([c, finish, sent, index = p->index, label = p->label, origin, transport](uint32_t rc) {
           const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - sent).count();
           if (rc == kResultSuccess) c->result.ok = true;
-          c->lines[index] = label + ": CEA ok (peer Origin-Host " + origin + "), DWA " +
+          c->lines[index] = label + transport + ": CEA ok (peer Origin-Host " + origin + "), DWA " +
                             (rc == 0 ? std::string("not received") : Describe(rc)) + " in " + std::to_string(ms) + " ms";
           if (--c->outstanding == 0) finish();
         });
@@ -362,7 +391,7 @@ class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> 
   void Connect(Peer& p) {
     if (closed_) return;
     SetState(p, PeerState::kConnecting);
-    p.socket = std::make_unique<tcp::socket>(strand_);
+    p.link = std::make_shared<Link>(strand_, tls_);
     p.resolver = std::make_unique<tcp::resolver>(strand_);
     const uint64_t gen = p.generation;
     // The whole connect + CER/CEA is bounded by Tx.
@@ -375,22 +404,52 @@ class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> 
         [self = shared_from_this(), &p, gen](const boost::system::error_code& ec, tcp::resolver::results_type results) {
           if (gen != p.generation) return;
           if (ec) return self->Close(p, "resolve: " + ec.message());
-          asio::async_connect(*p.socket, results, [self, &p, gen](const boost::system::error_code& ec, const tcp::endpoint&) {
+          auto link = p.link;
+          asio::async_connect(link->socket(), results, [self, &p, gen, link](const boost::system::error_code& ec, const tcp::endpoint&) {
             if (gen != p.generation) return;
             if (ec) return self->Close(p, "connect: " + ec.message());
             boost::system::error_code ignored;
-            p.socket->set_option(tcp::no_delay(true), ignored);
-            self->SetState(p, PeerState::kWaitCea);
-            self->SendCer(p);
-            self->ReadHeader(p);
+            link->socket().set_option(tcp::no_delay(true), ignored);
+            if (link->tls) return self->Handshake(p, link);
+            self->OnTransportUp(p);
           });
         });
+  }
+
+  // RFC 6733 §2.1: on a TLS/TCP connection the handshake comes first, then CER/CEA inside it.
+  // Still bounded by the connect's Tx timer.
+  void Handshake(Peer& p, const std::shared_ptr<Link>& link) {
+    const uint64_t gen = p.generation;
+    const std::string& host = p.address.host;
+    boost::system::error_code not_an_address;
+    asio::ip::make_address(host, not_an_address);
+    // SNI carries host names only (RFC 6066 §3).
+    if (not_an_address && !SSL_set_tlsext_host_name(link->tls->native_handle(), host.c_str())) {
+      return Close(p, "TLS: cannot set the server name " + host);
+    }
+    if (options_.tls_verify) link->tls->set_verify_callback(ssl::host_name_verification(host));
+    link->tls->async_handshake(ssl::stream_base::client,
+                               [self = shared_from_this(), &p, gen, link](const boost::system::error_code& ec) {
+                                 if (gen != p.generation) return;
+                                 if (ec) return self->Close(p, "TLS handshake: " + ec.message());
+                                 {
+                                   std::lock_guard<std::mutex> lock(self->stats_mutex_);
+                                   self->StatsOf(p).tls_version = SSL_get_version(link->tls->native_handle());
+                                 }
+                                 self->OnTransportUp(p);
+                               });
+  }
+
+  void OnTransportUp(Peer& p) {
+    SetState(p, PeerState::kWaitCea);
+    SendCer(p);
+    ReadHeader(p);
   }
 
   void SendCer(Peer& p) {
     Message cer = NewRequest(kCmdCapabilitiesExchange, kAppCommon);
     boost::system::error_code ec;
-    auto local = p.socket->local_endpoint(ec);
+    auto local = p.link->socket().local_endpoint(ec);
     cer.avps.push_back(Avp::Address(kAvpHostIpAddress, ec ? "127.0.0.1" : local.address().to_string()));
     cer.avps.push_back(Avp::Unsigned32(kAvpVendorId, 0));
     cer.avps.push_back(Avp::OctetString(kAvpProductName, "donagate"));
@@ -434,7 +493,7 @@ class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> 
   }
 
   void Write(Peer& p, std::string bytes) {
-    if (!p.socket || !p.socket->is_open()) return;
+    if (!p.link || !p.link->socket().is_open()) return;
     p.out.push_back(std::move(bytes));
     if (!p.writing) WriteNext(p);
   }
@@ -446,33 +505,44 @@ class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> 
     }
     p.writing = true;
     const uint64_t gen = p.generation;
-    asio::async_write(*p.socket, asio::buffer(p.out.front()),
-                      [self = shared_from_this(), &p, gen](const boost::system::error_code& ec, size_t) {
-                        if (gen != p.generation) return;
-                        if (ec) return self->Close(p, "write: " + ec.message());
-                        p.out.pop_front();
-                        self->WriteNext(p);
-                      });
+    p.link->With([&](auto& stream) {
+      asio::async_write(stream, asio::buffer(p.out.front()),
+                        [self = shared_from_this(), &p, gen, link = p.link](const boost::system::error_code& ec, size_t) {
+                          if (gen != p.generation) return;
+                          if (ec) return self->Close(p, "write: " + ec.message());
+                          p.out.pop_front();
+                          self->WriteNext(p);
+                        });
+    });
   }
 
   void ReadHeader(Peer& p) {
     const uint64_t gen = p.generation;
-    asio::async_read(*p.socket, asio::buffer(p.header),
-                     [self = shared_from_this(), &p, gen](const boost::system::error_code& ec, size_t) {
-                       if (gen != p.generation) return;
-                       if (ec) return self->Close(p, "read: " + ec.message());
-                       const uint32_t length = MessageLength(std::string_view(p.header.data(), 4));
-                       if (length < 20 || length > kMaxMessage) return self->Close(p, "bad message header");
-                       p.body.assign(p.header.data(), p.header.size());
-                       p.body.resize(length);
-                       if (length == 20) return self->OnMessage(p);
-                       asio::async_read(*p.socket, asio::buffer(p.body.data() + 20, length - 20),
-                                        [self, &p, gen](const boost::system::error_code& ec, size_t) {
-                                          if (gen != p.generation) return;
-                                          if (ec) return self->Close(p, "read: " + ec.message());
-                                          self->OnMessage(p);
-                                        });
-                     });
+    p.link->With([&](auto& stream) {
+      asio::async_read(stream, asio::buffer(p.header),
+                       [self = shared_from_this(), &p, gen, link = p.link](const boost::system::error_code& ec, size_t) {
+                         if (gen != p.generation) return;
+                         if (ec) return self->Close(p, "read: " + ec.message());
+                         const uint32_t length = MessageLength(std::string_view(p.header.data(), 4));
+                         if (length < 20 || length > kMaxMessage) return self->Close(p, "bad message header");
+                         p.body.assign(p.header.data(), p.header.size());
+                         p.body.resize(length);
+                         if (length == 20) return self->OnMessage(p);
+                         self->ReadBody(p, length);
+                       });
+    });
+  }
+
+  void ReadBody(Peer& p, uint32_t length) {
+    const uint64_t gen = p.generation;
+    p.link->With([&](auto& stream) {
+      asio::async_read(stream, asio::buffer(p.body.data() + 20, length - 20),
+                       [self = shared_from_this(), &p, gen, link = p.link](const boost::system::error_code& ec, size_t) {
+                         if (gen != p.generation) return;
+                         if (ec) return self->Close(p, "read: " + ec.message());
+                         self->OnMessage(p);
+                       });
+    });
   }
 
   void OnMessage(Peer& p) {
@@ -482,7 +552,7 @@ class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> 
     p.last_rx = steady_clock::now();
     const uint64_t gen = p.generation;
     Dispatch(p, *m);
-    if (gen == p.generation && p.socket) ReadHeader(p);
+    if (gen == p.generation && p.link) ReadHeader(p);
   }
 
   void Dispatch(Peer& p, const Message& m) {
@@ -539,14 +609,18 @@ class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> 
   void FailOver(Peer& p, const std::string& why) { Close(p, why); }
 
   void Close(Peer& p, const std::string& why) {
-    (void)why;
-    if (p.state == PeerState::kClosed && !p.socket) return;
+    if (p.state == PeerState::kClosed && !p.link) return;
     ++p.generation;
     p.timer.cancel();
-    if (p.socket) {
+    if (p.link) {
       boost::system::error_code ignored;
-      p.socket->shutdown(tcp::socket::shutdown_both, ignored);
-      p.socket->close(ignored);
+      p.link->socket().shutdown(tcp::socket::shutdown_both, ignored);
+      p.link->socket().close(ignored);
+    }
+    {
+      std::lock_guard<std::mutex> lock(stats_mutex_);
+      StatsOf(p).tls_version.clear();
+      StatsOf(p).last_close_reason = why;
     }
     p.out.clear();
     p.writing = false;
@@ -715,6 +789,7 @@ class DiameterChargingBackend::Impl : public std::enable_shared_from_this<Impl> 
   asio::strand<asio::any_io_executor> strand_;
   DiameterChargingOptions options_;
   std::string name_;
+  std::shared_ptr<ssl::context> tls_;  // null: plain TCP
   std::vector<std::unique_ptr<Peer>> peers_;
   // Strand-only state.
   bool closed_ = false;
@@ -770,7 +845,43 @@ std::unique_ptr<DiameterChargingBackend> DiameterChargingBackend::Create(asio::a
     *error = "diameter tx_timeout and watchdog_interval must be positive";
     return nullptr;
   }
-  auto impl = std::make_shared<Impl>(std::move(executor), std::move(options));
+  std::shared_ptr<ssl::context> tls;
+  if (options.tls) {
+    tls = std::make_shared<ssl::context>(ssl::context::tls_client);
+    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    boost::system::error_code ec;
+    if (!options.ca_file.empty()) {
+      tls->load_verify_file(options.ca_file, ec);
+      if (ec) {
+        *error = "cannot load diameter ca_file " + options.ca_file + ": " + ec.message();
+        return nullptr;
+      }
+    } else {
+      tls->set_default_verify_paths(ec);
+    }
+    if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+      *error = "diameter tls_cert_file and tls_key_file go together";
+      return nullptr;
+    }
+    if (!options.tls_cert_file.empty()) {
+      tls->use_certificate_chain_file(options.tls_cert_file, ec);
+      if (ec) {
+        *error = "cannot load diameter tls_cert_file " + options.tls_cert_file + ": " + ec.message();
+        return nullptr;
+      }
+      tls->use_private_key_file(options.tls_key_file, ssl::context::pem, ec);
+      if (ec) {
+        *error = "cannot load diameter tls_key_file " + options.tls_key_file + ": " + ec.message();
+        return nullptr;
+      }
+    }
+    tls->set_verify_mode(options.tls_verify ? ssl::verify_peer : ssl::verify_none);
+  } else if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
+    *error = "diameter tls_cert_file / tls_key_file need tls = true";
+    return nullptr;
+  }
+  auto impl = std::make_shared<Impl>(std::move(executor), std::move(options), std::move(tls));
   impl->Start();
   return std::unique_ptr<DiameterChargingBackend>(new DiameterChargingBackend(std::move(impl)));
 }

@@ -1,11 +1,16 @@
 // The Diameter Ro backend (backend = "diameter"): one-time event charging with direct debiting
 // (RFC 4006 §6.3, 3GPP TS 32.299) against an operator's OCS, over our own small codec
-// (diameter_codec.h) on Boost.Asio TCP. docs/charging.md has the AVP and result-code tables.
+// (diameter_codec.h) on Boost.Asio TCP, or TLS. docs/charging.md has the AVP and result-code tables.
 //
 //  - Peers: a list in preference order. Each is connected at start and kept open: CER/CEA
 //    (Auth-Application-Id 4), DWR/DWA every watchdog_interval (Tw) when the link is quiet — a
 //    DWR unanswered for one more Tw closes the link (pending requests fail over) and it is
 //    reconnected every reconnect_interval. DPR/DPA on shutdown and when the OCS asks.
+//  - TLS (tls = true): RFC 6733 §2.1 "TLS/TCP", the handshake right after the TCP connect and
+//    before CER (default port 5658). The OCS's certificate is verified against ca_file (or the
+//    system store) and the configured host name unless tls_verify is false; a client certificate
+//    is presented when tls_cert_file / tls_key_file are set (operators often require mutual TLS).
+//    A peer whose handshake fails is never opened: its charges are kUnavailable, never sent.
 //  - Charge → CCR EVENT_REQUEST / DIRECT_DEBITING, sent to the first open peer. Session-Id is
 //    "<origin_host>;<idempotency key>" and the key is also sent in idempotency_avp_code, so the
 //    OCS can match a retransmission; Subscription-Id END_USER_E164 = the MSISDN;
@@ -70,6 +75,11 @@ struct DiameterChargingOptions {
   CreditControlFailureHandling failure_handling = CreditControlFailureHandling::kRetryAndTerminate;
   size_t max_pending = 100000;                          // requests waiting for an answer
   size_t remembered_requests = 200000;                  // kept for T-flag retransmission
+  bool tls = false;                                     // TLS/TCP to every peer
+  bool tls_verify = true;                               // verify the OCS certificate and host name
+  std::string ca_file;                                  // empty: system trust store
+  std::string tls_cert_file;                            // client certificate chain (PEM), optional
+  std::string tls_key_file;                             // its key (PEM); required with tls_cert_file
 };
 
 namespace diameter {
@@ -94,6 +104,8 @@ class DiameterChargingBackend final : public ChargingBackend {
   struct PeerStats {
     std::string peer;                 // host:port as configured
     std::string remote_origin_host;   // from the CEA
+    std::string tls_version;          // "TLSv1.3" while open over TLS, else empty
+    std::string last_close_reason;    // why the link last closed or failed to open
     PeerState state = PeerState::kClosed;
     uint64_t requests = 0;            // CCRs written (retransmissions included)
     uint64_t retransmissions = 0;     // of those, with the T flag
@@ -105,7 +117,8 @@ class DiameterChargingBackend final : public ChargingBackend {
     double latency_sum_s = 0;
   };
 
-  // nullptr and *error when the options are unusable.
+  // nullptr and *error when the options are unusable (no peer, no identity, an unreadable
+  // ca_file / tls_cert_file / tls_key_file).
   static std::unique_ptr<DiameterChargingBackend> Create(boost::asio::any_io_executor executor,
                                                          DiameterChargingOptions options, std::string* error);
   ~DiameterChargingBackend() override;  // DPR to open peers; in-flight calls complete (kUnknown)

@@ -99,6 +99,32 @@ destination_realm = "c"
               HasSubstr("charging[0].url: applies to backend = \"http\" or \"carrier_billing\" only"));
 }
 
+TEST(DiameterConfig, TlsKeys) {
+  LoadResult r = Load(std::string(kBase) + kDiameter);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r.config.charging[0].tls);
+  r = Load(std::string(kBase) + kDiameter + R"(tls = true
+ca_file = "/etc/passwd"
+tls_cert_file = "/etc/passwd"
+tls_key_file = "/etc/hostname"
+)");
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(Lines(r));
+  EXPECT_TRUE(r.config.charging[0].tls);
+  EXPECT_TRUE(r.config.charging[0].tls_verify);
+  EXPECT_EQ(r.config.charging[0].tls_cert_file, "/etc/passwd");
+  EXPECT_EQ(r.config.charging[0].tls_key_file, "/etc/hostname");
+  // kBase + kDiameter end at line 18.
+  EXPECT_EQ(Only(Load(std::string(kBase) + kDiameter + "tls_cert_file = \"/etc/passwd\"\ntls_key_file = \"/etc/passwd\"\n")),
+            "t.toml:19:17: charging[0].tls_cert_file: needs tls = true");
+  EXPECT_EQ(Only(Load(std::string(kBase) + kDiameter + "tls = true\ntls_key_file = \"/etc/passwd\"\n")),
+            "t.toml:20:16: charging[0].tls_key_file: tls_cert_file and tls_key_file go together (a client certificate and its key)");
+  EXPECT_THAT(Only(Load(std::string(kBase) + kDiameter + "tls = true\ntls_cert_file = \"/nonexistent/c.pem\"\ntls_key_file = \"/etc/passwd\"\n")),
+              HasSubstr("charging[0].tls_cert_file: file '/nonexistent/c.pem' does not exist or is not readable"));
+  std::string text = std::string(kBase);
+  text.replace(text.find("\"diameter\""), 10, "\"in_process\"");
+  EXPECT_THAT(Only(Load(text + "tls = true\n")), HasSubstr("charging[0].tls: applies to backend = \"diameter\" only"));
+}
+
 TEST(DiameterConfig, DiameterKeysOnOtherBackendsAreRefused) {
   std::string text = std::string(kBase);
   text.replace(text.find("\"diameter\""), 10, "\"in_process\"");

@@ -19,6 +19,9 @@
 //  - Faults (also at run time via the admin API): latency (CCA and, apart, DWA), answers dropped after the debit
 //    (drop_rate), DIAMETER_TOO_BUSY (too_busy_rate, or too_busy_burst = next N CCRs, unprocessed),
 //    a listener that goes silent (answers nothing, DWR included) or closes.
+//  - TLS (--tls-cert/--tls-key): every listener speaks TLS/TCP (RFC 6733 §2.1, handshake before
+//    CER); --tls-client-ca F also requires a client certificate signed by F (mutual TLS). TLS
+//    handshakes completed and refused are counted (tls_handshakes, tls_refused).
 //  - Debit log: CSV key,msisdn,amount,at (the format tests/faults/lib.sh reads) written on SIGTERM
 //    and on GET /debits?format=csv; JSON with GET /debits.
 //
@@ -28,6 +31,7 @@
 'use strict';
 
 const net = require('net');
+const tls = require('tls');
 const http = require('http');
 const fs = require('fs');
 const dictionary = require('diameter/lib/diameter-dictionary');
@@ -52,6 +56,7 @@ function parseArgs(argv) {
     listen: [], admin: null, originHost: 'ocs.test', originRealm: 'test', defaultBalance: 1000000,
     latencyMs: 0, dwaLatencyMs: 0, dropRate: 0, tooBusyRate: 0, tooBusyBurst: 0, rules: {}, balances: {},
     debitLog: null, keyAvp: 'CC-Correlation-Id', ccfh: null, seed: 1,
+    tlsCert: null, tlsKey: null, tlsClientCa: null,
   };
   for (let i = 2; i < argv.length; ++i) {
     const a = argv[i];
@@ -74,10 +79,15 @@ function parseArgs(argv) {
       case '--key-avp': o.keyAvp = v(); break;
       case '--ccfh': o.ccfh = v(); break;
       case '--seed': o.seed = Number(v()); break;
+      case '--tls-cert': o.tlsCert = v(); break;
+      case '--tls-key': o.tlsKey = v(); break;
+      case '--tls-client-ca': o.tlsClientCa = v(); break;
       default: throw new Error('unknown option ' + a);
     }
   }
   if (o.listen.length === 0) throw new Error('--listen host:port is required');
+  if (!o.tlsCert !== !o.tlsKey) throw new Error('--tls-cert and --tls-key go together');
+  if (o.tlsClientCa && !o.tlsCert) throw new Error('--tls-client-ca needs --tls-cert');
   return o;
 }
 
@@ -99,7 +109,7 @@ const state = {
   debits: [],            // { key, msisdn, amount, at, session, refunded }
   debitsByKey: new Map(),
   stats: { ccr: 0, charged: 0, duplicates: 0, t_flagged: 0, t_flagged_duplicates: 0, dropped: 0, too_busy: 0,
-           refunds: 0, dwr: 0, cer: 0, decode_errors: 0, by_result: {} },
+           refunds: 0, dwr: 0, cer: 0, decode_errors: 0, tls_handshakes: 0, tls_refused: 0, by_result: {} },
   listeners: [],         // { spec, server, sockets:Set, mode: 'up'|'silent'|'closed' }
 };
 
@@ -251,7 +261,7 @@ function handle(listener, socket, message) {
 function startListener(spec) {
   const [host, port] = spec.split(':');
   const listener = { spec, sockets: new Set(), mode: 'up', server: null };
-  listener.server = net.createServer((socket) => {
+  const onConnection = (socket) => {
     if (listener.mode === 'closed') return socket.destroy();
     listener.sockets.add(socket);
     socket.setNoDelay(true);
@@ -278,7 +288,15 @@ function startListener(spec) {
     });
     socket.on('error', () => {});
     socket.on('close', () => listener.sockets.delete(socket));
-  });
+  };
+  if (opts.tlsCert) {
+    const tlsOptions = { cert: fs.readFileSync(opts.tlsCert), key: fs.readFileSync(opts.tlsKey) };
+    if (opts.tlsClientCa) Object.assign(tlsOptions, { ca: fs.readFileSync(opts.tlsClientCa), requestCert: true, rejectUnauthorized: true });
+    listener.server = tls.createServer(tlsOptions, (socket) => { ++state.stats.tls_handshakes; onConnection(socket); });
+    listener.server.on('tlsClientError', () => { ++state.stats.tls_refused; });
+  } else {
+    listener.server = net.createServer(onConnection);
+  }
   listener.server.listen(Number(port), host, () => console.log('ocs_sim listening on ' + spec));
   state.listeners.push(listener);
 }

@@ -2,7 +2,7 @@
 // the backend against tools/ocs_sim (node-diameter, an independent codec) as a real child
 // process: every result-code path, lost answers resolved by T-flagged retransmission (debited
 // exactly once), TOO_BUSY and failover to the second peer, the watchdog closing a dead peer,
-// refunds, and a probe that charges nobody.
+// refunds, a probe that charges nobody, and TLS/TCP (verified, refused, mutual, reconnected).
 #include "billing/charging/diameter_charging.h"
 
 #include <gtest/gtest.h>
@@ -31,6 +31,7 @@ namespace {
 using namespace diameter;
 using namespace std::chrono_literals;
 using donagate::testing::FreeTcpPort;
+using donagate::testing::MakeTempDir;
 using donagate::testing::SourcePath;
 using Json = nlohmann::json;
 
@@ -273,7 +274,7 @@ class IoThread {
 class DiameterBackendTest : public ::testing::Test {
  protected:
   void Start(std::vector<std::string> sim_args = {}, int peers = 1,
-             std::function<void(DiameterChargingOptions&)> tweak = nullptr) {
+             std::function<void(DiameterChargingOptions&)> tweak = nullptr, bool wait_open = true) {
     for (int i = 0; i < peers; ++i) ports_.push_back(FreeTcpPort());
     sim_ = std::make_unique<OcsSim>(ports_, sim_args);
     DiameterChargingOptions o = Options(ports_);
@@ -281,7 +282,17 @@ class DiameterBackendTest : public ::testing::Test {
     std::string error;
     backend_ = DiameterChargingBackend::Create(io_.executor(), o, &error);
     ASSERT_TRUE(backend_) << error;
-    WaitOpen(0);
+    if (wait_open) WaitOpen(0);
+  }
+  // A second backend on the same simulator, e.g. with other TLS settings.
+  void Restart(std::function<void(DiameterChargingOptions&)> tweak, bool wait_open = true) {
+    backend_.reset();
+    DiameterChargingOptions o = Options(ports_);
+    tweak(o);
+    std::string error;
+    backend_ = DiameterChargingBackend::Create(io_.executor(), o, &error);
+    ASSERT_TRUE(backend_) << error;
+    if (wait_open) WaitOpen(0);
   }
   void TearDown() override { backend_.reset(); }
 
@@ -525,6 +536,112 @@ TEST_F(DiameterBackendTest, DISABLED_Throughput) {
   EXPECT_EQ(charged.load(), n);
 }
 
+// --- TLS/TCP ------------------------------------------------------------------------------------
+
+class DiameterTlsTest : public DiameterBackendTest {
+ protected:
+  void SetUp() override {
+    if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "openssl CLI not installed";
+    dir_ = MakeTempDir("diameter-tls");
+    for (const char* name : {"ocs", "other", "client"}) {
+      const std::string cmd = std::string("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 ") +
+                              "-addext subjectAltName=IP:127.0.0.1 -keyout " + dir_ + "/" + name + ".key -out " +
+                              dir_ + "/" + name + ".pem >/dev/null 2>&1";
+      ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    }
+  }
+  std::vector<std::string> OcsTlsArgs() const {
+    return {"--tls-cert", dir_ + "/ocs.pem", "--tls-key", dir_ + "/ocs.key"};
+  }
+  std::function<void(DiameterChargingOptions&)> Tls(const std::string& ca, bool client_cert = false) const {
+    return [this, ca, client_cert](DiameterChargingOptions& o) {
+      o.tls = true;
+      o.ca_file = dir_ + "/" + ca + ".pem";
+      if (client_cert) {
+        o.tls_cert_file = dir_ + "/client.pem";
+        o.tls_key_file = dir_ + "/client.key";
+      }
+    };
+  }
+  // The peer stays closed for `d` (it is retried every reconnect_interval meanwhile).
+  void ExpectNeverOpen(std::chrono::milliseconds d) {
+    const auto until = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < until) {
+      ASSERT_NE(backend_->peer_stats()[0].state, DiameterChargingBackend::PeerState::kOpen);
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+  std::string ProbeLine() {
+    std::promise<DiameterChargingBackend::ProbeResult> p;
+    backend_->Probe(0ms, [&](DiameterChargingBackend::ProbeResult r) { p.set_value(r); });
+    auto r = p.get_future().get();
+    return r.lines.empty() ? "" : r.lines[0];
+  }
+  std::string dir_;
+};
+
+// An OCS whose certificate we do not trust is never talked to: no CER, no CCR, the charge is
+// unavailable (not sent, so not unknown), and charging-check says why. Trusted, the same OCS
+// charges through the tunnel, once.
+TEST_F(DiameterTlsTest, TheOcsCertificateIsVerifiedBeforeAnyMessageAndTrustedItCharges) {
+  Start(OcsTlsArgs(), 1, Tls("other"), /*wait_open=*/false);
+  ExpectNeverOpen(600ms);
+  EXPECT_NE(backend_->peer_stats()[0].last_close_reason.find("TLS handshake"), std::string::npos)
+      << backend_->peer_stats()[0].last_close_reason;
+  EXPECT_NE(ProbeLine().find("certificate verify failed"), std::string::npos) << ProbeLine();
+  ChargeResult refused = Charge(Request("don-tls-1"));
+  EXPECT_EQ(refused.outcome, ChargeOutcome::kUnavailable) << refused.detail;
+  EXPECT_EQ(sim_->Stats()["cer"], 0);
+  EXPECT_EQ(sim_->Stats()["ccr"], 0);
+
+  Restart(Tls("ocs"));
+  EXPECT_EQ(backend_->peer_stats()[0].tls_version.rfind("TLSv1.", 0), 0u) << backend_->peer_stats()[0].tls_version;
+  EXPECT_NE(ProbeLine().find("over TLSv1."), std::string::npos) << ProbeLine();
+  ChargeResult r = Charge(Request("don-tls-2", 40000));
+  EXPECT_EQ(r.outcome, ChargeOutcome::kCharged) << r.detail;
+  EXPECT_EQ(sim_->DebitsOf("don-tls-2"), 1);
+  EXPECT_EQ(sim_->DebitsOf("don-tls-1"), 0);
+}
+
+// The OCS drops every TLS connection mid-run (with reads pending on them) and comes back: the
+// backend reconnects with a fresh handshake, and a charge whose answer was lost with the link is
+// resolved by retransmission, debited once.
+TEST_F(DiameterTlsTest, ALinkDroppedMidRunIsReconnectedAndNothingIsChargedTwice) {
+  Start(OcsTlsArgs(), 1, Tls("ocs"));
+  EXPECT_EQ(Charge(Request("don-tls-10")).outcome, ChargeOutcome::kCharged);
+  sim_->Config({{"drop_rate", 1.0}});
+  std::promise<ChargeResult> lost;
+  backend_->Charge(Request("don-tls-11"), [&](ChargeResult res) { lost.set_value(std::move(res)); });
+  for (int i = 0; i < 100 && sim_->DebitsOf("don-tls-11") == 0; ++i) std::this_thread::sleep_for(5ms);
+  sim_->Config({{"listener", 0}, {"mode", "closed"}});
+  std::this_thread::sleep_for(150ms);
+  sim_->Config({{"listener", 0}, {"mode", "up"}});
+  sim_->Config({{"drop_rate", 0}});
+  const ChargeResult first = lost.get_future().get();
+  EXPECT_TRUE(first.outcome == ChargeOutcome::kCharged || first.outcome == ChargeOutcome::kUnknown) << first.detail;
+  WaitOpen(0);
+  EXPECT_GE(backend_->peer_stats()[0].connects, 2u);
+  EXPECT_GE(sim_->Stats()["tls_handshakes"], 2);
+  EXPECT_EQ(Status("don-tls-11").outcome, ChargeOutcome::kCharged);
+  EXPECT_EQ(sim_->DebitsOf("don-tls-11"), 1);
+  EXPECT_EQ(Charge(Request("don-tls-12")).outcome, ChargeOutcome::kCharged);
+}
+
+// An OCS that requires mutual TLS refuses a backend without a client certificate (never opened,
+// nothing charged) and accepts the one configured with tls_cert_file / tls_key_file.
+TEST_F(DiameterTlsTest, MutualTlsPresentsTheConfiguredClientCertificate) {
+  std::vector<std::string> args = OcsTlsArgs();
+  args.insert(args.end(), {"--tls-client-ca", dir_ + "/client.pem"});
+  Start(args, 1, Tls("ocs"), /*wait_open=*/false);
+  ExpectNeverOpen(500ms);
+  EXPECT_GE(sim_->Stats()["tls_refused"], 1);
+  EXPECT_EQ(Charge(Request("don-mtls-1")).outcome, ChargeOutcome::kUnavailable);
+  Restart(Tls("ocs", /*client_cert=*/true));
+  EXPECT_EQ(Charge(Request("don-mtls-2")).outcome, ChargeOutcome::kCharged);
+  EXPECT_EQ(sim_->DebitsOf("don-mtls-1"), 0);
+  EXPECT_EQ(sim_->DebitsOf("don-mtls-2"), 1);
+}
+
 TEST(DiameterBackendOptions, RefusesUnusableOptions) {
   IoThread io;
   std::string error;
@@ -535,6 +652,21 @@ TEST(DiameterBackendOptions, RefusesUnusableOptions) {
   o.origin_host.clear();
   EXPECT_FALSE(DiameterChargingBackend::Create(io.executor(), o, &error));
   EXPECT_NE(error.find("origin_host"), std::string::npos);
+  o = Options({3868});
+  o.tls = true;
+  o.ca_file = "/nonexistent/ca.pem";
+  EXPECT_FALSE(DiameterChargingBackend::Create(io.executor(), o, &error));
+  EXPECT_NE(error.find("ca_file /nonexistent/ca.pem"), std::string::npos) << error;
+  o.ca_file.clear();
+  o.tls_cert_file = "/etc/passwd";
+  EXPECT_FALSE(DiameterChargingBackend::Create(io.executor(), o, &error));
+  EXPECT_NE(error.find("go together"), std::string::npos) << error;
+  o.tls_key_file = "/etc/passwd";
+  EXPECT_FALSE(DiameterChargingBackend::Create(io.executor(), o, &error));
+  EXPECT_NE(error.find("cannot load diameter tls_cert_file"), std::string::npos) << error;
+  o.tls = false;
+  EXPECT_FALSE(DiameterChargingBackend::Create(io.executor(), o, &error));
+  EXPECT_NE(error.find("need tls = true"), std::string::npos) << error;
 }
 
 }  // namespace
