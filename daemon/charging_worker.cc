@@ -10,6 +10,7 @@
 #include "billing/charging/charging_factory.h"
 #include "billing/domain/reply_template.h"
 #include "daemon/logging.h"
+#include "daemon/carrier_billing_metrics.h"
 #include "daemon/diameter_metrics.h"
 #include "daemon/metrics.h"
 #include "daemon/reply_templates.h"
@@ -88,6 +89,7 @@ struct ChargerSet::Entry {
   std::unique_ptr<billing::ChargingBackend> backend;
   std::unique_ptr<billing::CircuitBreaker> breaker;
   std::shared_ptr<DiameterMetricsExporter> diameter_metrics;  // backend = "diameter" only
+  std::shared_ptr<CarrierBillingMetricsExporter> carrier_billing_metrics;  // "carrier_billing" only
   std::unique_ptr<billing::DonationCharger> charger;
   std::optional<config::ChargingMode> mode_override;
   Metrics::ChargingCounters* counters = nullptr;
@@ -115,6 +117,10 @@ std::unique_ptr<ChargerSet> ChargerSet::Create(boost::asio::any_io_executor exec
     if (auto* diameter = dynamic_cast<billing::DiameterChargingBackend*>(backend.get()); diameter && metrics) {
       entry->diameter_metrics =
           DiameterMetricsExporter::Start(executor, metrics->registry(), c.operator_name, diameter->StatsSource());
+    }
+    if (auto* cb = dynamic_cast<billing::CarrierBillingChargingBackend*>(backend.get()); cb && metrics) {
+      entry->carrier_billing_metrics =
+          CarrierBillingMetricsExporter::Start(executor, metrics->registry(), c.operator_name, cb->StatsSource());
     }
     entry->backend = std::make_unique<MeteredBackend>(std::move(backend), entry->counters);
     entry->breaker = std::make_unique<billing::CircuitBreaker>(billing::BreakerOptionsFor(c));

@@ -509,6 +509,7 @@ class CarrierBillingChargingBackend::Impl : public std::enable_shared_from_this<
     s.token_refreshes_on_401 = refreshes_on_401_.load();
     s.timeouts = timeouts_.load();
     s.retrievals = retrievals_.load();
+    s.token_failures = token_failures_.load();
     return s;
   }
 
@@ -842,6 +843,7 @@ class CarrierBillingChargingBackend::Impl : public std::enable_shared_from_this<
         refresh_at_ = expires_at_ - margin;
       }
     }
+    if (!why.empty()) ++token_failures_;
     auto waiters = std::move(waiters_);
     waiters_.clear();
     for (auto& w : waiters) {
@@ -866,7 +868,8 @@ class CarrierBillingChargingBackend::Impl : public std::enable_shared_from_this<
   Clock::time_point refresh_at_{}, expires_at_{};
   bool token_in_flight_ = false;
   std::vector<TokenWaiter> waiters_;
-  std::atomic<uint64_t> requests_{0}, token_requests_{0}, refreshes_on_401_{0}, timeouts_{0}, retrievals_{0};
+  std::atomic<uint64_t> requests_{0}, token_requests_{0}, refreshes_on_401_{0}, timeouts_{0}, retrievals_{0},
+      token_failures_{0};
 
  public:
   asio::strand<asio::any_io_executor>& strand() { return strand_; }
@@ -889,6 +892,10 @@ CarrierBillingChargingBackend::~CarrierBillingChargingBackend() { impl_->Shutdow
 std::string_view CarrierBillingChargingBackend::Name() const { return impl_->name(); }
 
 CarrierBillingChargingBackend::Stats CarrierBillingChargingBackend::stats() const { return impl_->stats(); }
+
+std::function<CarrierBillingChargingBackend::Stats()> CarrierBillingChargingBackend::StatsSource() const {
+  return [impl = impl_] { return impl->stats(); };
+}
 
 namespace {
 // Runs `work` on the strand; its result is handed to `done` on the executor (never inline).

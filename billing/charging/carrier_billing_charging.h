@@ -68,6 +68,7 @@ class CarrierBillingChargingBackend final : public ChargingBackend {
     uint64_t token_refreshes_on_401 = 0;
     uint64_t timeouts = 0;
     uint64_t retrievals = 0;      // payments retrieved by clientCorrelator (Status)
+    uint64_t token_failures = 0;  // token endpoint calls that gave no usable token
   };
 
   // nullptr and *error when the options are unusable (bad URL, unreadable ca_file, no client id).
@@ -90,6 +91,9 @@ class CarrierBillingChargingBackend final : public ChargingBackend {
   void Probe(std::function<void(ProbeResult)> done);
 
   Stats stats() const;
+  // stats() as a callable that keeps the backend's state alive on its own (for an exporter that
+  // may outlive this object by a timer tick).
+  std::function<Stats()> StatsSource() const;
 
   class Impl;
 

@@ -62,6 +62,14 @@ payments=$(cb_stat .payments)
 lost=$(cb_stat .responses_lost)
 late=$(cb_stat .responses_late)
 [ "$lost" -gt 0 ] || fail "no answer was lost: the test proves nothing"
+# The daemon's own view of the same run, as ops would see it on /metrics.
+cb_metric() { metric "donagate_carrier_billing_$1{operator=\"opa\"}"; }
+m_tokens=$(cb_metric token_requests_total); m_401=$(cb_metric token_refreshes_on_401_total)
+m_retrievals=$(cb_metric retrievals_total); m_token_failures=$(cb_metric token_failures_total)
+[ -n "$m_tokens" ] && [ "${m_tokens%.*}" -ge 4 ] || fail "token_requests_total is '$m_tokens': token expiry not seen by the daemon"
+[ -n "$m_401" ] && [ "${m_401%.*}" -ge 1 ] || fail "token_refreshes_on_401_total is '$m_401' after the revocation"
+[ -n "$m_retrievals" ] && [ "${m_retrievals%.*}" -ge 1 ] || fail "retrievals_total is '$m_retrievals' with $lost answers lost"
+[ "${m_token_failures%.*}" = 0 ] || fail "token_failures_total is '$m_token_failures' on a healthy token endpoint"
 FAULTS_SUMMARY_EXTRA="payments=$payments lost=$lost late=$late tokens_issued=$tokens replays_refused=$replays unauthorized=$unauthorized"
 faults_verify
 echo "PASS: 1,000 donations over CAMARA Carrier Billing$([ "$CB_TWO_STEP" = 1 ] && echo ' (two-step)'), ledger = simulator debit log, nothing charged twice"
