@@ -1,4 +1,6 @@
 #include "billing/charging/carrier_billing_charging.h"
+
+#include "billing/charging/tls_client.h"
 #include "billing/charging/http_url.h"
 
 #include <openssl/err.h>
@@ -468,24 +470,10 @@ class CarrierBillingChargingBackend::Impl : public std::enable_shared_from_this<
     HttpUrl api, token;
     if (!ParseHttpUrl("carrier billing url", options_.url, &api, error)) return false;
     if (!ParseHttpUrl("carrier billing token_url", options_.token_url, &token, error)) return false;
-    if (api.tls || token.tls) {
-      beast::error_code ec;
-      ssl_ctx_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                           ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-      if (!options_.ca_file.empty()) {
-        ssl_ctx_.load_verify_file(options_.ca_file, ec);
-        if (ec) {
-          *error = "cannot load carrier billing ca_file " + options_.ca_file + ": " + ec.message();
-          return false;
-        }
-      } else {
-        ssl_ctx_.set_default_verify_paths(ec);
-        if (ec) {
-          *error = "cannot load the system trust store: " + ec.message();
-          return false;
-        }
-      }
-      ssl_ctx_.set_verify_mode(options_.tls_verify ? ssl::verify_peer : ssl::verify_none);
+    if ((api.tls || token.tls) &&
+        !ConfigureTlsClient(ssl_ctx_, {.verify = options_.tls_verify, .ca_file = options_.ca_file, .cert_file = {}, .key_file = {}}, "carrier billing",
+                            error)) {
+      return false;
     }
     api_ = std::make_shared<CbPool>(strand_, api, ssl_ctx_, options_, options_.max_concurrency, requests_, timeouts_);
     token_pool_ = std::make_shared<CbPool>(strand_, token, ssl_ctx_, options_, 2, token_requests_, timeouts_);

@@ -1,5 +1,7 @@
 #include "billing/charging/diameter_charging.h"
 
+#include "billing/charging/tls_client.h"
+
 #include <openssl/ssl.h>
 #include <unistd.h>
 
@@ -848,35 +850,12 @@ std::unique_ptr<DiameterChargingBackend> DiameterChargingBackend::Create(asio::a
   std::shared_ptr<ssl::context> tls;
   if (options.tls) {
     tls = std::make_shared<ssl::context>(ssl::context::tls_client);
-    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    boost::system::error_code ec;
-    if (!options.ca_file.empty()) {
-      tls->load_verify_file(options.ca_file, ec);
-      if (ec) {
-        *error = "cannot load diameter ca_file " + options.ca_file + ": " + ec.message();
-        return nullptr;
-      }
-    } else {
-      tls->set_default_verify_paths(ec);
-    }
-    if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
-      *error = "diameter tls_cert_file and tls_key_file go together";
+    if (!ConfigureTlsClient(*tls,
+                            {.verify = options.tls_verify, .ca_file = options.ca_file,
+                             .cert_file = options.tls_cert_file, .key_file = options.tls_key_file},
+                            "diameter", error)) {
       return nullptr;
     }
-    if (!options.tls_cert_file.empty()) {
-      tls->use_certificate_chain_file(options.tls_cert_file, ec);
-      if (ec) {
-        *error = "cannot load diameter tls_cert_file " + options.tls_cert_file + ": " + ec.message();
-        return nullptr;
-      }
-      tls->use_private_key_file(options.tls_key_file, ssl::context::pem, ec);
-      if (ec) {
-        *error = "cannot load diameter tls_key_file " + options.tls_key_file + ": " + ec.message();
-        return nullptr;
-      }
-    }
-    tls->set_verify_mode(options.tls_verify ? ssl::verify_peer : ssl::verify_none);
   } else if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
     *error = "diameter tls_cert_file / tls_key_file need tls = true";
     return nullptr;

@@ -1,5 +1,7 @@
 #include "billing/charging/http_charging.h"
+
 #include "billing/charging/http_url.h"
+#include "billing/charging/tls_client.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -192,24 +194,8 @@ class HttpChargingBackend::Impl : public std::enable_shared_from_this<Impl> {
 
   bool InitTls(std::string* error) {
     if (!url_.tls) return true;
-    beast::error_code ec;
-    ssl_ctx_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                         ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    if (!options_.ca_file.empty()) {
-      ssl_ctx_.load_verify_file(options_.ca_file, ec);
-      if (ec) {
-        *error = "cannot load charging ca_file " + options_.ca_file + ": " + ec.message();
-        return false;
-      }
-    } else {
-      ssl_ctx_.set_default_verify_paths(ec);
-      if (ec) {
-        *error = "cannot load the system trust store: " + ec.message();
-        return false;
-      }
-    }
-    ssl_ctx_.set_verify_mode(options_.tls_verify ? ssl::verify_peer : ssl::verify_none);
-    return true;
+    return ConfigureTlsClient(ssl_ctx_, {.verify = options_.tls_verify, .ca_file = options_.ca_file, .cert_file = {}, .key_file = {}}, "charging",
+                              error);
   }
 
   const std::string& name() const { return name_; }
